@@ -1,0 +1,33 @@
+# The two commands of the README:
+#   make app    install, build the index if there is none, start the web app
+#   make test   install, then run the test suite (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: app test install index browser bench
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+install: $(STAMP)
+
+index: install
+	@if [ ! -e data/index/manifest.json ]; then $(BIN)/python -m indexer build; fi
+
+app: index
+	$(BIN)/streamlit run app.py
+
+browser:
+	@scripts/install-chromium.sh
+
+test: install browser
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/embed_speed.py
+	$(BIN)/python bench/quality.py

@@ -1,0 +1,11 @@
+"""Semantic FAQ search: FAQ -> pages -> passages -> vectors -> index -> search.
+
+Modules, in the order data flows through them: `faq` (parse), `fetch` and
+`cache` (pages), `extract` (main text), `chunk` (passages), `embed` (vectors),
+`store` (the index on disk), `lexical`, `query` and `search` (retrieval),
+`evaluate` (metrics); `build` runs the pipeline and `cli` is the command line.
+"""
+
+from .config import VERSION as __version__
+
+__all__ = ["__version__"]

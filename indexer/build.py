@@ -1,0 +1,176 @@
+"""The build: FAQ -> pages -> documents -> units -> vectors -> a new index, swapped in.
+
+Every stage keeps its work where a re-run finds it (the page cache, the vector
+cache), and the index itself is only replaced once the new one is complete, so
+a build can be interrupted at any moment and simply run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from tqdm import tqdm
+
+from . import store
+from .cache import PageCache
+from .chunk import TokenCounter, chunk_text
+from .config import SCHEMA_VERSION, Settings
+from .embed import Embedder, VectorCache, embed_cached
+from .extract import extract
+from .faq import faq_files, load_entries
+from .fetch import Fetcher
+from .records import Document, Entry, Page, ReportRecord, Unit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildSummary:
+    entries: int = 0
+    resources: int = 0
+    pages_fetched: int = 0
+    pages_cached: int = 0
+    pages_thin: int = 0
+    pages_failed: int = 0
+    passages: int = 0
+    vectors_embedded: int = 0
+    vectors_reused: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (f"{self.entries} entries, {self.resources} resources: {self.pages_fetched} fetched, "
+                f"{self.pages_cached} from cache, {self.pages_thin} thin, {self.pages_failed} failed; "
+                f"{self.passages} passages, {self.vectors_embedded} vectors embedded, "
+                f"{self.vectors_reused} reused; {self.seconds:.1f}s")
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def entry_units(entry: Entry, documents: dict[str, Document], count_tokens: TokenCounter,
+                settings: Settings) -> list[Unit]:
+    """The searchable units of one entry: its question, answer, link titles and page passages."""
+    units = [Unit(entry.id, "question", entry.question)]
+    for passage in chunk_text(entry.answer, count_tokens, settings.chunk):
+        units.append(Unit(entry.id, "answer", passage))
+    for resource in entry.resources:
+        units.append(Unit(entry.id, "title", resource.title, url=resource.url))
+        doc = documents.get(resource.url)
+        if doc is None or not doc.text:
+            continue
+        context = doc.title or resource.title
+        for passage in chunk_text(doc.text, count_tokens, settings.chunk):
+            units.append(Unit(entry.id, "passage", passage, url=resource.url,
+                              embed_text=f"{context}: {passage}" if context else passage))
+    return units
+
+
+def _progress(total: int, desc: str) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="page" if desc == "fetch" else "vec",
+                disable=not sys.stderr.isatty(), leave=False)
+
+
+class _ModelLoader(threading.Thread):
+    """Loads the model while pages are fetched: both take seconds, neither needs the other."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(daemon=True)
+        self.settings = settings
+        self.embedder: Embedder | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.embedder = Embedder(self.settings.model, batch_size=self.settings.embed_batch_size)
+        except BaseException as exc:  # re-raised in the main thread
+            self.error = exc
+
+    def result(self) -> Embedder:
+        self.join()
+        if self.error:
+            raise self.error
+        assert self.embedder is not None
+        return self.embedder
+
+
+def _report(entries: Sequence[Entry], pages: dict[str, Page], documents: dict[str, Document]) -> list[ReportRecord]:
+    records: dict[str, ReportRecord] = {}
+    for entry in entries:
+        for resource in entry.resources:
+            rec = records.get(resource.url)
+            if rec is None:
+                page = pages[resource.url]
+                doc = documents.get(resource.url)
+                status = "thin" if doc and doc.thin else page.status
+                reason = "; ".join(r for r in (page.reason, doc.note if doc else "") if r)
+                rec = records[resource.url] = ReportRecord(
+                    url=resource.url, status=status, reason=reason,
+                    title=(doc.title if doc and doc.title else resource.title),
+                    chars=len(doc.text) if doc else 0, extraction=doc.method if doc else "none")
+            rec.entries.append(entry.id)
+    return list(records.values())
+
+
+def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, settings: Settings = Settings(),
+                offline: bool = False, refresh: bool = False, workers: int | None = None) -> BuildSummary:
+    started = time.monotonic()
+    entries = load_entries(faq_paths)
+    loader = _ModelLoader(settings)
+    loader.start()
+
+    urls = list(dict.fromkeys(r.url for e in entries for r in e.resources))
+    summary = BuildSummary(entries=len(entries), resources=len(urls))
+    with _progress(len(urls), "fetch") as bar, \
+            Fetcher(settings.fetch, PageCache(cache_dir), offline=offline, refresh=refresh) as fetcher:
+        pages = fetcher.fetch_all(urls, workers=workers, on_done=lambda _page: bar.update(1))
+
+    documents = {url: extract(page, settings.extract) for url, page in pages.items() if page.ok}
+    report = _report(entries, pages, documents)
+    for rec in report:
+        setattr(summary, f"pages_{rec.status}", getattr(summary, f"pages_{rec.status}") + 1)
+
+    embedder = loader.result()
+    units = [u for e in entries for u in entry_units(e, documents, embedder.count_tokens, settings)]
+    summary.passages = len(units)
+    vector_cache = VectorCache(Path(cache_dir) / "vectors.sqlite")
+    try:
+        with _progress(len(units), "embed") as bar:
+            vectors, summary.vectors_embedded, summary.vectors_reused = embed_cached(
+                embedder, vector_cache, [u.embed_text or u.text for u in units], [u.hash for u in units],
+                progress=bar.update)
+    finally:
+        vector_cache.close()
+
+    summary.seconds = round(time.monotonic() - started, 2)
+    sources = [{"path": str(p), "sha256": file_sha256(p)} for fp in faq_paths for p in faq_files(Path(fp))]
+    manifest: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "build_id": uuid.uuid4().hex,
+        "model": embedder.name,
+        "dimension": embedder.dimension,
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "sources": sources,
+        "counts": {"entries": summary.entries, "resources": summary.resources,
+                   "pages_fetched": summary.pages_fetched, "pages_cached": summary.pages_cached,
+                   "pages_thin": summary.pages_thin, "pages_failed": summary.pages_failed,
+                   "passages": summary.passages},
+        "answer_threshold": settings.search.answer_threshold,
+        "chunk": asdict(settings.chunk),
+        "summary": asdict(summary),
+    }
+    build_dir = store.new_build_dir(Path(index_dir))
+    store.write_build(build_dir, entries=entries, units=units, vectors=vectors, documents=list(documents.values()),
+                      manifest=manifest, report=[r.to_dict() for r in report])
+    store.publish(Path(index_dir), build_dir)
+    log.info("built %s: %s", index_dir, summary.line())
+    return summary

@@ -1,0 +1,75 @@
+"""Cut documents into passages that fit the embedding model's window.
+
+all-MiniLM-L6-v2 silently drops everything past 256 word pieces, so passages
+are measured with the model's own tokenizer, packed sentence by sentence, and
+overlap by a sentence or two so that an idea split across a boundary is still
+whole in one of them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Sequence
+
+from .config import ChunkSettings
+
+#: Counts word pieces for each text (no special tokens).
+TokenCounter = Callable[[Sequence[str]], list[int]]
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|(?<=[。！？])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a text, paragraph breaks kept as sentence breaks."""
+    sentences: list[str] = []
+    for paragraph in re.split(r"\n\s*\n|\n", text):
+        paragraph = " ".join(paragraph.split())
+        if paragraph:
+            sentences.extend(s.strip() for s in _SENTENCE_END.split(paragraph) if s and s.strip())
+    return sentences
+
+
+def _split_long(sentence: str, tokens: int, limit: int) -> list[str]:
+    """A sentence over the window (a table row, a code block) cut into word windows."""
+    words = sentence.split()
+    if len(words) <= 1:
+        # One unbroken token run (CJK text, a URL): cut by characters.
+        step = max(1, len(sentence) * limit // max(tokens, 1))
+        return [sentence[i:i + step] for i in range(0, len(sentence), step)]
+    per_piece = max(1, len(words) * limit // max(tokens, 1))
+    return [" ".join(words[i:i + per_piece]) for i in range(0, len(words), per_piece)]
+
+
+def chunk_text(text: str, count_tokens: TokenCounter, settings: ChunkSettings = ChunkSettings()) -> list[str]:
+    sentences = split_sentences(text)
+    if not sentences:
+        return []
+    counts = count_tokens(sentences)
+    pieces: list[tuple[str, int]] = []
+    for sentence, n in zip(sentences, counts):
+        if n > settings.max_tokens:
+            parts = _split_long(sentence, n, settings.max_tokens)
+            pieces.extend(zip(parts, count_tokens(parts)))
+        else:
+            pieces.append((sentence, n))
+
+    passages: list[str] = []
+    current: list[tuple[str, int]] = []
+    size = 0
+    for sentence, n in pieces:
+        if current and size + n > settings.max_tokens:
+            passages.append(" ".join(s for s, _ in current))
+            # Carry the tail of the passage over, up to the overlap budget.
+            carry: list[tuple[str, int]] = []
+            carried = 0
+            for s, k in reversed(current):
+                if carried + k > settings.overlap_tokens or carried + k + n > settings.max_tokens:
+                    break
+                carry.insert(0, (s, k))
+                carried += k
+            current, size = carry, carried
+        current.append((sentence, n))
+        size += n
+    if current:
+        passages.append(" ".join(s for s, _ in current))
+    return passages

@@ -1,0 +1,178 @@
+"""Command line: `python -m indexer build | search | status | eval`.
+
+Thin by design: each command parses its arguments, calls the library, and
+prints. User errors (a bad FAQ, a missing index) exit non-zero with one line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from .config import DEFAULT_CACHE_DIR, DEFAULT_FAQ, DEFAULT_INDEX_DIR, Settings, env_path
+
+index_dir_option = click.option(
+    "--index-dir", type=click.Path(path_type=Path), default=lambda: env_path("FAQ_INDEX_DIR", DEFAULT_INDEX_DIR),
+    show_default="data/index", help="Folder of the index (FAQ_INDEX_DIR).")
+
+
+def _user_errors():
+    from .embed import ModelError
+    from .faq import FaqError
+    from .store import IndexError_
+    return (FaqError, IndexError_, ModelError)
+
+
+def _run(fn, *args, **kwargs):
+    """Call into the library, turning its user-facing errors into one-line CLI errors."""
+    try:
+        return fn(*args, **kwargs)
+    except _user_errors() as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def cli(verbose: int) -> None:
+    """Semantic search over a course FAQ and the pages it links to.
+
+    \b
+        python -m indexer build                 # data/faq.md -> data/index
+        python -m indexer search "what is log loss"
+        python -m indexer status
+    """
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "httpcore", "trafilatura", "sentence_transformers", "htmldate", "courlan", "bm25s"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING) if verbose < 2 else logging.DEBUG)
+
+
+@cli.command()
+@click.option("--faq", "faq_paths", multiple=True, type=click.Path(path_type=Path),
+              help="FAQ file (.md, .jsonl, .csv) or folder; repeatable. Default: data/faq.md")
+@index_dir_option
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=lambda: env_path("FAQ_CACHE_DIR", DEFAULT_CACHE_DIR),
+              show_default="data/cache", help="Fetched pages and vectors, kept across builds.")
+@click.option("--offline", is_flag=True, help="Do not touch the network: use cached pages only.")
+@click.option("--refresh", is_flag=True, help="Re-download every page instead of revalidating.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Concurrent fetches (default 4).")
+@click.option("--model", default=None, help="sentence-transformers model name or folder (FAQ_MODEL).")
+def build(faq_paths: tuple[Path, ...], index_dir: Path, cache_dir: Path, offline: bool, refresh: bool,
+          workers: int | None, model: str | None) -> None:
+    """Build or update the index from the FAQ and the pages it links to.
+
+    \b
+        python -m indexer build
+        python -m indexer build --faq data/faq.md --faq more.jsonl --workers 8
+        python -m indexer build --offline      # cached pages only
+    """
+    from dataclasses import replace
+
+    from .build import build_index
+
+    settings = Settings() if model is None else replace(Settings(), model=model)
+    try:
+        summary = _run(build_index, list(faq_paths) or [DEFAULT_FAQ], index_dir=index_dir, cache_dir=cache_dir,
+                       settings=settings, offline=offline, refresh=refresh, workers=workers)
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted: the previous index is untouched; pages and vectors "
+                                   "fetched so far are cached for the next run") from None
+    from .store import read_report
+
+    for rec in read_report(index_dir):
+        if rec["status"] in ("failed", "thin"):
+            click.echo(f"  {rec['status']}: {rec['url']} ({rec['reason']})", err=True)
+    click.echo(f"Built {index_dir}: {summary.line()}")
+
+
+def _print_human(response) -> None:
+    mark = "" if response.answered else "  (no confident answer in the FAQ; nearest entries:)"
+    click.echo(f"? {response.query}{mark}")
+    for rank, r in enumerate(response.results, start=1):
+        click.echo(f"{rank:>2}. [{r.score:.2f}] {r.question}  ({r.id})")
+        snippet = " ".join(r.evidence.text.split())
+        click.echo(f"      matched {r.evidence.source}: {snippet[:160]}{'…' if len(snippet) > 160 else ''}")
+        for res in r.resources:
+            click.echo(f"      - {res.kind}: {res.title} <{res.url}>")
+
+
+@cli.command()
+@click.argument("query", nargs=-1)
+@index_dir_option
+@click.option("-k", "--top-k", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line, per query.")
+@click.option("--threshold", type=float, default=None, help="Override the calibrated answer threshold.")
+def search(query: tuple[str, ...], index_dir: Path, top_k: int, as_json: bool, threshold: float | None) -> None:
+    """Find the FAQ entries that answer a question (one query a line from stdin if none given).
+
+    \b
+        python -m indexer search "what is log loss"
+        python -m indexer search --json -k 3 "why exp in softmax"
+        printf 'relu\\nlearning rate\\n' | python -m indexer search --json
+    """
+    from .search import Searcher
+
+    searcher = _run(Searcher.open, index_dir, threshold=threshold)
+    queries = [" ".join(query)] if query else (line.strip() for line in sys.stdin)
+    for q in queries:
+        if not q:
+            continue
+        response = searcher.search(q, top_k=top_k)
+        if as_json:
+            click.echo(json.dumps(response.to_dict(), ensure_ascii=False))
+        else:
+            _print_human(response)
+
+
+@cli.command()
+@index_dir_option
+@click.option("--json", "as_json", is_flag=True)
+def status(index_dir: Path, as_json: bool) -> None:
+    """Model, counts, build time, and whether the FAQ changed since the build.
+
+    \b
+        python -m indexer status --json
+    """
+    from .status import index_status
+
+    info = _run(index_status, index_dir)
+    if as_json:
+        click.echo(json.dumps(info, ensure_ascii=False, indent=1))
+        return
+    click.echo(f"index:    {index_dir} (built {info['built_at']})")
+    click.echo(f"model:    {info['model']} ({info['dimension']}-d)")
+    click.echo("counts:   " + ", ".join(f"{k} {v}" for k, v in info["counts"].items()))
+    for src in info["sources"]:
+        click.echo(f"source:   {src['path']}{'  (changed since build)' if src['changed'] else ''}")
+
+
+@cli.command("eval")
+@click.argument("file", type=click.Path(path_type=Path))
+@index_dir_option
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--threshold", type=float, default=None, help="Override the calibrated answer threshold.")
+def eval_(file: Path, index_dir: Path, as_json: bool, threshold: float | None) -> None:
+    """Measure retrieval on labelled queries (JSONL: {"query": ..., "expected": id|question|null}).
+
+    \b
+        python -m indexer eval bench/eval/shipped_faq.jsonl
+    """
+    from .evaluate import evaluate, read_cases, resolve_expected
+    from .search import Searcher
+
+    cases = _run(read_cases, file)
+    searcher = _run(Searcher.open, index_dir, threshold=threshold)
+    expected = _run(resolve_expected, cases, searcher.stored.entries, str(file))
+    report = evaluate(searcher, cases, expected)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        click.echo("\n".join(report.lines()))
+
+
+def main() -> None:
+    cli(prog_name="python -m indexer")

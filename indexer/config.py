@@ -1,0 +1,104 @@
+"""Every tunable of the indexer in one place.
+
+Defaults are chosen for a course FAQ of tens to thousands of entries on a
+laptop CPU. Environment variables override the few settings a user may want
+to change without touching code (`FAQ_MODEL`, `FAQ_INDEX_DIR`, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_NAME = "faq-semantic-search"
+VERSION = "0.1.0"
+#: Bump when the on-disk index layout changes; old indexes then ask for a rebuild.
+SCHEMA_VERSION = 1
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_FAQ = Path("data/faq.md")
+DEFAULT_INDEX_DIR = Path("data/index")
+DEFAULT_CACHE_DIR = Path("data/cache")
+
+
+def env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value) if value else default
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """How politely and how patiently pages are fetched."""
+
+    user_agent: str = (
+        f"{PROJECT_NAME}/{VERSION} (+course FAQ indexer; fetches each linked page once)"
+    )
+    workers: int = 4
+    #: Seconds to connect / to wait for each read.
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+    #: Total seconds one page may take, retries included.
+    page_deadline: float = 60.0
+    max_retries: int = 2
+    backoff_base: float = 0.5
+    #: A Retry-After longer than this is not waited for: the page fails (or keeps its cached copy).
+    max_retry_after: float = 30.0
+    max_redirects: int = 5
+    max_bytes: int = 5 * 1024 * 1024
+    #: Pause between two requests to the same host.
+    per_host_delay: float = 0.2
+    respect_robots: bool = True
+    accepted_types: tuple[str, ...] = ("text/html", "application/xhtml+xml", "text/plain")
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """When extracted text is trusted, and when a page is only a teaser."""
+
+    #: Below this many characters the main text is not trusted; page metadata is used instead.
+    min_text_chars: int = 200
+    #: A page shorter than this that carries paywall markers is `thin`.
+    thin_max_chars: int = 1500
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """Passages must fit the model window (all-MiniLM-L6-v2 cuts at 256 word pieces)."""
+
+    max_tokens: int = 200
+    overlap_tokens: int = 40
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How units are scored and combined into one score per FAQ entry.
+
+    Tuned on development queries only (bench/eval, StackFAQ dev half); see
+    bench/RESULTS.md for the numbers behind each value.
+    """
+
+    top_k: int = 5
+    #: How many units the dense and the lexical retrievers each return before fusion.
+    candidates: int = 200
+    #: Weight of the lexical (BM25) signal in the fused unit score; 0 disables it.
+    lexical_weight: float = 0.3
+    #: Unit kinds are not equally telling: a question match is worth more than a passage.
+    kind_weights: dict[str, float] = field(
+        default_factory=lambda: {"question": 1.0, "answer": 0.95, "title": 0.9, "passage": 0.85}
+    )
+    #: An entry's score is its best unit plus this share of its second-best (distinct) unit.
+    second_unit_weight: float = 0.0
+    #: Entry score below which the FAQ is said to have no good answer. The build
+    #: stores the calibrated value in the manifest; this is the fallback.
+    answer_threshold: float = 0.45
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = field(default_factory=lambda: os.environ.get("FAQ_MODEL", DEFAULT_MODEL))
+    embed_batch_size: int = 32
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    extract: ExtractSettings = field(default_factory=ExtractSettings)
+    chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)

@@ -1,0 +1,106 @@
+"""Turn a fetched page into a document: main text and metadata, via trafilatura.
+
+Trafilatura is right for articles, but some pages give it nothing worth
+indexing: a YouTube watch page yields footer boilerplate, a JavaScript-only
+page yields a line. Then the page's own metadata (title, description, an
+abstract) is the honest summary, and `method` says which path was taken.
+Paywalled teasers (Medium's "member-only story") are flagged `thin`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import lxml.html
+import trafilatura
+
+from .config import ExtractSettings
+from .faq import repair_text
+from .records import Document, Page
+
+log = logging.getLogger(__name__)
+
+# Text that only ever appears in site chrome, never in an article.
+_BOILERPLATE = [
+    re.compile(r"About\s+Press\s+Copyright\s+Contact us\s+Creators", re.IGNORECASE),
+    re.compile(r"How YouTube works", re.IGNORECASE),
+    re.compile(r"NFL Sunday Ticket", re.IGNORECASE),
+    re.compile(r"(enable|turn on) JavaScript", re.IGNORECASE),
+]
+_PAYWALL = [
+    re.compile(r"member[- ]only story", re.IGNORECASE),
+    re.compile(r'"isAccessibleForFree"\s*:\s*"?false', re.IGNORECASE),
+    re.compile(r"(sign up|subscribe|become a member) to (read|continue|unlock)", re.IGNORECASE),
+    re.compile(r"\bmeteredContent\b|\bpaywall\b", re.IGNORECASE),
+]
+
+
+def _decode(page: Page) -> str:
+    # trafilatura sniffs the charset itself when given bytes; do the same for metadata.
+    return trafilatura.utils.decode_file(page.body) if page.body else ""
+
+
+def _meta_abstract(html: str) -> str:
+    try:
+        tree = lxml.html.fromstring(html)
+    except (ValueError, lxml.etree.ParserError):
+        return ""
+    for value in tree.xpath('//meta[@name="citation_abstract"]/@content'):
+        if value.strip():
+            return value.strip()
+    for node in tree.xpath('//blockquote[contains(@class, "abstract")]'):
+        text = " ".join(node.text_content().split())
+        return re.sub(r"^Abstract:\s*", "", text)
+    return ""
+
+
+def _looks_like_junk(text: str, settings: ExtractSettings) -> str:
+    if len(text) < settings.min_text_chars:
+        return f"main text too short ({len(text)} chars)"
+    for pattern in _BOILERPLATE:
+        if pattern.search(text):
+            return "main text is site boilerplate"
+    return ""
+
+
+def extract(page: Page, settings: ExtractSettings = ExtractSettings()) -> Document:
+    """Main text and metadata of one page; never raises on bad HTML."""
+    url = page.final_url or page.url
+    doc = Document(url=page.url)
+    if not page.body:
+        return doc
+    html = _decode(page)
+    if page.content_type == "text/plain":
+        doc.text, doc.method = repair_text(html).strip(), "plain"
+        return doc
+    try:
+        meta = trafilatura.extract_metadata(html, default_url=url)
+        text = trafilatura.extract(html, url=url, include_comments=True, include_tables=True,
+                                   deduplicate=True) or ""
+    except Exception as exc:  # trafilatura raises a wide variety on malformed markup
+        log.warning("%s: extraction failed (%s)", url, exc)
+        meta, text = None, ""
+    if meta is not None:
+        doc.title = repair_text(meta.title or "")
+        doc.description = repair_text(meta.description or "")
+        doc.author = meta.author or ""
+        doc.date = meta.date or ""
+        doc.site = meta.sitename or ""
+    text = repair_text(text).strip()
+    junk = _looks_like_junk(text, settings)
+    if not junk:
+        doc.text, doc.method = text, "trafilatura"
+    else:
+        abstract = _meta_abstract(html)
+        fallback = "\n".join(p for p in (doc.title, abstract or doc.description) if p).strip()
+        if fallback:
+            doc.text, doc.method = fallback, "metadata"
+            doc.note = f"{junk}; indexed the page's title and description instead"
+        else:
+            doc.text, doc.method = text, ("trafilatura" if text else "none")
+            doc.note = junk
+    if len(doc.text) < settings.thin_max_chars and any(p.search(html) for p in _PAYWALL):
+        doc.thin = True
+        doc.note = (doc.note + "; " if doc.note else "") + "only a teaser: the page is behind a paywall"
+    return doc

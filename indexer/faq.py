@@ -1,0 +1,310 @@
+"""Read FAQ sources (Markdown, JSONL, CSV) into entries.
+
+Markdown is the form users write by hand: an entry starts at a line that is
+wholly bold (`**Q: ...**`) or at a `##`/`###` heading ending in `?`; the text
+up to the next entry is its answer and every link in it is a resource. Text is
+repaired with ftfy (`itâ€™s` -> `it’s`) since FAQs are often pasted from
+mis-decoded web pages. Errors name the file and line: a bad FAQ fails the
+build, it is never half-indexed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import urlsplit
+
+import ftfy
+
+from .records import Entry, Resource, ResourceKind
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".jsonl": "jsonl", ".csv": "csv"}
+
+_BOLD_LINE = re.compile(r"^\s*(\*\*|__)(?P<text>.+?)\1\s*:?\s*$")
+_HEADING = re.compile(r"^\s*(?P<hashes>#{1,6})\s+(?P<text>.+?)\s*#*\s*$")
+_Q_PREFIX = re.compile(r"^\s*Q\s*[:.)-]\s*", re.IGNORECASE)
+# [text](url) with one level of balanced parentheses inside the URL (Wikipedia links).
+_MD_LINK = re.compile(r"\[(?P<text>[^\]]*)\]\(\s*(?P<url><[^>]*>|(?:[^\s()]|\([^\s()]*\))*)(?:\s+\"[^\"]*\")?\s*\)")
+_BARE_URL = re.compile(r"(?<![(<\[])\bhttps?://[^\s<>()\[\]]+[^\s<>()\[\].,;:!?'\"]")
+_LABEL_LINE = re.compile(r"^\s*(resources?|links?|see also|further reading)\s*:?\s*$", re.IGNORECASE)
+_LIST_MARK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
+
+
+class FaqError(ValueError):
+    """A FAQ source that cannot be read; the message names the file and line."""
+
+
+def repair_text(text: str) -> str:
+    """Fix mojibake and stray control characters, keeping curly quotes as written."""
+    return ftfy.fix_text(text, uncurl_quotes=False, fix_latin_ligatures=False, normalization="NFC")
+
+
+def strip_emphasis(text: str) -> str:
+    return _EMPHASIS.sub(r"\2", text).strip()
+
+
+def slugify(text: str, max_len: int = 80) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    ascii_text = re.sub(r"['’`]", "", ascii_text.lower())
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
+    if len(slug) > max_len:
+        slug = slug[:max_len].rsplit("-", 1)[0]
+    return slug or "entry"
+
+
+_VIDEO_HOSTS = ("youtube.com", "youtu.be", "vimeo.com", "dailymotion.com")
+_QA_HOSTS = ("stackoverflow.com", "stackexchange.com", "superuser.com", "serverfault.com",
+             "askubuntu.com", "quora.com", "mathoverflow.net")
+_PAPER_HOSTS = ("arxiv.org", "doi.org", "openreview.net", "aclanthology.org", "proceedings.neurips.cc",
+                "papers.nips.cc", "jmlr.org", "semanticscholar.org")
+_BOOK_HOSTS = ("neuralnetworksanddeeplearning.com", "deeplearningbook.org", "d2l.ai", "oreilly.com")
+
+
+def _host_matches(host: str, hosts: Iterable[str]) -> bool:
+    return any(host == h or host.endswith("." + h) for h in hosts)
+
+
+def resource_kind(url: str, title: str = "") -> ResourceKind:
+    """Guess what a link is from its address (and title), for the UI's badge."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    path = parts.path.lower()
+    if _host_matches(host, _VIDEO_HOSTS):
+        return "video"
+    if _host_matches(host, _QA_HOSTS):
+        return "qa"
+    if _host_matches(host, _PAPER_HOSTS) or path.endswith(".pdf"):
+        return "paper"
+    if _host_matches(host, _BOOK_HOSTS) or re.search(r"\b(book|chapter)\b", title, re.IGNORECASE):
+        return "book"
+    if re.search(r"\.(zip|tar|gz|csv|json|ipynb|py)$", path) or host in ("github.com", "gitlab.com"):
+        return "other"
+    return "article"
+
+
+def site_name(url: str) -> str:
+    host = (urlsplit(url).hostname or "").lower()
+    return host[4:] if host.startswith("www.") else host
+
+
+def check_url(url: str, where: str) -> str:
+    url = url.strip().strip("<>")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
+        raise FaqError(f"{where}: malformed URL {url!r} (expected http:// or https:// with a host)")
+    return url
+
+
+def make_resource(url: str, title: str, where: str) -> Resource:
+    url = check_url(url, where)
+    title = strip_emphasis(repair_text(title)) or site_name(url)
+    return Resource(url=url, title=title, kind=resource_kind(url, title), site=site_name(url))
+
+
+@dataclass
+class _Draft:
+    question: str
+    category: str
+    line: int
+    body: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _links_in(line: str) -> list[tuple[str, str]]:
+    """(url, title) pairs of one Markdown line: [title](url) links, then bare URLs."""
+    found = [(m.group("url"), m.group("text")) for m in _MD_LINK.finditer(line)]
+    rest = _MD_LINK.sub(" ", line)
+    found += [(m.group(0), "") for m in _BARE_URL.finditer(rest)]
+    return found
+
+
+def _answer_text(body: list[tuple[int, str]]) -> str:
+    """The written answer: body text with labels and link-only list items dropped."""
+    kept: list[str] = []
+    for _, line in body:
+        if _LABEL_LINE.match(line):
+            continue
+        bare = _LIST_MARK.sub("", line).strip()
+        if _links_in(bare) and not _BARE_URL.sub("", _MD_LINK.sub("", bare)).strip(" -–—:;,."):
+            continue  # a list of links is the resources, not a written answer
+        kept.append(line.rstrip())
+    text = "\n".join(kept).strip()
+    text = _MD_LINK.sub(lambda m: m.group("text"), text)
+    text = re.sub(r"\s+([.,;:!?])", r"\1", text)
+    text = re.sub(r"[ \t]+", " ", text)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return strip_emphasis(text)
+
+
+def parse_markdown(text: str, source: str) -> list[dict[str, Any]]:
+    drafts: list[_Draft] = []
+    category = ""
+    in_fence = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if raw.lstrip().startswith("```"):
+            in_fence = not in_fence
+        if in_fence:
+            if drafts:
+                drafts[-1].body.append((number, raw))
+            continue
+        heading = _HEADING.match(raw)
+        bold = _BOLD_LINE.match(raw)
+        if heading and len(heading.group("hashes")) == 1:
+            category = strip_emphasis(heading.group("text"))
+            continue
+        question = None
+        if bold:
+            question = bold.group("text")
+        elif heading and heading.group("text").rstrip().endswith("?"):
+            question = heading.group("text")
+        if question is not None:
+            question = strip_emphasis(_Q_PREFIX.sub("", question.strip()))
+            if question:
+                drafts.append(_Draft(question=question, category=category, line=number))
+                continue
+        if drafts:
+            drafts[-1].body.append((number, raw))
+    rows = []
+    for d in drafts:
+        resources: list[Resource] = []
+        for number, line in d.body:
+            for url, title in _links_in(line):
+                resources.append(make_resource(url, title, f"{source}:{number}"))
+        rows.append({"question": d.question, "answer": _answer_text(d.body), "category": d.category,
+                     "resources": resources, "line": d.line})
+    return rows
+
+
+def _urls_field(value: Any, where: str) -> list[str]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        return [u.strip() for u in value.split("|") if u.strip()]
+    if isinstance(value, list) and all(isinstance(u, str) for u in value):
+        return [u.strip() for u in value if u.strip()]
+    raise FaqError(f"{where}: 'urls' must be a list of strings or a '|'-separated string")
+
+
+def _row_to_dict(row: dict[str, Any], where: str) -> dict[str, Any]:
+    question = row.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise FaqError(f"{where}: missing 'question'")
+    answer = row.get("answer") or ""
+    if isinstance(answer, list):  # several written answers (StackExchange threads)
+        answer = "\n\n".join(str(a) for a in answer if a)
+    titles = row.get("titles") or []
+    resources = []
+    for i, url in enumerate(_urls_field(row.get("urls"), where)):
+        title = titles[i] if i < len(titles) and isinstance(titles[i], str) else ""
+        resources.append(make_resource(url, title, where))
+    return {"question": repair_text(question.strip()), "answer": repair_text(str(answer).strip()),
+            "category": repair_text(str(row.get("category") or "").strip()),
+            "id": str(row["id"]).strip() if row.get("id") not in (None, "") else None,
+            "resources": resources}
+
+
+def parse_jsonl(text: str, source: str) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{source}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise FaqError(f"{where}: invalid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise FaqError(f"{where}: expected a JSON object")
+        rows.append(_row_to_dict(row, where) | {"line": number})
+    return rows
+
+
+def parse_csv(text: str, source: str) -> list[dict[str, Any]]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if "question" not in header:
+        raise FaqError(f"{source}:1: CSV has no 'question' column (columns: {', '.join(header) or 'none'})")
+    reader.fieldnames = header
+    rows = []
+    try:
+        for row in reader:
+            where = f"{source}:{reader.line_num}"
+            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                continue
+            rows.append(_row_to_dict(row, where) | {"line": reader.line_num})
+    except csv.Error as exc:
+        raise FaqError(f"{source}:{reader.line_num}: bad CSV ({exc})") from None
+    return rows
+
+
+def faq_files(path: Path) -> list[Path]:
+    """The FAQ files a --faq argument names: the file itself, or a folder's FAQ files."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
+        if not files:
+            raise FaqError(f"{path}: folder holds no FAQ file (.md, .jsonl, .csv)")
+        return files
+    if not path.exists():
+        raise FaqError(f"{path}: no such file")
+    return [path]
+
+
+def read_source(path: Path) -> list[dict[str, Any]]:
+    fmt = SUFFIXES.get(path.suffix.lower(), "markdown")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FaqError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise FaqError(f"{path}:{line}: not UTF-8 text") from None
+    if fmt == "markdown":
+        text = repair_text(text)
+    parser = {"markdown": parse_markdown, "jsonl": parse_jsonl, "csv": parse_csv}[fmt]
+    return parser(text, str(path))
+
+
+def load_entries(paths: Iterable[Path]) -> list[Entry]:
+    """All entries of all sources, with ids unique across them."""
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    files = [f for p in paths for f in faq_files(Path(p))]
+    for path in files:
+        rows = read_source(path)
+        if not rows:
+            raise FaqError(f"{path}: no FAQ entries found (an entry starts with a bold line or a '## ...?' heading)")
+        for row in rows:
+            given = row.get("id")
+            if given:
+                if given in seen:
+                    raise FaqError(f"{path}:{row['line']}: duplicate id {given!r}")
+                entry_id = given
+            else:
+                base = entry_id = slugify(row["question"])
+                n = 2
+                while entry_id in seen:
+                    entry_id, n = f"{base}-{n}", n + 1
+            seen.add(entry_id)
+            entries.append(Entry(id=entry_id, question=row["question"], answer=row.get("answer", ""),
+                                 category=row.get("category", ""), resources=tuple(_dedupe(row["resources"])),
+                                 source=str(path), line=row["line"]))
+    log.info("read %d entries from %d source(s)", len(entries), len(files))
+    return entries
+
+
+def _dedupe(resources: list[Resource]) -> list[Resource]:
+    seen: dict[str, Resource] = {}
+    for r in resources:
+        seen.setdefault(r.url, r)
+    return list(seen.values())

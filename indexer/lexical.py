@@ -1,0 +1,83 @@
+"""Lexical side of retrieval: one analyzer, BM25 over it, and query-term offsets.
+
+The same analysis (lower case, English stop words, Snowball stems) feeds the
+BM25 index and the highlighting of evidence, so what is marked in a passage is
+exactly what matched. Typos in the query are mended against the index's own
+vocabulary (`backprogation` -> `backpropagation`) before either retriever sees it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Sequence
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+
+log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_STOP = frozenset(STOPWORDS_EN) | {"s", "t", "don", "doesn", "isn", "whats", "hows", "vs", "use", "using", "get"}
+_stemmer = Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    return _stemmer.stemWord(word)
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form used for matching."""
+    text = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in text if not unicodedata.combining(c))
+
+
+def words(text: str) -> list[tuple[str, int, int]]:
+    """(folded word, start, end) for each word of `text`, offsets into the original text."""
+    out = []
+    for m in _WORD.finditer(text):
+        w = fold(m.group(0))
+        if w and w not in _STOP and not w.isdigit() or (w.isdigit() and len(w) > 2):
+            out.append((w, m.start(), m.end()))
+    return out
+
+
+def terms(text: str) -> list[str]:
+    return [stem(w) for w, _, _ in words(text)]
+
+
+def highlight_spans(query_terms: Sequence[str], text: str) -> list[list[int]]:
+    """Character spans [start, end) in `text` of the words whose stem is a query term."""
+    wanted = set(query_terms)
+    return [[s, e] for w, s, e in words(text) if stem(w) in wanted]
+
+
+class Lexical:
+    """BM25 (bm25s, Lucene variant) over the index's units, plus its vocabulary for typo repair."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        corpus = [terms(t) or ["\x00"] for t in texts]
+        self.bm25 = bm25s.BM25()
+        self.bm25.index(corpus, show_progress=False)
+        self.vocab = {w for w, _, _ in (wd for t in texts for wd in words(t)) if len(w) >= 4 and w.isalpha()}
+        self._vocab_list = sorted(self.vocab)
+        self._known_stems = set(self.bm25.vocab_dict)
+
+    def scores(self, query_terms: Sequence[str]) -> np.ndarray:
+        known = [t for t in query_terms if t in self._known_stems]
+        if not known:
+            return np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
+        return np.asarray(self.bm25.get_scores(known), dtype=np.float32)
+
+    def correct(self, word: str) -> str | None:
+        """The corpus word a mistyped query word most likely meant, or None."""
+        if len(word) < 5 or not word.isalpha() or word in self.vocab or stem(word) in self._known_stems:
+            return None
+        match = difflib.get_close_matches(word, self._vocab_list, n=1, cutoff=0.84)
+        return match[0] if match else None

@@ -1,0 +1,185 @@
+"""Search: dense (FAISS) and lexical (BM25) unit scores, fused, grouped per FAQ entry.
+
+Each unit (question, answer, link title, page passage) gets a dense cosine
+score and a BM25 score normalised to [0, 1] for the query; the fused unit score
+is `kind_weight * (dense + lexical_weight * lexical)`. An entry scores as its
+best unit (plus a share of its second best), and that unit is the evidence
+shown to the user. `answered` compares the top entry's score with the
+threshold calibrated on development queries (stored in the manifest).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import store
+from .config import SearchSettings, Settings
+from .embed import Embedder
+from .lexical import Lexical, highlight_spans
+from .query import PreparedQuery, prepare
+from .records import Entry, Resource
+
+log = logging.getLogger(__name__)
+
+_EVIDENCE_SOURCE = {"question": "question", "answer": "answer", "title": "title", "passage": "resource"}
+
+
+@dataclass
+class Evidence:
+    source: str
+    text: str
+    url: str = ""
+    #: [start, end) character offsets in `text` of the query's matching words.
+    highlights: list[list[int]] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    id: str
+    question: str
+    answer: str
+    category: str
+    score: float
+    resources: list[Resource]
+    evidence: Evidence
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["resources"] = [{"url": r.url, "title": r.title, "kind": r.kind, "site": r.site} for r in self.resources]
+        return data
+
+
+@dataclass
+class SearchResponse:
+    query: str
+    answered: bool
+    results: list[Result]
+    threshold: float
+    corrections: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query": self.query, "answered": self.answered, "results": [r.to_dict() for r in self.results],
+                "threshold": self.threshold, "corrections": self.corrections}
+
+
+class ModelMismatch(store.IndexError_):
+    pass
+
+
+class Searcher:
+    """Everything loaded once: the index, the model, the BM25 side. `search` is cheap after that."""
+
+    def __init__(self, stored: store.StoredIndex, embedder: Embedder, settings: SearchSettings | None = None,
+                 *, threshold: float | None = None, lexical: Lexical | None = None) -> None:
+        self.stored = stored
+        self.embedder = embedder
+        self.settings = settings or SearchSettings()
+        if threshold is None:
+            threshold = float(stored.manifest.get("answer_threshold", self.settings.answer_threshold))
+        self.threshold = threshold
+        self.units = stored.units
+        self.entry_ids = list(stored.entries)
+        position = {entry_id: i for i, entry_id in enumerate(self.entry_ids)}
+        self.unit_entry = np.array([position[u.entry_id] for u in self.units], dtype=np.int64)
+        self.kind_weight = np.array([self.settings.kind_weights.get(u.kind, 1.0) for u in self.units], np.float32)
+        self.lexical = lexical or Lexical([u.text for u in self.units])
+
+    @classmethod
+    def open(cls, index_dir: Path, *, model: str | None = None, settings: Settings | None = None,
+             threshold: float | None = None) -> "Searcher":
+        settings = settings or Settings()
+        stored = store.load(Path(index_dir))
+        built_with = stored.manifest.get("model")
+        if model and model != built_with:
+            raise ModelMismatch(f"{index_dir} was built with model {built_with!r}, not {model!r}; "
+                                f"rebuild with: python -m indexer build --model {model}")
+        embedder = Embedder(built_with, batch_size=settings.embed_batch_size)
+        if embedder.dimension != stored.manifest.get("dimension"):
+            raise ModelMismatch(f"{index_dir}: model {built_with!r} gives {embedder.dimension}-d vectors, the index "
+                                f"holds {stored.manifest.get('dimension')}-d; rebuild the index")
+        env_threshold = os.environ.get("FAQ_ANSWER_THRESHOLD")
+        if threshold is None and env_threshold:
+            threshold = float(env_threshold)
+        return cls(stored, embedder, settings.search, threshold=threshold)
+
+    def with_settings(self, settings: SearchSettings, *, threshold: float | None = None) -> "Searcher":
+        """The same loaded index and model under other settings (for tuning and benchmarks)."""
+        return Searcher(self.stored, self.embedder, settings, threshold=threshold if threshold is not None
+                        else self.threshold, lexical=self.lexical)
+
+    # -- scoring ------------------------------------------------------------------
+    def prepare(self, query: str) -> PreparedQuery:
+        return prepare(query, self.lexical, self.embedder.count_tokens, self.embedder.max_tokens - 2)
+
+    def unit_scores(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Dense and normalised lexical scores over the candidate units (others stay -inf / 0)."""
+        n = len(self.units)
+        dense = np.full(n, -np.inf, dtype=np.float32)
+        lexical = np.zeros(n, dtype=np.float32)
+        if n == 0:
+            return dense, lexical
+        if vector is None:
+            vector = self.embedder.encode([prepared.dense_text])[0]
+        k = min(self.settings.candidates, n)
+        sims, ids = self.stored.faiss_index.search(vector.reshape(1, -1), k)
+        valid = ids[0] >= 0
+        dense[ids[0][valid]] = sims[0][valid]
+        if self.settings.lexical_weight > 0 and prepared.terms:
+            raw = self.lexical.scores(prepared.terms)
+            top = raw.max()
+            if top > 0:
+                lexical = raw / top
+                extra = np.argsort(-raw)[:k]
+                extra = extra[(raw[extra] > 0) & ~np.isfinite(dense[extra])]
+                for i in extra:  # lexical-only candidates still need their dense score
+                    dense[i] = float(self.stored.faiss_index.reconstruct(int(i)) @ vector)
+        return dense, lexical
+
+    def entry_scores(self, dense: np.ndarray, lexical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(score per entry, index of its best unit) from unit scores."""
+        s = self.settings
+        fused = self.kind_weight * (dense + s.lexical_weight * lexical)
+        n_entries = len(self.entry_ids)
+        best = np.full(n_entries, -np.inf, dtype=np.float32)
+        best_unit = np.full(n_entries, -1, dtype=np.int64)
+        second = np.full(n_entries, -np.inf, dtype=np.float32)
+        order = np.argsort(-fused)
+        for u in order:
+            if not np.isfinite(fused[u]):
+                break
+            e = self.unit_entry[u]
+            if best_unit[e] < 0:
+                best[e], best_unit[e] = fused[u], u
+            elif not np.isfinite(second[e]):
+                second[e] = fused[u]
+        if s.second_unit_weight:
+            best = best + s.second_unit_weight * np.where(np.isfinite(second), np.maximum(second, 0), 0)
+        return best, best_unit
+
+    # -- public -------------------------------------------------------------------
+    def search(self, query: str, *, top_k: int | None = None) -> SearchResponse:
+        top_k = top_k or self.settings.top_k
+        prepared = self.prepare(query)
+        if not prepared.text or not self.units:
+            return SearchResponse(query=query, answered=False, results=[], threshold=self.threshold)
+        dense, lexical = self.unit_scores(prepared)
+        scores, best_unit = self.entry_scores(dense, lexical)
+        ranked = [int(e) for e in np.argsort(-scores) if np.isfinite(scores[e])][:top_k]
+        results = [self._result(e, float(scores[e]), int(best_unit[e]), prepared) for e in ranked]
+        answered = bool(results) and results[0].score >= self.threshold
+        return SearchResponse(query=query, answered=answered, results=results, threshold=self.threshold,
+                              corrections=prepared.corrections)
+
+    def _result(self, entry_pos: int, score: float, unit_pos: int, prepared: PreparedQuery) -> Result:
+        entry: Entry = self.stored.entries[self.entry_ids[entry_pos]]
+        unit = self.units[unit_pos]
+        evidence = Evidence(source=_EVIDENCE_SOURCE[unit.kind], text=unit.text, url=unit.url,
+                            highlights=highlight_spans(prepared.terms, unit.text))
+        return Result(id=entry.id, question=entry.question, answer=entry.answer, category=entry.category,
+                      score=round(score, 4), resources=list(entry.resources), evidence=evidence)
