@@ -79,9 +79,13 @@ class SearchSettings:
     """
 
     top_k: int = 5
+    #: "hybrid" (dense + BM25), "dense" or "lexical": chosen once, then called.
+    mode: str = "hybrid"
+    #: Which unit kinds take part (the baseline uses questions only).
+    unit_kinds: tuple[str, ...] = ("question", "answer", "title", "passage")
     #: How many units the dense and the lexical retrievers each return before fusion.
     candidates: int = 200
-    #: Weight of the lexical (BM25) signal in the fused unit score; 0 disables it.
+    #: Share of the BM25 signal in the fused unit score: (1 - w) * dense + w * bm25_normalised.
     lexical_weight: float = 0.3
     #: Unit kinds are not equally telling: a question match is worth more than a passage.
     kind_weights: dict[str, float] = field(

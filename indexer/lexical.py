@@ -21,6 +21,7 @@ import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOP = frozenset(STOPWORDS_EN) | {"s", "t", "don", "doesn", "isn", "whats", "hows", "vs", "use", "using", "get"}
@@ -43,8 +44,9 @@ def words(text: str) -> list[tuple[str, int, int]]:
     out = []
     for m in _WORD.finditer(text):
         w = fold(m.group(0))
-        if w and w not in _STOP and not w.isdigit() or (w.isdigit() and len(w) > 2):
-            out.append((w, m.start(), m.end()))
+        if w in _STOP or (w.isdigit() and len(w) < 3):
+            continue
+        out.append((w, m.start(), m.end()))
     return out
 
 

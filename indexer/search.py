@@ -2,7 +2,8 @@
 
 Each unit (question, answer, link title, page passage) gets a dense cosine
 score and a BM25 score normalised to [0, 1] for the query; the fused unit score
-is `kind_weight * (dense + lexical_weight * lexical)`. An entry scores as its
+is `kind_weight * ((1 - w) * dense + w * lexical)` (or one signal alone, by
+`mode`). An entry scores as its
 best unit (plus a share of its second best), and that unit is the evidence
 shown to the user. `answered` compares the top entry's score with the
 threshold calibrated on development queries (stored in the manifest).
@@ -88,6 +89,7 @@ class Searcher:
         position = {entry_id: i for i, entry_id in enumerate(self.entry_ids)}
         self.unit_entry = np.array([position[u.entry_id] for u in self.units], dtype=np.int64)
         self.kind_weight = np.array([self.settings.kind_weights.get(u.kind, 1.0) for u in self.units], np.float32)
+        self.unit_mask = np.array([u.kind in self.settings.unit_kinds for u in self.units], dtype=bool)
         self.lexical = lexical or Lexical([u.text for u in self.units])
 
     @classmethod
@@ -117,40 +119,46 @@ class Searcher:
     def prepare(self, query: str) -> PreparedQuery:
         return prepare(query, self.lexical, self.embedder.count_tokens, self.embedder.max_tokens - 2)
 
-    def unit_scores(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Dense and normalised lexical scores over the candidate units (others stay -inf / 0)."""
+    def unit_scores(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> np.ndarray:
+        """Fused score of every unit for the query; -inf where a unit is not a candidate."""
+        s = self.settings
         n = len(self.units)
-        dense = np.full(n, -np.inf, dtype=np.float32)
-        lexical = np.zeros(n, dtype=np.float32)
+        fused = np.full(n, -np.inf, dtype=np.float32)
         if n == 0:
-            return dense, lexical
-        if vector is None:
-            vector = self.embedder.encode([prepared.dense_text])[0]
-        k = min(self.settings.candidates, n)
-        sims, ids = self.stored.faiss_index.search(vector.reshape(1, -1), k)
-        valid = ids[0] >= 0
-        dense[ids[0][valid]] = sims[0][valid]
-        if self.settings.lexical_weight > 0 and prepared.terms:
+            return fused
+        k = min(s.candidates, n)
+        dense = np.full(n, -np.inf, dtype=np.float32)
+        if s.mode in ("dense", "hybrid"):
+            if vector is None:
+                vector = self.embedder.encode([prepared.dense_text])[0]
+            sims, ids = self.stored.faiss_index.search(vector.reshape(1, -1), k)
+            valid = ids[0] >= 0
+            dense[ids[0][valid]] = sims[0][valid]
+        lexical = np.zeros(n, dtype=np.float32)
+        if s.mode in ("lexical", "hybrid") and prepared.terms:
             raw = self.lexical.scores(prepared.terms)
-            top = raw.max()
+            top = float(raw.max())
             if top > 0:
                 lexical = raw / top
-                extra = np.argsort(-raw)[:k]
-                extra = extra[(raw[extra] > 0) & ~np.isfinite(dense[extra])]
-                for i in extra:  # lexical-only candidates still need their dense score
-                    dense[i] = float(self.stored.faiss_index.reconstruct(int(i)) @ vector)
-        return dense, lexical
+        if s.mode == "dense":
+            fused = dense
+        elif s.mode == "lexical":
+            fused = np.where(lexical > 0, lexical, -np.inf).astype(np.float32)
+        else:
+            extra = np.argsort(-lexical)[:k]
+            extra = extra[(lexical[extra] > 0) & ~np.isfinite(dense[extra])]
+            for i in extra:  # lexical-only candidates still need their dense score
+                dense[i] = float(self.stored.faiss_index.reconstruct(int(i)) @ vector)
+            fused = (1 - s.lexical_weight) * dense + s.lexical_weight * lexical
+        return np.where(self.unit_mask, self.kind_weight * fused, -np.inf).astype(np.float32)
 
-    def entry_scores(self, dense: np.ndarray, lexical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def entry_scores(self, fused: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(score per entry, index of its best unit) from unit scores."""
-        s = self.settings
-        fused = self.kind_weight * (dense + s.lexical_weight * lexical)
         n_entries = len(self.entry_ids)
         best = np.full(n_entries, -np.inf, dtype=np.float32)
         best_unit = np.full(n_entries, -1, dtype=np.int64)
         second = np.full(n_entries, -np.inf, dtype=np.float32)
-        order = np.argsort(-fused)
-        for u in order:
+        for u in np.argsort(-fused):
             if not np.isfinite(fused[u]):
                 break
             e = self.unit_entry[u]
@@ -158,8 +166,8 @@ class Searcher:
                 best[e], best_unit[e] = fused[u], u
             elif not np.isfinite(second[e]):
                 second[e] = fused[u]
-        if s.second_unit_weight:
-            best = best + s.second_unit_weight * np.where(np.isfinite(second), np.maximum(second, 0), 0)
+        if self.settings.second_unit_weight:
+            best = best + self.settings.second_unit_weight * np.where(np.isfinite(second), np.maximum(second, 0), 0)
         return best, best_unit
 
     # -- public -------------------------------------------------------------------
@@ -168,8 +176,7 @@ class Searcher:
         prepared = self.prepare(query)
         if not prepared.text or not self.units:
             return SearchResponse(query=query, answered=False, results=[], threshold=self.threshold)
-        dense, lexical = self.unit_scores(prepared)
-        scores, best_unit = self.entry_scores(dense, lexical)
+        scores, best_unit = self.entry_scores(self.unit_scores(prepared))
         ranked = [int(e) for e in np.argsort(-scores) if np.isfinite(scores[e])][:top_k]
         results = [self._result(e, float(scores[e]), int(best_unit[e]), prepared) for e in ranked]
         answered = bool(results) and results[0].score >= self.threshold
