@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from . import store
 from .cache import PageCache
-from .chunk import TokenCounter, chunk_text
+from .chunk import TokenCounter, chunk_text, fit_tokens
 from .config import SCHEMA_VERSION, Settings
 from .embed import Embedder, VectorCache, embed_cached
 from .extract import extract
@@ -61,6 +61,10 @@ def entry_units(entry: Entry, documents: dict[str, Document], count_tokens: Toke
                 settings: Settings) -> list[Unit]:
     """The searchable units of one entry: its question, answer, link titles and page passages."""
     units = [Unit(entry.id, "question", entry.question)]
+    if entry.answer or entry.resources:
+        # The entry as a whole (question, answer, link titles): context a lone question lacks.
+        profile = " ".join([entry.question, entry.answer, *(r.title for r in entry.resources)])
+        units.append(Unit(entry.id, "entry", fit_tokens(profile, count_tokens, settings.chunk.max_tokens)))
     for passage in chunk_text(entry.answer, count_tokens, settings.chunk):
         units.append(Unit(entry.id, "answer", passage))
     for resource in entry.resources:

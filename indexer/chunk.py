@@ -73,3 +73,18 @@ def chunk_text(text: str, count_tokens: TokenCounter, settings: ChunkSettings = 
     if current:
         passages.append(" ".join(s for s, _ in current))
     return passages
+
+
+def fit_tokens(text: str, count_tokens: TokenCounter, max_tokens: int) -> str:
+    """`text` cut at a word boundary to at most `max_tokens` word pieces."""
+    words = text.split()
+    if count_tokens([text])[0] <= max_tokens:
+        return text
+    lo, hi = 0, len(words)
+    while lo < hi:  # the longest prefix that fits
+        mid = (lo + hi + 1) // 2
+        if count_tokens([" ".join(words[:mid])])[0] <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return " ".join(words[:lo])

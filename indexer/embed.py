@@ -48,6 +48,9 @@ class Embedder:
 
     def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 32) -> None:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # counting a long text's tokens is not an error here
 
         self.name = model
         self.batch_size = batch_size

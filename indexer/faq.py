@@ -35,6 +35,10 @@ _Q_PREFIX = re.compile(r"^\s*Q\s*[:.)-]\s*", re.IGNORECASE)
 # [text](url) with one level of balanced parentheses inside the URL (Wikipedia links).
 _MD_LINK = re.compile(r"\[(?P<text>[^\]]*)\]\(\s*(?P<url><[^>]*>|(?:[^\s()]|\([^\s()]*\))*)(?:\s+\"[^\"]*\")?\s*\)")
 _BARE_URL = re.compile(r"(?<![(<\[])\bhttps?://[^\s<>()\[\]]+[^\s<>()\[\].,;:!?'\"]")
+# What is left of a line after its links are taken out and still looks like one: `[title](some text)`,
+# e.g. a URL with spaces. Not after a word or `]` (code such as `f[0](x, y)`), not in inline code.
+_BROKEN_LINK = re.compile(r"(?<![\w\]])\[[^\]]+\]\((?P<url>[^()]*)\)")
+_INLINE_CODE = re.compile(r"`[^`]*`")
 _LABEL_LINE = re.compile(r"^\s*(resources?|links?|see also|further reading)\s*:?\s*$", re.IGNORECASE)
 _LIST_MARK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
@@ -149,12 +153,14 @@ def parse_markdown(text: str, source: str) -> list[dict[str, Any]]:
     drafts: list[_Draft] = []
     category = ""
     in_fence = False
+    fenced: set[int] = set()
     for number, raw in enumerate(text.splitlines(), start=1):
         if raw.lstrip().startswith("```"):
             in_fence = not in_fence
         if in_fence:
             if drafts:
                 drafts[-1].body.append((number, raw))
+                fenced.add(number)
             continue
         heading = _HEADING.match(raw)
         bold = _BOLD_LINE.match(raw)
@@ -179,6 +185,9 @@ def parse_markdown(text: str, source: str) -> list[dict[str, Any]]:
         for number, line in d.body:
             for url, title in _links_in(line):
                 resources.append(make_resource(url, title, f"{source}:{number}"))
+            broken = None if number in fenced else _BROKEN_LINK.search(_INLINE_CODE.sub(" ", _MD_LINK.sub(" ", line)))
+            if broken:  # a link the user meant, whose address cannot be one: say so, do not drop it
+                check_url(broken.group("url"), f"{source}:{number}")
         rows.append({"question": d.question, "answer": _answer_text(d.body), "category": d.category,
                      "resources": resources, "line": d.line})
     return rows

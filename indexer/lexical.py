@@ -70,12 +70,30 @@ class Lexical:
         self.vocab = {w for w, _, _ in (wd for t in texts for wd in words(t)) if len(w) >= 4 and w.isalpha()}
         self._vocab_list = sorted(self.vocab)
         self._known_stems = set(self.bm25.vocab_dict)
+        # The best score each term reaches in any unit: what a perfect match on it is worth.
+        data, indptr = self.bm25.scores["data"], self.bm25.scores["indptr"]
+        self._term_best = {t: float(data[indptr[i]:indptr[i + 1]].max())
+                           for t, i in self.bm25.vocab_dict.items()
+                           if t and i + 1 < len(indptr) and indptr[i + 1] > indptr[i]}
+        self._unseen_weight = max(self._term_best.values(), default=0.0)
 
     def scores(self, query_terms: Sequence[str]) -> np.ndarray:
         known = [t for t in query_terms if t in self._known_stems]
         if not known:
             return np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
         return np.asarray(self.bm25.get_scores(known), dtype=np.float32)
+
+    def normalised_scores(self, query_terms: Sequence[str]) -> np.ndarray:
+        """BM25 as a share of what a unit matching every query term at its best would score.
+
+        Unlike dividing by the top hit, this stays low when the query's rarest
+        words appear nowhere in the FAQ: an unseen term counts as a full miss.
+        """
+        terms_ = list(dict.fromkeys(query_terms))
+        ceiling = sum(self._term_best.get(t, self._unseen_weight) for t in terms_)
+        if ceiling <= 0:
+            return np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
+        return np.minimum(self.scores(terms_) / ceiling, 1.0).astype(np.float32)
 
     def correct(self, word: str) -> str | None:
         """The corpus word a mistyped query word most likely meant, or None."""

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from .chunk import TokenCounter, split_sentences
+from .chunk import TokenCounter, fit_tokens, split_sentences
 from .lexical import Lexical, terms, words
 
 
@@ -27,22 +27,25 @@ def clean(query: str) -> str:
 
 
 def fit_window(text: str, count_tokens: TokenCounter, max_tokens: int) -> str:
-    """Cut a long pasted paragraph to the window, keeping its questions first."""
+    """Cut a long pasted paragraph to the model window without losing its question.
+
+    The question sentences of a long text are what the user wants answered;
+    the rest is context. When the whole does not fit, keep the questions (as
+    many as fit), or failing any, the opening sentences.
+    """
     if count_tokens([text])[0] <= max_tokens:
         return text
     sentences = split_sentences(text)
     questions = [s for s in sentences if s.rstrip().endswith("?")]
-    ordered = questions + [s for s in sentences if s not in questions]
-    counts = count_tokens(ordered)
     kept, size = [], 0
-    for sentence, n in zip(ordered, counts):
+    for sentence, n in zip(questions or sentences, count_tokens(questions or sentences)):
         if size + n > max_tokens:
-            continue
+            break
         kept.append(sentence)
         size += n
     if not kept:  # one giant sentence: keep its beginning
-        return " ".join(text.split()[: max_tokens // 2])
-    return " ".join(s for s in sentences if s in kept)
+        return fit_tokens(text, count_tokens, max_tokens)
+    return " ".join(kept)
 
 
 def prepare(query: str, lexical: Lexical, count_tokens: TokenCounter, max_tokens: int) -> PreparedQuery:
@@ -52,9 +55,9 @@ def prepare(query: str, lexical: Lexical, count_tokens: TokenCounter, max_tokens
         fixed = lexical.correct(word)
         if fixed:
             corrections[word] = fixed
-    dense = text
+    focus = fit_window(text, count_tokens, max_tokens)
+    dense = focus
     if corrections:
-        dense = f"{text} ({' '.join(corrections.values())})"
-    dense = fit_window(dense, count_tokens, max_tokens)
-    query_terms = terms(text) + terms(" ".join(corrections.values()))
+        dense = fit_window(f"{focus} ({' '.join(corrections.values())})", count_tokens, max_tokens)
+    query_terms = terms(focus) + terms(" ".join(corrections.values()))
     return PreparedQuery(text=text, dense_text=dense, terms=list(dict.fromkeys(query_terms)), corrections=corrections)

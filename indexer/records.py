@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 ResourceKind = Literal["article", "video", "qa", "paper", "book", "other"]
-UnitKind = Literal["question", "answer", "title", "passage"]
+UnitKind = Literal["question", "entry", "answer", "title", "passage"]
 FetchStatus = Literal["fetched", "cached", "thin", "failed"]
 
 

@@ -28,7 +28,8 @@ from .records import Entry, Resource
 
 log = logging.getLogger(__name__)
 
-_EVIDENCE_SOURCE = {"question": "question", "answer": "answer", "title": "title", "passage": "resource"}
+_EVIDENCE_SOURCE = {"question": "question", "entry": "question", "answer": "answer", "title": "title",
+                    "passage": "resource"}
 
 
 @dataclass
@@ -136,10 +137,11 @@ class Searcher:
             dense[ids[0][valid]] = sims[0][valid]
         lexical = np.zeros(n, dtype=np.float32)
         if s.mode in ("lexical", "hybrid") and prepared.terms:
-            raw = self.lexical.scores(prepared.terms)
-            top = float(raw.max())
-            if top > 0:
-                lexical = raw / top
+            if s.lexical_norm == "max":
+                raw = self.lexical.scores(prepared.terms)
+                lexical = raw / raw.max() if raw.max() > 0 else raw
+            else:
+                lexical = self.lexical.normalised_scores(prepared.terms)
         if s.mode == "dense":
             fused = dense
         elif s.mode == "lexical":

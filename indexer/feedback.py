@@ -1,0 +1,137 @@
+"""What learners asked and which answers helped: a small SQLite log for the web app.
+
+Two tables: `queries` (one row per search: the query, its top entry and score,
+whether the FAQ answered it, how many results) and `feedback` (a thumbs up or
+down on one result of one query). Nothing personal is stored: no IP address,
+no user or session id, no browser details; only the query text, which is what
+the feedback is about, cut to `MAX_QUERY_CHARS`.
+
+Each write is one short transaction on its own connection, so Streamlit's
+per-session threads can share one `FeedbackStore` without locking.
+The path defaults to `data/app.sqlite` (git-ignored); `FAQ_APP_DB` overrides it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DB = Path("data/app.sqlite")
+MAX_QUERY_CHARS = 500
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS queries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    query TEXT NOT NULL,
+    top_id TEXT,
+    top_score REAL,
+    answered INTEGER NOT NULL,
+    n_results INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    query TEXT NOT NULL,
+    entry_id TEXT NOT NULL,
+    vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+    rank INTEGER
+);
+CREATE INDEX IF NOT EXISTS feedback_entry ON feedback (entry_id);
+"""
+
+
+def default_db_path(root: Path | None = None) -> Path:
+    """`FAQ_APP_DB` if set, else data/app.sqlite (under `root` when given)."""
+    value = os.environ.get("FAQ_APP_DB")
+    if value:
+        return Path(value)
+    return (root / DEFAULT_DB) if root else DEFAULT_DB
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _clip(query: str) -> str:
+    return " ".join(str(query).split())[:MAX_QUERY_CHARS]
+
+
+@dataclass(frozen=True)
+class VoteCount:
+    entry_id: str
+    up: int
+    down: int
+
+
+class FeedbackStore:
+    """The app's query log and per-result votes in one SQLite file; the schema is created on open."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db, db:
+            db.executescript(_SCHEMA)
+        try:  # readers never block the writer; harmless if the file system refuses
+            with closing(self._connect()) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error:
+            pass
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=5.0)
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> int:
+        with closing(self._connect()) as db, db:  # one transaction per write
+            return int(db.execute(sql, params).lastrowid or 0)
+
+    # -- writes ---------------------------------------------------------------
+    def log_query(self, query: str, *, top_id: str | None, top_score: float | None, answered: bool,
+                  n_results: int) -> int:
+        return self._write(
+            "INSERT INTO queries (ts, query, top_id, top_score, answered, n_results) VALUES (?, ?, ?, ?, ?, ?)",
+            (_now(), _clip(query), top_id, None if top_score is None else float(top_score), int(bool(answered)),
+             int(n_results)))
+
+    def log_response(self, response: Any) -> int:
+        """Log a `search.SearchResponse` (or its dict): the query, its top result, whether answered."""
+        data = response if isinstance(response, dict) else response.to_dict()
+        results = data.get("results") or []
+        top = results[0] if results else {}
+        return self.log_query(data.get("query", ""), top_id=top.get("id"), top_score=top.get("score"),
+                              answered=bool(data.get("answered")), n_results=len(results))
+
+    def record_vote(self, query: str, entry_id: str, vote: int, *, rank: int | None = None) -> int:
+        if vote not in (1, -1):
+            raise ValueError(f"vote must be +1 or -1, not {vote!r}")
+        return self._write("INSERT INTO feedback (ts, query, entry_id, vote, rank) VALUES (?, ?, ?, ?, ?)",
+                           (_now(), _clip(query), str(entry_id), int(vote), rank))
+
+    # -- reads ----------------------------------------------------------------
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with closing(self._connect()) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(row) for row in db.execute(sql, params)]
+
+    def queries(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest logged queries, newest first."""
+        return self._read("SELECT * FROM queries ORDER BY id DESC LIMIT ?", (limit,))
+
+    def votes(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest votes, newest first."""
+        return self._read("SELECT * FROM feedback ORDER BY id DESC LIMIT ?", (limit,))
+
+    def vote_counts(self) -> dict[str, VoteCount]:
+        rows = self._read("SELECT entry_id, SUM(vote = 1) AS up, SUM(vote = -1) AS down FROM feedback "
+                          "GROUP BY entry_id")
+        return {r["entry_id"]: VoteCount(r["entry_id"], int(r["up"]), int(r["down"])) for r in rows}
+
+    def unanswered(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Questions the FAQ could not answer, most asked first: what to add to it next."""
+        return self._read("SELECT query, COUNT(*) AS n, MAX(ts) AS last FROM queries WHERE answered = 0 "
+                          "GROUP BY lower(query) ORDER BY n DESC, last DESC LIMIT ?", (limit,))
