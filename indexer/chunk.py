@@ -29,15 +29,39 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
-def _split_long(sentence: str, tokens: int, limit: int) -> list[str]:
-    """A sentence over the window (a table row, a code block) cut into word windows."""
+def _split_long(sentence: str, count_tokens: TokenCounter, limit: int) -> list[tuple[str, int]]:
+    """A sentence over the window (a table row, a code block) cut into pieces that each fit it.
+
+    Whole words are packed by their own counts (word pieces never span a space); a piece that
+    still does not fit (counts are not quite additive) is cut again, down to characters.
+    """
     words = sentence.split()
-    if len(words) <= 1:
+    if len(words) > 1:
+        parts: list[str] = []
+        current: list[str] = []
+        size = 0
+        for word, n in zip(words, count_tokens(words)):
+            if current and size + n > limit:
+                parts.append(" ".join(current))
+                current, size = [], 0
+            current.append(word)
+            size += n
+        parts.append(" ".join(current))
+        if len(parts) == 1:  # the words fit one by one but not together: halve
+            half = len(words) // 2
+            parts = [" ".join(words[:half]), " ".join(words[half:])]
+    else:
         # One unbroken token run (CJK text, a URL): cut by characters.
-        step = max(1, len(sentence) * limit // max(tokens, 1))
-        return [sentence[i:i + step] for i in range(0, len(sentence), step)]
-    per_piece = max(1, len(words) * limit // max(tokens, 1))
-    return [" ".join(words[i:i + per_piece]) for i in range(0, len(words), per_piece)]
+        tokens = count_tokens([sentence])[0]
+        step = max(1, min(len(sentence) - 1, len(sentence) * limit // max(tokens, 1)))
+        parts = [sentence[i:i + step] for i in range(0, len(sentence), step)]
+    pieces: list[tuple[str, int]] = []
+    for part, n in zip(parts, count_tokens(parts)):
+        if n > limit and len(part) > 1:
+            pieces.extend(_split_long(part, count_tokens, limit))
+        else:
+            pieces.append((part, n))
+    return pieces
 
 
 def chunk_text(text: str, count_tokens: TokenCounter, settings: ChunkSettings = ChunkSettings()) -> list[str]:
@@ -48,8 +72,7 @@ def chunk_text(text: str, count_tokens: TokenCounter, settings: ChunkSettings = 
     pieces: list[tuple[str, int]] = []
     for sentence, n in zip(sentences, counts):
         if n > settings.max_tokens:
-            parts = _split_long(sentence, n, settings.max_tokens)
-            pieces.extend(zip(parts, count_tokens(parts)))
+            pieces.extend(_split_long(sentence, count_tokens, settings.max_tokens))
         else:
             pieces.append((sentence, n))
 

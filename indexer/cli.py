@@ -175,4 +175,18 @@ def eval_(file: Path, index_dir: Path, as_json: bool, threshold: float | None) -
 
 
 def main() -> None:
-    cli(prog_name="python -m indexer")
+    try:
+        code = cli.main(prog_name="python -m indexer", standalone_mode=False)
+    except click.UsageError as exc:
+        if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+            exc.show()  # no command at all: the help is the answer
+        else:  # one line naming the problem, like every other error (not click's usage block)
+            click.echo(f"Error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

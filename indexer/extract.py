@@ -14,6 +14,7 @@ import re
 
 import lxml.html
 import trafilatura
+from trafilatura.deduplication import LRUCache
 
 from .config import ExtractSettings
 from .faq import repair_text
@@ -76,8 +77,11 @@ def extract(page: Page, settings: ExtractSettings = ExtractSettings()) -> Docume
         return doc
     try:
         meta = trafilatura.extract_metadata(html, default_url=url)
+        # A fresh cache per page: with `deduplicate=True` trafilatura counts segments in one
+        # process-wide cache, so a page extracted a fourth time in the same process (a rebuild
+        # in the app, a test session) loses its paragraphs as "duplicates".
         text = trafilatura.extract(html, url=url, include_comments=True, include_tables=True,
-                                   deduplicate=True) or ""
+                                   deduplicate=LRUCache(maxsize=4096)) or ""
     except Exception as exc:  # trafilatura raises a wide variety on malformed markup
         log.warning("%s: extraction failed (%s)", url, exc)
         meta, text = None, ""

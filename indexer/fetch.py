@@ -171,7 +171,7 @@ class Fetcher:
             try:
                 self._pause(host)
                 resp = self.client.get(f"{origin}/robots.txt")
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # TransportError, TooManyRedirects, DecodingError
                 raise self._transport_failure(exc) from None
             if resp.status_code >= 500:
                 log.info("%s/robots.txt answered %d; treating the site as allowing all", origin, resp.status_code)
@@ -183,7 +183,7 @@ class Fetcher:
             host.robots = rules
         return host.robots.can_fetch(self.settings.user_agent, url)
 
-    def _transport_failure(self, exc: httpx.TransportError) -> FetchFailure:
+    def _transport_failure(self, exc: httpx.RequestError) -> FetchFailure:
         if isinstance(exc, httpx.TimeoutException):
             return FetchFailure(f"timed out ({type(exc).__name__})", retryable=True)
         if isinstance(exc, httpx.TooManyRedirects):
@@ -191,6 +191,8 @@ class Fetcher:
         if isinstance(exc, (httpx.ConnectError, httpx.UnsupportedProtocol)):
             detail = str(exc) or type(exc).__name__
             return FetchFailure(f"cannot connect: {detail}", host_down=True)
+        if isinstance(exc, httpx.DecodingError):
+            return FetchFailure(f"undecodable body: {exc or type(exc).__name__}")
         return FetchFailure(f"network error: {exc or type(exc).__name__}", retryable=True)
 
     def _get_with_retries(self, url: str, host: _Host, cached: Page | None, deadline: float) -> Page:
@@ -249,5 +251,5 @@ class Fetcher:
                 return Page(url=url, status="fetched", final_url=str(resp.url), http_status=resp.status_code,
                             content_type=ctype, body=body, etag=resp.headers.get("ETag", ""),
                             last_modified=resp.headers.get("Last-Modified", ""), fetched_at=now_iso())
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # TooManyRedirects and DecodingError are not TransportErrors
             raise self._transport_failure(exc) from None

@@ -1,0 +1,61 @@
+"""Shared fixtures: the real model (once per session), a real local HTTP server, the shared test data."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT.parent / "shared"
+READABILITY_DIR = SHARED_DIR / "fixtures" / "html" / "readability"
+SHIPPED_FAQ = REPO_ROOT / "data" / "faq.md"
+
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from http_server import LocalServer  # noqa: E402
+
+
+def shared_available() -> bool:
+    return READABILITY_DIR.is_dir()
+
+
+def readability_or_none() -> Path | None:
+    return READABILITY_DIR if shared_available() else None
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared beside the repository; tests that need it skip where it is absent."""
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"shared test data not found at {SHARED_DIR} (expected ../shared beside the repository)")
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def readability_dir(shared_dir: Path) -> Path:
+    if not READABILITY_DIR.is_dir():
+        pytest.skip(f"readability fixtures not found at {READABILITY_DIR}")
+    return READABILITY_DIR
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real packaged all-MiniLM-L6-v2, loaded offline once for the whole session."""
+    from indexer.embed import Embedder
+
+    return Embedder()
+
+
+@pytest.fixture
+def server():
+    """A real threaded HTTP server on 127.0.0.1:<port 0>, programmable per test."""
+    with LocalServer(readability_or_none()) as srv:
+        yield srv

@@ -1,0 +1,233 @@
+"""`python -m indexer` as a user runs it: a real subprocess against a FAQ whose pages are served locally.
+
+Each command that searches loads the model in its own process (seconds each), so the number of
+invocations is kept small: one build, two searches, two evals; status and errors need no model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import REPO_ROOT
+from http_server import LocalServer, closed_port
+
+KINDS = {"article", "video", "qa", "paper", "book", "other"}
+
+
+def run(*args: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAQ_")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONIOENCODING="utf-8")
+    return subprocess.run([sys.executable, "-m", "indexer", *args], cwd=REPO_ROOT, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def stderr_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def cli_index(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    with LocalServer() as srv:
+        srv.set_article("/entropy.html", "Log loss, visually", [
+            "Binary cross-entropy, also called log loss, compares predicted probabilities with the true labels.",
+            "A confident wrong prediction is punished hard: the loss grows without bound as the probability "
+            "of the true class goes to zero.",
+            "The archaeologist Mortimer Wheeler never used it, but the otter-shaped plot in figure three shows "
+            "the curve of minus log p for every sample.",
+            "Averaging over the samples gives the value that logistic regression minimises during training.",
+        ])
+        srv.set_article("/relu.html", "Rectifiers", [
+            "The rectified linear unit returns its input when positive and zero otherwise.",
+            "Without a non-linear activation function, a stack of layers collapses into one linear map, "
+            "however deep the network is.",
+            "Leaky variants keep a small slope for negative inputs so that units do not die during training.",
+        ])
+        dead_port = closed_port()
+        faq = root / "faq.md"
+        faq.write_text(f"""# Basics
+
+**Q: What is cross entropy Loss?**
+
+  Resource:
+
+-   [Understanding binary cross-entropy]({srv.url('/entropy.html')})
+
+**Q: Why do we need activation function?**
+
+-   [Activation functions]({srv.url('/relu.html')})
+-   [A talk](http://127.0.0.1:{dead_port}/talk)
+
+**Q: How to find the optimal learning rate?**
+
+  Use a learning-rate range test: increase it every batch and watch the loss.
+""", "utf-8")
+        index_dir, cache_dir = root / "index", root / "cache"
+        proc = run("build", "--faq", str(faq), "--index-dir", str(index_dir), "--cache-dir", str(cache_dir),
+                   "--workers", "2")
+        yield SimpleNamespace(root=root, faq=faq, index=index_dir, cache=cache_dir, build=proc, server=srv)
+
+
+def test_build_succeeds_and_reports_failed_pages(cli_index):
+    proc = cli_index.build
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"Built {cli_index.index}")
+    assert "3 entries, 3 resources: 2 fetched" in proc.stdout and "1 failed" in proc.stdout
+    # The talk's host refuses connections: the page is reported, the build goes on.
+    failed = [line for line in stderr_lines(proc) if line.strip().startswith("failed:")]
+    assert len(failed) == 1 and "/talk" in failed[0] and "cannot connect" in failed[0]
+    assert (cli_index.index / "manifest.json").is_file() and (cli_index.index / "report.json").is_file()
+
+
+def test_search_json_matches_the_design(cli_index):
+    proc = run("search", "--json", "--index-dir", str(cli_index.index), "what is log loss")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1
+    data = json.loads(lines[0])
+    assert {"query", "answered", "results"} <= set(data)
+    assert data["query"] == "what is log loss" and isinstance(data["answered"], bool)
+    assert 1 <= len(data["results"]) <= 5
+    for r in data["results"]:
+        assert {"id", "question", "answer", "category", "score", "resources", "evidence"} <= set(r)
+        assert isinstance(r["score"], float)
+        for res in r["resources"]:
+            assert {"url", "title", "kind"} <= set(res) and res["kind"] in KINDS
+        assert {"source", "url", "text"} <= set(r["evidence"])
+    top = data["results"][0]
+    assert top["id"] == "what-is-cross-entropy-loss"
+    assert top["question"] == "What is cross entropy Loss?" and top["category"] == "Basics"
+    assert [{k: res[k] for k in ("url", "title", "kind")} for res in top["resources"]] == [
+        {"url": cli_index.server.url("/entropy.html"), "title": "Understanding binary cross-entropy",
+         "kind": "article"}]
+    scores = [r["score"] for r in data["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_search_reads_queries_from_stdin(cli_index):
+    queries = ["otter-shaped plot of minus log p", "", "why does a deep network need non-linearity",
+               "learning rate range test"]
+    proc = run("search", "--json", "-k", "2", "--index-dir", str(cli_index.index), stdin="\n".join(queries) + "\n")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["query"] for r in rows] == [q for q in queries if q]
+    assert all(len(r["results"]) <= 2 for r in rows)
+    first, second, third = rows
+    assert first["results"][0]["id"] == "what-is-cross-entropy-loss"
+    assert first["results"][0]["evidence"]["source"] == "resource"
+    assert first["results"][0]["evidence"]["url"] == cli_index.server.url("/entropy.html")
+    assert "otter" in first["results"][0]["evidence"]["text"]
+    assert second["results"][0]["id"] == "why-do-we-need-activation-function"
+    assert third["results"][0]["id"] == "how-to-find-the-optimal-learning-rate"
+    assert third["results"][0]["evidence"]["source"] in ("answer", "question")
+
+
+def test_status_json_and_change_detection(cli_index):
+    proc = run("status", "--json", "--index-dir", str(cli_index.index))
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert {"model", "dimension", "built_at", "counts", "sources"} <= set(info)
+    assert info["model"] == "sentence-transformers/all-MiniLM-L6-v2" and info["dimension"] == 384
+    assert {"entries", "resources", "pages_fetched", "pages_cached", "pages_failed", "passages"} <= set(info["counts"])
+    assert info["counts"]["entries"] == 3 and info["counts"]["resources"] == 3
+    assert info["counts"]["pages_fetched"] == 2 and info["counts"]["pages_failed"] == 1
+    assert info["counts"]["passages"] > 3
+    sha = hashlib.sha256(cli_index.faq.read_bytes()).hexdigest()
+    assert info["sources"] == [{"path": str(cli_index.faq), "sha256": sha, "changed": False}]
+
+    original = cli_index.faq.read_bytes()
+    try:
+        cli_index.faq.write_bytes(original + b"\n**Q: What is an epoch?**\nOne pass over the data.\n")
+        changed = json.loads(run("status", "--json", "--index-dir", str(cli_index.index)).stdout)
+        assert changed["sources"][0]["changed"] is True
+        human = run("status", "--index-dir", str(cli_index.index))
+        assert human.returncode == 0 and "changed since build" in human.stdout
+    finally:
+        cli_index.faq.write_bytes(original)
+    assert json.loads(run("status", "--json", "--index-dir", str(cli_index.index)).stdout)["sources"][0]["changed"] is False
+
+
+def test_eval_prints_metrics_as_text_and_json(cli_index, tmp_path):
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("\n".join(json.dumps(c) for c in [
+        {"query": "what is log loss", "expected": "what-is-cross-entropy-loss"},
+        {"query": "why use relu at all", "expected": "Why do we need activation function?"},
+        {"query": "how should I pick the learning rate", "expected": "how-to-find-the-optimal-learning-rate"},
+        {"query": "what is the capital of Peru", "expected": None},
+    ]) + "\n", "utf-8")
+    text = run("eval", str(cases), "--index-dir", str(cli_index.index))
+    assert text.returncode == 0, text.stderr
+    for label in ("top-1", "MRR", "recall@5", "refused"):
+        assert label in text.stdout
+    js = run("eval", str(cases), "--json", "--index-dir", str(cli_index.index))
+    assert js.returncode == 0, js.stderr
+    report = json.loads(js.stdout)
+    assert report["queries"] == 4 and report["answerable"] == 3 and report["unanswerable"] == 1
+    for key in ("top1", "mrr", "recall_at_5", "refused_unanswerable"):
+        assert 0.0 <= report[key] <= 1.0
+    assert report["recall_at_5"] == 1.0  # three entries: every expected one is in the top 5
+    assert report["top1"] >= 2 / 3 and report["mrr"] >= report["top1"]
+    assert f"top-1 accuracy: {report['top1']:.3f}" in text.stdout
+
+
+# -- errors: non-zero exit, one line naming the problem ---------------------------------------------
+
+def test_bad_faq_fails_with_one_line_naming_file_and_line(tmp_path):
+    faq = tmp_path / "bad.md"
+    faq.write_text("**Q: Fine?**\nYes.\n\n**Q: Broken?**\n- [x](htp:/nowhere)\n", "utf-8")
+    index_dir = tmp_path / "index"
+    proc = run("build", "--faq", str(faq), "--index-dir", str(index_dir), "--cache-dir", str(tmp_path / "cache"))
+    assert proc.returncode != 0
+    lines = stderr_lines(proc)
+    assert len(lines) == 1, proc.stderr
+    assert f"{faq}:5" in lines[0] and "malformed URL" in lines[0]
+    assert not index_dir.exists()
+
+
+def test_missing_faq_fails_with_one_line(tmp_path):
+    proc = run("build", "--faq", str(tmp_path / "nope.md"), "--index-dir", str(tmp_path / "index"),
+               "--cache-dir", str(tmp_path / "cache"))
+    assert proc.returncode != 0
+    lines = stderr_lines(proc)
+    assert len(lines) == 1 and "nope.md" in lines[0]
+
+
+def test_search_without_index_says_to_build(tmp_path):
+    proc = run("search", "--index-dir", str(tmp_path / "none"), "what is log loss")
+    assert proc.returncode != 0
+    lines = stderr_lines(proc)
+    assert len(lines) == 1, proc.stderr
+    assert "build" in lines[0]
+    assert proc.stdout == ""
+
+
+def test_status_without_index_says_to_build(tmp_path):
+    proc = run("status", "--json", "--index-dir", str(tmp_path / "none"))
+    assert proc.returncode != 0
+    lines = stderr_lines(proc)
+    assert len(lines) == 1 and "build" in lines[0]
+
+
+def test_eval_with_invalid_cases_names_file_and_line(cli_index, tmp_path):
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(json.dumps({"query": "a", "expected": None}) + "\n{not json\n", "utf-8")
+    proc = run("eval", str(cases), "--index-dir", str(cli_index.index))
+    assert proc.returncode != 0
+    lines = stderr_lines(proc)
+    assert len(lines) == 1 and f"{cases}:2" in lines[0]
+
+
+def test_bad_argument_fails_with_one_line(tmp_path):
+    proc = run("search", "--top-k", "0", "--index-dir", str(tmp_path / "none"), "x")
+    assert proc.returncode != 0
+    lines = stderr_lines(proc)
+    assert len(lines) == 1, proc.stderr
+    assert "top-k" in lines[0]
