@@ -1,0 +1,106 @@
+"""The search configurations the benchmarks compare.
+
+- `dense-questions` (baseline): dense similarity to the FAQ questions only.
+- `bm25`: BM25 alone over all units.
+- `dense-all`: dense over all units (question, answer, link title, page passage).
+- `hybrid`: dense + BM25 over all units, every other knob at the SearchSettings default.
+- `final`: `SearchSettings()` as config.py defines it now (what the product runs).
+
+The three single-signal references score an entry by its best unit with no
+kind weights and no second-unit bonus (plain max), so they stay fixed
+references while config.py is tuned; `hybrid` and `final` follow config.py
+(they coincide as long as `final` is the default hybrid).
+
+For tuning, any configuration can be varied by name: `BASE:key=value;key=value`
+with SearchSettings fields, e.g. `final:mode=dense`, `final:lexical_weight=0.15`,
+`final:kind_weights.passage=0.8;second_unit_weight=0.1`,
+`dense-all:unit_kinds=question+answer`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields, replace
+
+from indexer.config import SearchSettings
+
+#: Unit kinds every index has; kinds config.py adds (e.g. "entry") join them in all_units().
+BASE_UNITS = ("question", "answer", "title", "passage")
+CONFIG_NAMES = ("dense-questions", "bm25", "dense-all", "hybrid", "final")
+
+
+def all_units(base: SearchSettings | None = None) -> tuple[str, ...]:
+    """Every unit kind: the base four plus any config.py's default search uses."""
+    base = base or SearchSettings()
+    return tuple(dict.fromkeys((*base.unit_kinds, *BASE_UNITS)))
+
+
+def _plain(base: SearchSettings, **changes: object) -> SearchSettings:
+    return replace(base, kind_weights={k: 1.0 for k in all_units(base)}, second_unit_weight=0.0, **changes)
+
+
+def _value(text: str, current: object) -> object:
+    if isinstance(current, tuple):
+        return tuple(v for v in text.split("+") if v)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def apply_overrides(settings: SearchSettings, spec: str, name: str = "") -> SearchSettings:
+    """`key=value;key=value` (SearchSettings fields; `kind_weights.KIND=x` sets one weight)."""
+    known = {f.name for f in fields(SearchSettings)}
+    changes: dict[str, object] = {}
+    for item in (part.strip() for part in spec.split(";")):
+        if not item:
+            continue
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ValueError(f"{name}: override {item!r} is not key=value")
+        if key.startswith("kind_weights."):
+            weights = dict(changes.get("kind_weights", settings.kind_weights))
+            weights[key.split(".", 1)[1]] = float(text)
+            changes["kind_weights"] = weights
+            continue
+        if key not in known:
+            raise ValueError(f"{name}: {key!r} is not a SearchSettings field ({', '.join(sorted(known))})")
+        changes[key] = _value(text.strip(), getattr(settings, key))
+    return replace(settings, **changes)
+
+
+def config_settings(name: str) -> SearchSettings:
+    base_name, sep, spec = name.partition(":")
+    if sep:
+        return apply_overrides(config_settings(base_name), spec, name)
+    base = SearchSettings()
+    ALL_UNITS = all_units(base)
+    if name == "dense-questions":
+        return _plain(base, mode="dense", unit_kinds=("question",))
+    if name == "bm25":
+        return _plain(base, mode="lexical", unit_kinds=ALL_UNITS)
+    if name == "dense-all":
+        return _plain(base, mode="dense", unit_kinds=ALL_UNITS)
+    if name == "hybrid":
+        return replace(base, mode="hybrid", unit_kinds=ALL_UNITS)
+    if name == "final":
+        return base
+    raise ValueError(f"unknown configuration {name!r} (known: {', '.join(CONFIG_NAMES)}, each optionally "
+                     "followed by :key=value;...)")
+
+
+def describe(settings: SearchSettings) -> str:
+    """One line of what a configuration does, for the results legend (the JSON has every field)."""
+    parts = [f"mode={settings.mode}", f"units={'+'.join(settings.unit_kinds)}"]
+    if settings.mode == "hybrid":
+        parts.append(f"lexical_weight={settings.lexical_weight:g}")
+    if settings.mode != "dense" and getattr(settings, "lexical_norm", None):
+        parts.append(f"lexical_norm={settings.lexical_norm}")
+    weights = {k: v for k, v in settings.kind_weights.items() if k in settings.unit_kinds}
+    if len(settings.unit_kinds) > 1 and any(v != 1.0 for v in weights.values()):
+        parts.append("kind_weights=" + ",".join(f"{k}:{v:g}" for k, v in weights.items()))
+    if settings.second_unit_weight:
+        parts.append(f"second_unit_weight={settings.second_unit_weight:g}")
+    parts.append(f"candidates={settings.candidates}")
+    return ", ".join(parts)

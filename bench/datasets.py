@@ -1,0 +1,242 @@
+"""The three evaluation sets, prepared in a work folder (default bench/out/, git-ignored).
+
+Each `prepare_*` function returns `(faq_paths, dev_cases_path, test_cases_path or None)`:
+
+- **shipped**: the shipped FAQ `data/faq.md` and the hand-written queries of
+  `bench/eval/shipped_faq.jsonl`. Built OFFLINE with a fresh, empty cache, so
+  every linked page fails: this set measures the offline path (questions,
+  answers, link titles). It has no test half: it is a development set.
+- **articles**: `bench/eval/articles_faq.jsonl` with `{BASE}` replaced by the
+  address of a local static server over `../shared/fixtures/html/`; queries
+  `bench/eval/articles.jsonl`. Built online against that server, with a page
+  cache under the work folder (a rerun revalidates). No test half either.
+- **stackfaq**: StackFAQ (`../shared/datasets/stackfaq/stackExchange-FAQ.json`,
+  read in place; only generated files go to the work folder). Thread n becomes
+  the JSONL FAQ row `{"id": "sf-<n>", "question": ..., "answer": [answers]}`.
+  Every 10th thread (n % 10 == 9) is held out of the index: its rephrasings are
+  out-of-scope queries (expected null). Dev cases are the rephrasings before
+  the "*" marker, test cases those after it; null or empty ones are skipped.
+
+`open_set(name)` wraps a set with what its build needs (the local server for
+articles) and `ensure_index` builds its index, or reuses it when nothing that
+goes into it changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from bench.common import BENCH, OUT, ROOT, SHARED, SetUnavailable, StaticServer
+
+log = logging.getLogger(__name__)
+
+SET_NAMES = ("shipped", "articles", "stackfaq")
+EVAL = BENCH / "eval"
+SHIPPED_FAQ = ROOT / "data" / "faq.md"
+HTML_FIXTURES = SHARED / "fixtures" / "html"
+STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
+#: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
+HOLDOUT_EVERY = 10
+
+Prepared = tuple[list[Path], Path, Path | None]
+
+
+def _write_if_changed(path: Path, text: str) -> Path:
+    """Write `text` unless the file already holds it (keeps the build fingerprint stable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text("utf-8") != text:
+        path.write_text(text, "utf-8")
+    return path
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+def _require(path: Path, what: str) -> None:
+    if not path.exists():
+        raise SetUnavailable(f"{what} not found at {path} (the shared test data is not here; "
+                             f"set FAQ_SHARED_DIR if it lives elsewhere)")
+
+
+# -- the three sets ---------------------------------------------------------------------------------
+def prepare_shipped(work_dir: Path = OUT) -> Prepared:
+    """The shipped FAQ, read in place, and its development queries (no test half)."""
+    for path in (SHIPPED_FAQ, EVAL / "shipped_faq.jsonl"):
+        if not path.exists():
+            raise SetUnavailable(f"{path} not found")
+    (Path(work_dir) / "shipped").mkdir(parents=True, exist_ok=True)
+    return [SHIPPED_FAQ], EVAL / "shipped_faq.jsonl", None
+
+
+def prepare_articles(base_url: str, work_dir: Path = OUT) -> Prepared:
+    """articles_faq.jsonl pointed at `base_url` (a server over ../shared/fixtures/html)."""
+    _require(HTML_FIXTURES / "readability", "the HTML fixtures (../shared/fixtures/html)")
+    text = (EVAL / "articles_faq.jsonl").read_text("utf-8").replace("{BASE}", base_url.rstrip("/"))
+    faq = _write_if_changed(Path(work_dir) / "articles" / "faq.jsonl", text)
+    return [faq], EVAL / "articles.jsonl", None
+
+
+def stackfaq_threads(path: Path = STACKFAQ_JSON) -> list[dict[str, Any]]:
+    _require(path, "StackFAQ (../shared/datasets/stackfaq)")
+    return json.loads(path.read_text("utf-8"))["root"]["qapair"]
+
+
+def held_out(n: int) -> bool:
+    return n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+
+
+def prepare_stackfaq(work_dir: Path = OUT) -> Prepared:
+    """StackFAQ as a JSONL FAQ (held-out threads left out) plus dev and test case files."""
+    threads = stackfaq_threads()
+    faq_rows: list[dict[str, Any]] = []
+    halves: dict[str, list[dict[str, Any]]] = {"dev": [], "test": []}
+    for n, thread in enumerate(threads):
+        entry_id = f"sf-{n}"
+        answers = thread.get("answer") or []
+        if isinstance(answers, str):
+            answers = [answers]
+        if not held_out(n):
+            faq_rows.append({"id": entry_id, "question": thread["question"],
+                             "answer": [a for a in answers if isinstance(a, str) and a.strip()]})
+        half = "dev"
+        for rephrasing in thread.get("rephr") or []:
+            if rephrasing == "*":
+                half = "test"
+                continue
+            if not isinstance(rephrasing, str) or not rephrasing.strip():
+                continue
+            halves[half].append({"query": rephrasing.strip(), "expected": None if held_out(n) else entry_id,
+                                 "thread": n})
+    folder = Path(work_dir) / "stackfaq"
+    faq = _write_if_changed(folder / "faq.jsonl", _jsonl(faq_rows))
+    dev = _write_if_changed(folder / "dev.jsonl", _jsonl(halves["dev"]))
+    test = _write_if_changed(folder / "test.jsonl", _jsonl(halves["test"]))
+    return [faq], dev, test
+
+
+# -- a set with what its build needs ----------------------------------------------------------------
+@dataclass
+class EvalSet:
+    name: str
+    faq_paths: list[Path]
+    dev_cases: Path
+    test_cases: Path | None
+    folder: Path
+    offline: bool
+    #: Wipe the cache before each build (shipped: every page must fail).
+    fresh_cache: bool
+    note: str
+    #: Files whose content goes into the index besides the FAQ (served pages).
+    extra_inputs: list[Path] = field(default_factory=list)
+
+    @property
+    def index_dir(self) -> Path:
+        return self.folder / "index"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.folder / "cache"
+
+
+NOTES = {
+    "shipped": "The shipped data/faq.md built offline with an empty cache (questions, answers, link titles only). "
+               "A development set with no test half: thresholds are calibrated on the very queries they are "
+               "measured on",
+    "articles": "Pages served from ../shared/fixtures/html by a local server. A development set with no test half: "
+                "thresholds are calibrated on the very queries they are measured on",
+    "stackfaq": "StackFAQ threads as FAQ entries, every 10th thread held out (its rephrasings are out of scope); "
+                "dev half = rephrasings before '*', test half = after; thresholds calibrated on the dev half only",
+}
+
+
+@contextlib.contextmanager
+def open_set(name: str, work_dir: Path = OUT) -> Iterator[EvalSet]:
+    """Prepare set `name` and keep what its build needs alive (the local server) while in use."""
+    work_dir = Path(work_dir)
+    folder = work_dir / name
+    if name == "shipped":
+        faq, dev, test = prepare_shipped(work_dir)
+        yield EvalSet(name, faq, dev, test, folder, offline=True, fresh_cache=True, note=NOTES[name])
+    elif name == "articles":
+        _require(HTML_FIXTURES / "readability", "the HTML fixtures (../shared/fixtures/html)")
+        port_file = folder / "port"
+        try:
+            preferred = int(port_file.read_text().strip())
+        except (OSError, ValueError):
+            preferred = 0
+        with StaticServer(HTML_FIXTURES, port=preferred) as server:
+            faq, dev, test = prepare_articles(server.base_url, work_dir)
+            port_file.write_text(str(server.port))
+            pages = sorted(HTML_FIXTURES.glob("readability/*/source.html"))
+            yield EvalSet(name, faq, dev, test, folder, offline=False, fresh_cache=False, note=NOTES[name],
+                          extra_inputs=pages)
+    elif name == "stackfaq":
+        faq, dev, test = prepare_stackfaq(work_dir)
+        yield EvalSet(name, faq, dev, test, folder, offline=True, fresh_cache=False, note=NOTES[name])
+    else:
+        raise ValueError(f"unknown set {name!r} (known: {', '.join(SET_NAMES)})")
+
+
+# -- build or reuse ---------------------------------------------------------------------------------
+#: Modules whose code decides what goes into an index (a change there means a rebuild).
+_BUILD_MODULES = ("build.py", "chunk.py", "embed.py", "extract.py", "faq.py", "records.py", "store.py")
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def fingerprint(eset: EvalSet, settings: Any) -> dict[str, Any]:
+    from indexer.config import SCHEMA_VERSION
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": settings.model,
+        "chunk": asdict(settings.chunk),
+        "extract": asdict(settings.extract),
+        "offline": eset.offline,
+        "faq": {str(p): _sha(p) for p in eset.faq_paths},
+        "pages": hashlib.sha256("".join(_sha(p) for p in eset.extra_inputs).encode()).hexdigest(),
+        "code": {m: _sha(ROOT / "indexer" / m) for m in _BUILD_MODULES if (ROOT / "indexer" / m).exists()},
+    }
+
+
+def ensure_index(eset: EvalSet, *, settings: Any = None, rebuild: bool = False) -> dict[str, Any]:
+    """Build the set's index unless an index built from the same inputs is there.
+
+    Returns {"reused": bool, "seconds": float, "summary": {...}} (summary of the build that made it).
+    """
+    from indexer import store
+    from indexer.build import build_index
+    from indexer.config import Settings
+
+    settings = settings or Settings()
+    stamp_file = eset.folder / "fingerprint.json"
+    wanted = fingerprint(eset, settings)
+    if not rebuild and stamp_file.exists():
+        try:
+            stamp = json.loads(stamp_file.read_text("utf-8"))
+            manifest = store.read_manifest(eset.index_dir)
+        except (OSError, ValueError, store.IndexError_):
+            stamp, manifest = {}, {}
+        if stamp.get("fingerprint") == wanted and manifest.get("build_id") == stamp.get("build_id"):
+            return {"reused": True, "seconds": 0.0, "summary": manifest.get("summary", {})}
+    if eset.fresh_cache and eset.cache_dir.exists():
+        shutil.rmtree(eset.cache_dir)
+    started = time.monotonic()
+    summary = build_index(eset.faq_paths, index_dir=eset.index_dir, cache_dir=eset.cache_dir, settings=settings,
+                          offline=eset.offline)
+    seconds = round(time.monotonic() - started, 2)
+    manifest = store.read_manifest(eset.index_dir)
+    stamp_file.write_text(json.dumps({"fingerprint": wanted, "build_id": manifest.get("build_id")}, indent=1),
+                          "utf-8")
+    return {"reused": False, "seconds": seconds, "summary": asdict(summary)}

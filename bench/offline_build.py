@@ -1,0 +1,138 @@
+"""Wall time of `python -m indexer build` of the shipped FAQ, offline and "online", as a subprocess.
+
+Variants (each run in a fresh temporary folder: empty --cache-dir, new --index-dir):
+
+- `no network`: data/faq.md as shipped, default flags. No network is reachable
+  on these machines, so every link fails: this is the build a user without
+  network gets.
+- `--offline`: the same with --offline (never touches the network).
+- `online, cold`: a copy of data/faq.md whose links point at the seed pages
+  (../shared/fixtures/seed-pages, see urls.tsv there) served locally, one
+  local server (its own origin, as politeness goes per origin) per original
+  host: the build as it runs online, every page fetched and embedded.
+- `online, rebuild`: the online build run again over the cache it left
+  (pages revalidated, vectors reused): what `make app` costs the second time.
+
+Timings include interpreter start-up and model loading. Results are appended
+to the offline-build section of bench/RESULTS.md.
+
+    .venv/bin/python bench/offline_build.py [--runs 3] [--no-results]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
+
+from bench.common import SHARED, StaticServer, machine, now, read_section, update_section  # noqa: E402
+
+FAQ = ROOT / "data" / "faq.md"
+SEED_PAGES = SHARED / "fixtures" / "seed-pages"
+SECTION = "offline-build"
+KEEP_ROWS = 40
+_SUMMARY = re.compile(r"^Built .*?: (?P<summary>.*)$", re.MULTILINE)
+
+_INTRO = """## Build time of the shipped FAQ
+
+`python -m indexer build` run as a subprocess (interpreter start-up and model loading included), each run
+with an empty cache and a new index folder in a temporary directory, except *online, rebuild*, which
+reruns over the cache the previous online build left. *no network*: data/faq.md as shipped with default
+flags on a machine without network (every link fails); *--offline*: the same with `--offline`;
+*online*: data/faq.md with each link pointed at its seed page (../shared/fixtures/seed-pages) served on
+127.0.0.1, one server per original host. One row per variant and run of
+`.venv/bin/python bench/offline_build.py`.
+
+| date | machine | variant | runs | wall mean (min–max) | last build's summary |
+| --- | --- | --- | ---: | ---: | --- |"""
+
+
+def online_faq(dest: Path, stack: contextlib.ExitStack) -> Path:
+    """data/faq.md with each link replaced by its seed page on a local server (one per original host)."""
+    rows = [line.split("\t") for line in (SEED_PAGES / "urls.tsv").read_text("utf-8").splitlines()[1:] if line.strip()]
+    servers: dict[str, StaticServer] = {}
+    text = FAQ.read_text("utf-8")
+    for url, filename in sorted(rows, key=lambda r: -len(r[0])):  # longest first: no URL is cut by a shorter one
+        host = urlsplit(url).hostname or ""
+        if host not in servers:
+            servers[host] = stack.enter_context(StaticServer(SEED_PAGES))
+        if url not in text:
+            raise SystemExit(f"{url} (from urls.tsv) is not in {FAQ}")
+        text = text.replace(url, servers[host].url(filename))
+    dest.write_text(text, "utf-8")
+    return dest
+
+
+def build_once(faq: Path, cache_dir: Path, index_dir: Path, *extra: str) -> tuple[float, str]:
+    cmd = [sys.executable, "-m", "indexer", "build", "--faq", str(faq), "--cache-dir", str(cache_dir),
+           "--index-dir", str(index_dir), *extra]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAQ_")}
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"build failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    match = _SUMMARY.search(proc.stdout)
+    return wall, (match.group("summary") if match else proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    info = machine()
+    results: dict[str, tuple[list[float], str]] = {}
+
+    def record(variant: str, wall: float, summary: str) -> None:
+        walls, _ = results.setdefault(variant, ([], ""))
+        walls.append(wall)
+        results[variant] = (walls, summary)
+        print(f"{variant}: {wall:.1f}s — {summary}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="faq-build-bench-") as tmp, contextlib.ExitStack() as stack:
+        tmp = Path(tmp)
+        for i in range(args.runs):
+            for variant, extra in (("no network", ()), ("--offline", ("--offline",))):
+                run_dir = tmp / f"{variant.strip('-').replace(' ', '-')}-{i}"
+                record(variant, *build_once(FAQ, run_dir / "cache", run_dir / "index", *extra))
+                shutil.rmtree(run_dir, ignore_errors=True)
+        if (SEED_PAGES / "urls.tsv").exists():
+            faq = online_faq(tmp / "faq.md", stack)
+            for i in range(args.runs):
+                run_dir = tmp / f"online-{i}"
+                record("online, cold", *build_once(faq, run_dir / "cache", run_dir / "index"))
+                record("online, rebuild", *build_once(faq, run_dir / "cache", run_dir / "index"))
+                shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            print(f"online variants skipped: no {SEED_PAGES / 'urls.tsv'} (the shared test data is not here)",
+                  file=sys.stderr)
+
+    date = now()
+    rows = []
+    for variant, (walls, summary) in results.items():
+        rows.append(f"| {date} | {info['cpu']}, nproc {info['nproc']}, load {info['load_average']} | {variant} "
+                    f"| {len(walls)} | {statistics.mean(walls):.1f}s ({min(walls):.1f}–{max(walls):.1f}) | {summary} |")
+    print("\n".join(rows))
+    if not args.no_results:
+        old = [line for line in read_section(SECTION).splitlines() if line.startswith("| 2")]
+        update_section(SECTION, "\n".join([_INTRO, *(old + rows)[-KEEP_ROWS:]]))
+        print("bench/RESULTS.md: offline-build rows appended", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
