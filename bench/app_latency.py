@@ -180,7 +180,8 @@ def main() -> None:
                 run = one_run(browser, env, later, workdir / "streamlit.log",
                               args.screenshots if i == args.runs - 1 else None, args.streamlit_arg)
                 runs.append(run)
-                print(f"run {i + 1}: healthy {run['health_s']:.2f}s, page {run['title_s']:.2f}s, search box {run['box_s']:.2f}s, first result "
+                print(f"run {i + 1}: healthy {run['health_s']:.2f}s, page {run['title_s']:.2f}s, "
+                      f"search box {run['box_s']:.2f}s, first result "
                       f"{run['first_result_s']:.2f}s after start ({run['first_query_s']:.2f}s after typing); later "
                       f"queries median {statistics.median(run['later_ms']):.0f} ms, max {max(run['later_ms']):.0f} ms",
                       flush=True)
@@ -224,7 +225,8 @@ def main() -> None:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for i, r in enumerate(runs, start=1):
-        lines.append(f"| {i} | {r['health_s']:.2f} | {r['title_s']:.2f} | {r['box_s']:.2f} | {r['first_result_s']:.2f} | "
+        lines.append(f"| {i} | {r['health_s']:.2f} | {r['title_s']:.2f} | {r['box_s']:.2f} | "
+                     f"{r['first_result_s']:.2f} | "
                      f"{r['first_query_s']:.2f} | {statistics.median(r['later_ms']):.0f} | {max(r['later_ms']):.0f} |")
     if baseline:
         lines.append("| hello-world app | | | " + " / ".join(f"{b:.2f}" for b in baseline) + " (text box) | | | | |")

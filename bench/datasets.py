@@ -1,15 +1,17 @@
 """The three evaluation sets, prepared in a work folder (default bench/out/, git-ignored).
 
-Each `prepare_*` function returns `(faq_paths, dev_cases_path, test_cases_path or None)`:
+Each `prepare_*` function returns `(faq_paths, dev_cases_path, test_cases_path)`:
 
 - **shipped**: the shipped FAQ `data/faq.md` and the hand-written queries of
   `bench/eval/shipped_faq.jsonl`. Built OFFLINE with a fresh, empty cache, so
   every linked page fails: this set measures the offline path (questions,
-  answers, link titles). It has no test half: it is a development set.
+  answers, link titles). Queries alternate into a dev half (tuning and
+  threshold calibration) and a test half (reported).
 - **articles**: `bench/eval/articles_faq.jsonl` with `{BASE}` replaced by the
   address of a local static server over `../shared/fixtures/html/`; queries
   `bench/eval/articles.jsonl`. Built online against that server, with a page
-  cache under the work folder (a rerun revalidates). No test half either.
+  cache under the work folder (a rerun revalidates). Dev and test halves as
+  for shipped.
 - **stackfaq**: StackFAQ (`../shared/datasets/stackfaq/stackExchange-FAQ.json`,
   read in place; only generated files go to the work folder). Thread n becomes
   the JSONL FAQ row `{"id": "sf-<n>", "question": ..., "answer": [answers]}`.
@@ -68,13 +70,26 @@ def _require(path: Path, what: str) -> None:
 
 
 # -- the three sets ---------------------------------------------------------------------------------
+def split_halves(cases: Path, folder: Path) -> tuple[Path, Path]:
+    """Dev half (queries 1, 3, 5, ...) and test half (2, 4, 6, ...) of a hand-written query file.
+
+    Alternating lines keep both halves balanced over entries and over out-of-scope queries,
+    which the file lists entry by entry.
+    """
+    lines = [line for line in cases.read_text("utf-8").splitlines() if line.strip()]
+    folder.mkdir(parents=True, exist_ok=True)
+    dev = _write_if_changed(folder / "dev.jsonl", "".join(line + "\n" for line in lines[0::2]))
+    test = _write_if_changed(folder / "test.jsonl", "".join(line + "\n" for line in lines[1::2]))
+    return dev, test
+
+
 def prepare_shipped(work_dir: Path = OUT) -> Prepared:
-    """The shipped FAQ, read in place, and its development queries (no test half)."""
+    """The shipped FAQ, read in place, and its queries split into dev and test halves."""
     for path in (SHIPPED_FAQ, EVAL / "shipped_faq.jsonl"):
         if not path.exists():
             raise SetUnavailable(f"{path} not found")
-    (Path(work_dir) / "shipped").mkdir(parents=True, exist_ok=True)
-    return [SHIPPED_FAQ], EVAL / "shipped_faq.jsonl", None
+    dev, test = split_halves(EVAL / "shipped_faq.jsonl", Path(work_dir) / "shipped")
+    return [SHIPPED_FAQ], dev, test
 
 
 def prepare_articles(base_url: str, work_dir: Path = OUT) -> Prepared:
@@ -82,7 +97,8 @@ def prepare_articles(base_url: str, work_dir: Path = OUT) -> Prepared:
     _require(HTML_FIXTURES / "readability", "the HTML fixtures (../shared/fixtures/html)")
     text = (EVAL / "articles_faq.jsonl").read_text("utf-8").replace("{BASE}", base_url.rstrip("/"))
     faq = _write_if_changed(Path(work_dir) / "articles" / "faq.jsonl", text)
-    return [faq], EVAL / "articles.jsonl", None
+    dev, test = split_halves(EVAL / "articles.jsonl", Path(work_dir) / "articles")
+    return [faq], dev, test
 
 
 def stackfaq_threads(path: Path = STACKFAQ_JSON) -> list[dict[str, Any]]:
@@ -149,10 +165,9 @@ class EvalSet:
 
 NOTES = {
     "shipped": "The shipped data/faq.md built offline with an empty cache (questions, answers, link titles only). "
-               "A development set with no test half: thresholds are calibrated on the very queries they are "
-               "measured on",
-    "articles": "Pages served from ../shared/fixtures/html by a local server. A development set with no test half: "
-                "thresholds are calibrated on the very queries they are measured on",
+               "Queries alternate into a dev half (tuning, threshold calibration) and a test half (reported)",
+    "articles": "Pages served from ../shared/fixtures/html by a local server. Queries alternate into a dev half "
+                "(tuning, threshold calibration) and a test half (reported)",
     "stackfaq": "StackFAQ threads as FAQ entries, every 10th thread held out (its rephrasings are out of scope); "
                 "dev half = rephrasings before '*', test half = after; thresholds calibrated on the dev half only",
 }

@@ -156,6 +156,11 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
         vector_cache.close()
 
     summary.seconds = round(time.monotonic() - started, 2)
+    threshold, calibration = settings.search.answer_threshold, None
+    previous = store.previous_manifest(Path(index_dir))
+    if previous and previous.get("model") == embedder.name and previous.get("calibration"):
+        # A threshold calibrated on labelled queries outlives rebuilds of the same FAQ and model.
+        threshold, calibration = previous["answer_threshold"], previous["calibration"]
     sources = [{"path": str(p), "sha256": file_sha256(p)} for fp in faq_paths for p in faq_files(Path(fp))]
     manifest: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -168,7 +173,8 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
                    "pages_fetched": summary.pages_fetched, "pages_cached": summary.pages_cached,
                    "pages_thin": summary.pages_thin, "pages_failed": summary.pages_failed,
                    "passages": summary.passages},
-        "answer_threshold": settings.search.answer_threshold,
+        "answer_threshold": threshold,
+        "calibration": calibration,
         "chunk": asdict(settings.chunk),
         "summary": asdict(summary),
     }

@@ -174,6 +174,28 @@ def eval_(file: Path, index_dir: Path, as_json: bool, threshold: float | None) -
         click.echo("\n".join(report.lines()))
 
 
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@index_dir_option
+@click.option("--max-refused-answerable", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="Share of answerable queries the threshold may refuse.")
+def calibrate(file: Path, index_dir: Path, max_refused_answerable: float) -> None:
+    """Set the index's "no good answer" threshold from labelled queries (eval's JSONL format).
+
+    The threshold is stored in the index manifest and kept by later builds with
+    the same model. Include out-of-scope queries ("expected": null).
+
+    \b
+        python -m indexer calibrate bench/eval/shipped_faq.jsonl
+    """
+    from .calibrate import calibrate_index
+
+    result = _run(calibrate_index, index_dir, file, max_refused_answerable=max_refused_answerable)
+    click.echo(f"threshold {result.threshold:.4f} from {result.answerable} answerable and {result.unanswerable} "
+               f"out-of-scope queries: refuses {result.refused_unanswerable:.0%} of out-of-scope and "
+               f"{result.refused_answerable:.0%} of answerable ones" + (f" ({result.note})" if result.note else ""))
+
+
 def main() -> None:
     try:
         code = cli.main(prog_name="python -m indexer", standalone_mode=False)

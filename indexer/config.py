@@ -84,15 +84,15 @@ class SearchSettings:
     #: Which unit kinds take part (the baseline uses questions only).
     unit_kinds: tuple[str, ...] = ("question", "entry", "answer", "title", "passage")
     #: How many units the dense and the lexical retrievers each return before fusion.
-    candidates: int = 200
+    candidates: int = 1000
     #: Share of the BM25 signal in the fused unit score: (1 - w) * dense + w * bm25_normalised.
-    lexical_weight: float = 0.3
+    lexical_weight: float = 0.15
     #: How BM25 is scaled to [0, 1]: "ceiling" (share of the best score each query term can
     #: reach; unseen terms count as misses) or "max" (divided by the top unit's score).
     lexical_norm: str = "ceiling"
     #: Unit kinds are not equally telling: a question match is worth more than a passage.
     kind_weights: dict[str, float] = field(
-        default_factory=lambda: {"question": 1.0, "entry": 1.0, "answer": 0.95, "title": 0.9, "passage": 0.85}
+        default_factory=lambda: {"question": 1.0, "entry": 1.0, "answer": 0.85, "title": 0.9, "passage": 0.85}
     )
     #: An entry's score is its best unit plus this share of its second-best (distinct) unit.
     second_unit_weight: float = 0.0

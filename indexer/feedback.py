@@ -75,13 +75,9 @@ class FeedbackStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The default rollback journal, not WAL: no -wal/-shm files left beside the (git-ignored) database.
         with closing(self._connect()) as db, db:
             db.executescript(_SCHEMA)
-        try:  # readers never block the writer; harmless if the file system refuses
-            with closing(self._connect()) as db:
-                db.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.Error:
-            pass
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=5.0)

@@ -29,7 +29,7 @@ KIND_LABELS = {"article": "Article", "video": "Video", "qa": "Q&A", "paper": "Pa
 KIND_ICONS = {"article": "📄", "video": "▶️", "qa": "💬", "paper": "🎓", "book": "📘", "other": "🔗"}
 UNCATEGORISED = "Other questions"
 BUILD_COMMAND = "python -m indexer build"
-EVIDENCE_CHARS = 600
+EVIDENCE_CHARS = 360
 
 
 # -- escaping and links ---------------------------------------------------------------
@@ -181,8 +181,13 @@ class Relevance:
     percent: int
 
 
-def relevance(score: float, threshold: float) -> Relevance:
-    """A words-and-bar reading of a fused score, relative to the index's answer threshold."""
+def relevance(score: float, threshold: float, top: float | None = None) -> Relevance:
+    """A words-and-bar reading of a fused score.
+
+    Below the index's answer threshold a result is a weak match. Above it, the label weighs how far
+    above the threshold it is and how close to the best result of the same query (`top`): with a
+    low calibrated threshold, the runner-up entries are related, not equally good answers.
+    """
     try:
         score = float(score)
     except (TypeError, ValueError):
@@ -190,13 +195,15 @@ def relevance(score: float, threshold: float) -> Relevance:
     if score != score:  # NaN
         score = 0.0
     percent = int(round(min(max(score, 0.0), 1.0) * 100))
-    if score >= threshold + 0.15:
+    if score < threshold:
+        return Relevance("Weak match", "low", percent)
+    margin = (score - threshold) / max(1.0 - threshold, 1e-6)
+    share = score / top if top and top > 0 else 1.0
+    if margin >= 0.35 and share >= 0.8:
         return Relevance("Strong match", "strong", percent)
-    if score >= threshold:
+    if margin >= 0.15 and share >= 0.5:
         return Relevance("Good match", "good", percent)
-    if score >= threshold - 0.12:
-        return Relevance("Possible match", "weak", percent)
-    return Relevance("Weak match", "low", percent)
+    return Relevance("Possible match", "weak", percent)
 
 
 def kind_label(kind: Any) -> str:
@@ -223,13 +230,16 @@ def _resource_title(resources: Iterable[Any], url: str) -> str:
 
 
 # -- cards --------------------------------------------------------------------------------------
-def resources_html(resources: Iterable[Any]) -> str:
+def resources_html(resources: Iterable[Any], title_marks: Mapping[int, list[list[int]]] | None = None) -> str:
+    """The entry's links: kind badge, title (with `title_marks[i]` marked in the i-th), site name."""
     items = []
-    for r in resources or ():
+    for i, r in enumerate(resources or ()):
         site = _get(r, "site", "") or ""
         site_html = f' <span class="faq-site">{esc(site)}</span>' if site else ""
-        items.append(f"<li>{kind_badge_html(_get(r, 'kind', 'other'))} "
-                     f"{link_html(_get(r, 'url', ''), _get(r, 'title', '') or site)}{site_html}</li>")
+        title = _get(r, "title", "") or site
+        marks = (title_marks or {}).get(i)
+        link = _linked_marked(_get(r, "url", ""), title, marks) if marks else link_html(_get(r, "url", ""), title)
+        items.append(f"<li>{kind_badge_html(_get(r, 'kind', 'other'))} {link}{site_html}</li>")
     return f'<ul class="faq-res">{"".join(items)}</ul>' if items else ""
 
 
@@ -260,6 +270,16 @@ def evidence_html(result: Any, documents: Mapping[str, Any] | None = None) -> st
     return ""
 
 
+def _place(spans: list[tuple[int, int]], offset: int, field: str, used: set[tuple[int, int]]) -> list[list[int]]:
+    """The spans that fall inside `field` (found at `offset` in the evidence), relative to the field."""
+    out = []
+    for s, e in spans:
+        if offset <= s and e <= offset + len(field):
+            out.append([s - offset, e - offset])
+            used.add((s, e))
+    return out
+
+
 def _linked_marked(url: str, text: str, spans: Any) -> str:
     inner = highlight_html(text, spans)
     good = safe_url(url)
@@ -276,8 +296,13 @@ def _site(url: str) -> str:
     return host[4:] if host.startswith("www.") else host
 
 
-def result_card_html(result: Any, rank: int, threshold: float, documents: Mapping[str, Any] | None = None) -> str:
-    """One search result: question, relevance, answer, evidence, resources, a link to the entry."""
+def result_card_html(result: Any, rank: int, threshold: float, documents: Mapping[str, Any] | None = None,
+                     *, top_score: float | None = None, query_key: str = "") -> str:
+    """One search result: question, relevance, answer, evidence, resources, a link to the entry.
+
+    `top_score` is the best score of the same query (for the relevance label); `query_key` (a hash
+    of the query) is set as `data-q`, so a browser test can tell a fresh card from the previous query's.
+    """
     ev = _get(result, "evidence")
     source = _get(ev, "source", "") if ev is not None else ""
     ev_text = _get(ev, "text", "") or "" if ev is not None else ""
@@ -286,29 +311,61 @@ def result_card_html(result: Any, rank: int, threshold: float, documents: Mappin
     answer = _get(result, "answer", "") or ""
     entry_id = _get(result, "id", "") or ""
 
-    q_html, matched, extra = esc(question), "", ""
-    if source == "question":
-        matched = "Matched the FAQ question"
-        if ev_text == question:
-            q_html = highlight_html(question, spans)
+    resources = list(_get(result, "resources", ()) or ())
+    clean = _clean_spans(spans, len(ev_text))
+    q_spans: list[list[int]] = []
     answer_spans: list[list[int]] = []
+    title_marks: dict[int, list[list[int]]] = {}
+    matched, placed = "", source == "resource"
+    show_evidence = source == "resource"
+    if source == "question" and ev_text.startswith(question):
+        # The question itself, or the entry's profile (question, answer, link titles): the marks go
+        # onto the card's own fields instead of repeating the same text below them.
+        used: set[tuple[int, int]] = set()
+        q_spans = _place(clean, 0, question, used)
+        cursor = len(question)
+        if answer and ev_text != question:
+            at = ev_text.find(answer, cursor)
+            if at >= 0:
+                answer_spans = _place(clean, at, answer, used)
+                cursor = at + len(answer)
+        for i, r in enumerate(resources):
+            title = _get(r, "title", "") or ""
+            at = ev_text.find(title, cursor) if title and ev_text != question else -1
+            if at >= 0:
+                title_marks[i] = _place(clean, at, title, used)
+                cursor = at + len(title)
+        placed = len(used) == len(clean)
+        matched = "Matched the FAQ question" if ev_text == question else "Matched the FAQ entry"
+    if source == "title":
+        ev_url = _get(ev, "url", "") or ""
+        for i, r in enumerate(resources):
+            if _get(r, "url") == ev_url and (_get(r, "title", "") or "") == ev_text:
+                title_marks[i], matched, placed = [[s, e] for s, e in clean], "Matched a linked page's title", True
+                break
+        else:  # the title is not among the card's links: show it as evidence
+            placed = show_evidence = True
     if source == "answer":
         offset = answer.find(ev_text) if ev_text else -1
         if offset >= 0:  # mark the words in the answer itself
-            matched = "Matched the FAQ answer"
-            answer_spans = [[s + offset, e + offset] for s, e in _clean_spans(spans, len(ev_text))]
-        else:
-            extra = (f'<div class="faq-ev"><div class="faq-ev-label">Matched the FAQ answer</div>'
-                     f'<blockquote class="faq-ev-text">{highlight_html(ev_text, spans, max_chars=EVIDENCE_CHARS)}'
-                     f"</blockquote></div>")
+            matched, placed = "Matched the FAQ answer", True
+            answer_spans = [[s + offset, e + offset] for s, e in clean]
+    q_html = highlight_html(question, q_spans)
+    extra = ""
+    if not placed and ev_text:
+        label = {"question": "Matched the FAQ entry", "answer": "Matched the FAQ answer"}.get(source, "Matched")
+        matched = ""
+        extra = (f'<div class="faq-ev"><div class="faq-ev-label">{esc(label)}</div>'
+                 f'<blockquote class="faq-ev-text">{highlight_html(ev_text, spans, max_chars=EVIDENCE_CHARS)}'
+                 f"</blockquote></div>")
     answer_html = f'<div class="faq-answer">{text_html(answer, answer_spans)}</div>' if answer else ""
-    rel = relevance(_get(result, "score", 0.0), threshold)
+    rel = relevance(_get(result, "score", 0.0), threshold, top_score)
     score = _get(result, "score", 0.0)
     category = _get(result, "category", "") or ""
     cat_html = f'<span class="faq-cat">{esc(category)}</span>' if category else ""
     matched_html = f'<span class="faq-matched">{esc(matched)}</span>' if matched else ""
     return (
-        f'<div class="faq-card" data-entry="{esc(entry_id)}">'
+        f'<div class="faq-card" data-entry="{esc(entry_id)}" data-q="{esc(query_key)}">'
         f'<div class="faq-head"><span class="faq-rank">{int(rank)}</span>'
         f'<div class="faq-q">{q_html}</div></div>'
         f'<div class="faq-meta"><span class="faq-rel faq-rel-{rel.level}" '
@@ -317,8 +374,8 @@ def result_card_html(result: Any, rank: int, threshold: float, documents: Mappin
         f'aria-label="relevance {rel.percent}%"><span style="width:{rel.percent}%"></span></span>'
         f"{cat_html}{matched_html}</div>"
         f"{answer_html}{extra}"
-        f"{evidence_html(result, documents)}"
-        f"{resources_html(_get(result, 'resources', ()))}"
+        f"{evidence_html(result, documents) if show_evidence else ''}"
+        f"{resources_html(resources, title_marks)}"
         f'<div class="faq-foot"><a href="{esc(entry_href(entry_id))}" target="_self">Link to this entry</a></div>'
         f"</div>"
     )

@@ -132,6 +132,24 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
     return manifest
 
 
+def update_manifest(index_dir: Path, updates: dict[str, Any]) -> dict[str, Any]:
+    """Merge `updates` into the current build's manifest, atomically (used by calibration)."""
+    from .cache import atomic_write
+
+    real = Path(index_dir).resolve()
+    manifest = read_manifest(real) | updates
+    atomic_write(real / MANIFEST_FILE, json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8"))
+    return manifest
+
+
+def previous_manifest(index_dir: Path) -> dict[str, Any] | None:
+    """The manifest of the index a build is about to replace, if it is readable."""
+    try:
+        return read_manifest(Path(index_dir))
+    except IndexError_:
+        return None
+
+
 def read_report(index_dir: Path) -> list[dict[str, Any]]:
     try:
         return json.loads((Path(index_dir) / REPORT_FILE).read_text("utf-8"))

@@ -1,0 +1,448 @@
+"""Course FAQ search: the web app (`streamlit run app.py`).
+
+Thin by design: searching is `indexer.search`, everything shown is built by
+`indexer.present` (escaped, safe HTML), the query log and votes are
+`indexer.feedback`. This file only wires Streamlit widgets to them.
+
+Configuration (environment): FAQ_INDEX_DIR (default data/index), FAQ_APP_DB
+(default data/app.sqlite), FAQ_CACHE_DIR (default data/cache, for rebuilds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import streamlit as st
+
+from indexer import present
+from indexer.feedback import FeedbackStore, default_db_path
+from indexer.store import IndexError_, read_manifest, read_report
+
+ROOT = Path(__file__).resolve().parent
+TOP_K = 5
+MAX_QUERY_CHARS = 500
+#: The two views; the label is also the `?view=` value of a deep link (`?view=Browse`).
+VIEWS = ["Search", "Browse"]
+log = logging.getLogger("faq_app")
+
+CSS = """
+<style>
+[data-testid="stMainBlockContainer"]{padding-top:3.5rem;padding-bottom:4rem}
+[data-testid="stMetricValue"]{font-size:1.5rem}
+[data-testid="stAppDeployButton"]{display:none}
+.faq-title{font-size:2.1rem;font-weight:700;line-height:1.2;margin:0 0 .3rem}
+.faq-sub{opacity:.7;font-size:.95rem}
+@media (max-width:640px){.faq-title{font-size:1.6rem}.faq-sub{font-size:.88rem}}
+.faq-card{line-height:1.5}
+.faq-head{display:flex;gap:.6rem;align-items:flex-start}
+.faq-rank{flex:none;display:inline-flex;width:1.55rem;height:1.55rem;margin-top:.1rem;border-radius:50%;
+  align-items:center;justify-content:center;background:rgba(128,128,128,.16);font-size:.8rem;font-weight:600}
+.faq-q{font-size:1.12rem;font-weight:600;line-height:1.35;overflow-wrap:anywhere}
+.faq-meta{display:flex;flex-wrap:wrap;gap:.35rem .6rem;align-items:center;margin:.4rem 0 .5rem}
+.faq-rel{font-size:.75rem;font-weight:600;padding:.08rem .55rem;border-radius:1rem;white-space:nowrap}
+.faq-rel-strong{background:rgba(34,160,84,.16);color:#1f9d55}
+.faq-rel-good{background:rgba(34,160,84,.11);color:#2f9e5e}
+.faq-rel-weak{background:rgba(230,150,0,.16);color:#c27c00}
+.faq-rel-low{background:rgba(128,128,128,.16);color:inherit;opacity:.8}
+.faq-bar{display:inline-block;width:4.5rem;height:.42rem;border-radius:.21rem;background:rgba(128,128,128,.2);
+  overflow:hidden}
+.faq-bar>span{display:block;height:100%;border-radius:.21rem;background:#2f9e5e}
+.faq-bar-weak>span{background:#e0a000}.faq-bar-low>span{background:#9a9a9a}
+.faq-cat,.faq-matched,.faq-site,.faq-count{font-size:.78rem;opacity:.7}
+.faq-matched{font-style:italic}
+.faq-answer{overflow-wrap:anywhere}
+.faq-answer p{margin:.15rem 0 .5rem}
+.faq-muted{opacity:.7;font-style:italic}
+.faq-ev{margin:.3rem 0 .55rem}
+.faq-ev-label{font-size:.78rem;opacity:.8;margin-bottom:.2rem;overflow-wrap:anywhere}
+.faq-ev-text{margin:0;padding:.45rem .75rem;border-left:3px solid rgba(240,180,0,.85);border-radius:0 .35rem .35rem 0;
+  background:rgba(128,128,128,.08);font-size:.92rem;overflow-wrap:anywhere}
+.faq-card mark,.faq-item mark{background:rgba(255,205,0,.42);color:inherit;padding:0 .12em;border-radius:.2em}
+.faq-res,.faq-pp{list-style:none;padding:0!important;margin:.35rem 0 .2rem!important}
+.faq-res li,.faq-pp li{margin-left:0!important;padding-left:0}
+.faq-res li{display:flex;flex-wrap:wrap;gap:.2rem .45rem;align-items:baseline;margin:.3rem 0;overflow-wrap:anywhere}
+.faq-kind{flex:none;font-size:.68rem;font-weight:700;letter-spacing:.04em;text-transform:uppercase;
+  padding:.05rem .42rem;border-radius:.3rem}
+.faq-kind-article{background:rgba(45,120,230,.15);color:#3b7ddd}
+.faq-kind-video{background:rgba(230,50,50,.15);color:#de4545}
+.faq-kind-qa{background:rgba(240,140,0,.17);color:#d27800}
+.faq-kind-paper{background:rgba(140,80,220,.16);color:#8a5cd6}
+.faq-kind-book{background:rgba(0,150,136,.16);color:#139a8c}
+.faq-kind-other{background:rgba(128,128,128,.18)}
+.faq-foot{font-size:.8rem;margin-top:.25rem}
+.faq-group{margin:.4rem 0 1rem}
+.faq-group-title{margin:.6rem 0 .3rem;font-size:1.05rem}
+.faq-item{border-bottom:1px solid rgba(128,128,128,.2);padding:.1rem 0}
+.faq-item summary{cursor:pointer;padding:.45rem 0;display:flex;gap:.5rem;align-items:baseline;list-style:none}
+.faq-item summary::-webkit-details-marker{display:none}
+.faq-item summary::before{content:"▸";opacity:.55;flex:none}
+.faq-item[open] summary::before{content:"▾"}
+.faq-item-q{font-weight:500;flex:1;overflow-wrap:anywhere}
+.faq-item-body{padding:0 0 .6rem 1.1rem}
+.faq-pp{font-size:.8rem}
+.faq-pp li{margin:0 0 .55rem;overflow-wrap:anywhere}
+.faq-pp-status{font-weight:600;color:#d9534f}
+.faq-pp-reason{opacity:.8}
+.faq-notice{padding:.75rem 1rem;border-radius:.5rem;background:rgba(240,170,0,.13);margin:.2rem 0 .6rem}
+.faq-notice b{display:block;margin-bottom:.15rem}
+</style>
+"""
+
+# Puts the cursor in the search box when the page opens (constant code: no user or page text in it).
+FOCUS_JS = """
+<script>
+(function focusSearch(tries) {
+  const box = document.querySelector('.st-key-q input');
+  if (box) {
+    const active = document.activeElement;
+    if (!active || active === document.body) box.focus();
+  } else if (tries > 0) {
+    setTimeout(function () { focusSearch(tries - 1); }, 100);
+  }
+})(30);
+</script>
+"""
+
+
+# -- configuration -----------------------------------------------------------------------------
+def index_dir() -> Path:
+    value = os.environ.get("FAQ_INDEX_DIR")
+    return Path(value) if value else ROOT / "data" / "index"
+
+
+def cache_dir() -> Path:
+    value = os.environ.get("FAQ_CACHE_DIR")
+    return Path(value) if value else ROOT / "data" / "cache"
+
+
+def db_path() -> Path:
+    return default_db_path(ROOT)
+
+
+# -- loaded once per process ---------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def get_encoder(model: str):
+    from indexer.query_encoder import load_query_encoder
+
+    return load_query_encoder(model)
+
+
+class SearcherLoader:
+    """Loads the current build's searcher in a background thread, once per process.
+
+    Started at the top of a run, before anything is drawn, so on a cold start the index and model
+    load while the browser renders the page. A rebuild has another (path, build_id): the next run
+    starts loading it, and the old build is let go. A failed load is retried on the next run.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faq-index-loader")
+        self._key: tuple[str, str] | None = None
+        self._future: Future | None = None
+
+    def start(self, key: tuple[str, str]) -> Future:
+        with self._lock:
+            stale = self._future is None or self._key != key
+            failed = self._future is not None and self._future.done() and self._future.exception() is not None
+            if stale or failed:
+                self._key = key
+                self._future = self._pool.submit(present.open_searcher, Path(key[0]), get_encoder)
+            return self._future
+
+
+@st.cache_resource(show_spinner=False)
+def searcher_loader() -> SearcherLoader:
+    return SearcherLoader()
+
+
+def get_searcher(path: str, build_id: str):
+    """The searcher for one build (waits for the background load if it is still running)."""
+    return searcher_loader().start((path, build_id)).result()
+
+
+@st.cache_resource(show_spinner=False)
+def get_store(path: str) -> FeedbackStore | None:
+    try:
+        return FeedbackStore(path)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("feedback database %s unavailable (%s); queries and votes are not logged", path, exc)
+        return None
+
+
+@st.cache_resource(show_spinner=False)
+def build_lock() -> threading.Lock:
+    return threading.Lock()
+
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def run_search(path: str, build_id: str, query: str, top_k: int) -> dict:
+    return present.response_dict(get_searcher(path, build_id).search(query, top_k=top_k))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def load_report(path: str, build_id: str) -> list[dict]:
+    return read_report(Path(path))
+
+
+# -- actions ----------------------------------------------------------------------------------------
+def faq_sources(manifest: dict | None) -> list[Path]:
+    if manifest and manifest.get("sources"):
+        return [present.resolve_source(s["path"], [ROOT]) for s in manifest["sources"]]
+    return [ROOT / "data" / "faq.md"]
+
+
+def rebuild(manifest: dict | None, offline: bool) -> None:
+    """Run the build in this process, then rerun: the new build_id loads the new index."""
+    lock = build_lock()
+    if not lock.acquire(blocking=False):
+        st.warning("A rebuild is already running; the app switches to the new index when it is done.")
+        return
+    try:
+        from indexer.build import build_index
+
+        sources = faq_sources(manifest)
+        with st.spinner("Rebuilding the index: reading the FAQ, fetching its pages, embedding. "
+                        "This can take a minute…", show_time=True):
+            summary = build_index(sources, index_dir=index_dir(), cache_dir=cache_dir(), offline=offline)
+    except Exception as exc:  # a bad FAQ, no model, a full disk: say so, keep the old index
+        log.exception("rebuild failed")
+        st.session_state["_rebuild_msg"] = ("error", f"The rebuild failed: {exc}. The previous index is unchanged.")
+    else:
+        st.session_state["_rebuild_msg"] = ("success", f"Index rebuilt: {summary.line()}")
+    finally:
+        lock.release()
+    st.rerun()
+
+
+def query_key(query: str) -> str:
+    """A short stable id of a query: feedback widget keys, and `data-q` on its result cards."""
+    return hashlib.sha1(query.encode("utf-8")).hexdigest()[:12]
+
+
+def set_query(text: str) -> None:
+    st.session_state["q"] = text
+
+
+def close_entry() -> None:
+    if "entry" in st.query_params:
+        del st.query_params["entry"]
+
+
+def on_vote(key: str, query: str, entry_id: str, rank: int) -> None:
+    value = st.session_state.get(key)
+    if value is None:
+        return
+    store = get_store(str(db_path()))
+    if store is None:
+        return
+    try:
+        store.record_vote(query, entry_id, 1 if value == 1 else -1, rank=rank)
+    except sqlite3.Error as exc:
+        log.warning("vote not saved: %s", exc)
+        st.toast("Sorry, your feedback could not be saved.")
+        return
+    st.toast("Thanks! Your feedback helps improve the FAQ.", icon=":material/thumb_up:")
+
+
+def log_query(build_id: str, response: dict) -> None:
+    """One row per query asked in this session (reruns for feedback clicks are not new queries)."""
+    key = (build_id, response["query"])
+    if st.session_state.get("_logged") == key:
+        return
+    st.session_state["_logged"] = key
+    store = get_store(str(db_path()))
+    if store is not None:
+        try:
+            store.log_response(response)
+        except sqlite3.Error as exc:
+            log.warning("query not logged: %s", exc)
+
+
+# -- views ------------------------------------------------------------------------------------------
+def sidebar(manifest: dict | None, token: tuple[str, str] | None) -> None:
+    with st.sidebar:
+        st.subheader("Index status")
+        msg = st.session_state.pop("_rebuild_msg", None)
+        if msg:
+            (st.success if msg[0] == "success" else st.error)(present.md_escape(msg[1]))
+        if manifest is None:
+            st.warning("No index yet: build it to start searching.")
+        else:
+            counts = manifest.get("counts", {})
+            c1, c2 = st.columns(2)
+            c1.metric("Entries", counts.get("entries", 0))
+            c2.metric("Links", counts.get("resources", 0))
+            c1.metric("Pages fetched", counts.get("pages_fetched", 0))
+            c2.metric("From cache", counts.get("pages_cached", 0))
+            c1.metric("Failed", counts.get("pages_failed", 0))
+            if counts.get("pages_thin"):
+                c2.metric("Paywalled", counts.get("pages_thin", 0))
+            st.caption(f"Model: {present.md_escape(present.short_model(manifest.get('model')))}  \n"
+                       f"Built: {present.md_escape(present.built_at_text(manifest.get('built_at')))}")
+            for src in present.source_changes(manifest, [ROOT]):
+                if src["missing"]:
+                    st.warning(f"{present.md_escape(src['path'])} is missing: the index still holds it.")
+                elif src["changed"]:
+                    st.warning(f"{present.md_escape(src['path'])} changed since this index was built. "
+                               "Rebuild to include the changes.")
+            problems = present.problem_pages(load_report(*token)) if token else []
+            if problems:
+                with st.expander(f"Pages not indexed ({len(problems)})"):
+                    st.html(present.problem_pages_html(problems))
+        with st.expander("Rebuild the index", expanded=manifest is None):
+            st.markdown("In a terminal, in the project folder:")
+            st.code(present.BUILD_COMMAND, language="bash", wrap_lines=True)
+            st.caption("Or rebuild here; the app switches to the new index when it is done.")
+            offline = st.checkbox("Cached pages only (offline)", key="offline_build")
+            if st.button("Rebuild now", key="rebuild", icon=":material/refresh:"):
+                rebuild(manifest, offline)
+
+
+def no_index_panel(problem: str, manifest: dict | None) -> None:
+    st.info("**The search index is not built yet** (or cannot be read). Build it once with this command "
+            "in the project folder, then reload this page:", icon=":material/build:")
+    st.code(present.BUILD_COMMAND, language="bash")
+    st.caption(present.md_escape(problem))
+    if st.button("Build the index now", key="build_main", type="primary"):
+        rebuild(manifest, offline=False)
+
+
+def entry_view(searcher, entry_id: str) -> None:
+    entry = searcher.stored.entries.get(entry_id)
+    st.button("← Back", key="close_entry", on_click=close_entry, type="tertiary")
+    if entry is None:
+        st.warning("That FAQ entry does not exist (any more). Try searching for it instead.")
+        return
+    with st.container(border=True, key="entry_card"):
+        st.html(present.entry_card_html(entry))
+
+
+def search_view(token: tuple[str, str], manifest: dict) -> None:
+    # The box comes first, so it is on screen (and focused) while the index loads on a cold start.
+    query = st.text_input("Ask a question", key="q", bind="query-params", label_visibility="collapsed",
+                          placeholder="Ask a question, e.g. what is log loss?", icon=":material/search:")
+    st.html(FOCUS_JS, unsafe_allow_javascript=True)
+    query = " ".join((query or "").split())[:MAX_QUERY_CHARS]
+    searcher = load_searcher(token, manifest)
+    if searcher is None:
+        return
+    if not query:
+        examples = present.example_questions(searcher.stored.entries.values(), n=2)
+        if examples:
+            st.caption("Or try an example:")
+            row = st.container(horizontal=True, gap="small", key="examples")
+            for i, text in enumerate(examples):
+                row.button(text, key=f"example_{i}", on_click=set_query, args=(text,), type="secondary")
+        return
+    try:
+        response = run_search(*token, query, TOP_K)
+    except Exception:
+        log.exception("search failed for a query")
+        st.error("The search failed. Please try again; if it keeps failing, rebuild the index.")
+        return
+    log_query(token[1], response)
+    results = response.get("results", [])
+    if response.get("corrections"):
+        fixes = ", ".join(f"{present.md_escape(fixed)} (for {present.md_escape(typed)})"
+                          for typed, fixed in response["corrections"].items())
+        st.caption(f"Also searched for: {fixes}")
+    if not results:
+        st.info("Nothing to search for in that question. Try a few words about your problem.")
+        return
+    if not response.get("answered"):
+        st.warning("**The FAQ has no good answer to this question.** These are the nearest entries; "
+                   "they may still help.", icon=":material/help:")
+    threshold = float(response.get("threshold", 0.0))
+    qkey = query_key(query)
+    top = results[0].get("score")
+    for rank, result in enumerate(results, start=1):
+        with st.container(border=True, key=f"result_{rank}"):
+            st.html(present.result_card_html(result, rank, threshold, searcher.stored.documents, top_score=top,
+                                             query_key=qkey))
+            key = f"vote_{qkey}_{rank}"
+            st.feedback("thumbs", key=key, on_change=on_vote, args=(key, query, result["id"], rank))
+
+
+def browse_view(searcher) -> None:
+    text = st.text_input("Filter the FAQ", key="filter", bind="query-params", label_visibility="collapsed",
+                         placeholder="Filter by a word, e.g. loss, video, arxiv", icon=":material/filter_list:")
+    entries = list(searcher.stored.entries.values())
+    shown = present.filter_entries(entries, text)
+    if not shown:
+        st.info("No FAQ entry contains all of those words. Try fewer words, or use Search.")
+        return
+    st.caption(f"{len(shown)} of {len(entries)} entries" if text else f"{len(entries)} entries")
+    st.html(present.browse_html(present.group_by_category(shown), expanded=bool(text and text.strip())))
+
+
+def main() -> None:
+    manifest: dict | None = None
+    token: tuple[str, str] | None = None
+    problem: str | None = None
+    try:
+        token = present.index_token(index_dir())
+        manifest = read_manifest(Path(token[0]))
+    except IndexError_ as exc:
+        problem = str(exc)
+    if token is not None and manifest and manifest.get("counts", {}).get("entries"):
+        searcher_loader().start(token)  # loads in the background while the page is drawn
+    sidebar(manifest, token)
+
+    st.html('<div class="faq-title" role="heading" aria-level="1">Course FAQ search</div>'
+            '<div class="faq-sub">Ask in your own words. Answers come from the course FAQ and the pages it '
+            "links to.</div>")
+    if manifest is None or token is None:
+        no_index_panel(problem or "no index", manifest)
+        return
+    if not manifest.get("counts", {}).get("entries"):
+        st.info("The index is empty: the FAQ had no entries when it was built. Add entries to the FAQ, "
+                "then rebuild:", icon=":material/build:")
+        st.code(present.BUILD_COMMAND, language="bash")
+        return
+    entry_id = st.query_params.get("entry")
+    if entry_id:
+        searcher = load_searcher(token, manifest)
+        if searcher is not None:
+            entry_view(searcher, entry_id)
+        return
+    view = st.segmented_control("View", VIEWS, key="view", bind="query-params", default=VIEWS[0], required=True,
+                                label_visibility="collapsed")
+    if view == VIEWS[1]:
+        searcher = load_searcher(token, manifest)
+        if searcher is not None:
+            browse_view(searcher)
+    else:
+        search_view(token, manifest)
+
+
+def load_searcher(token: tuple[str, str], manifest: dict):
+    """The searcher for the current build (loaded once per process), or None after saying why not."""
+    try:
+        with st.spinner("Loading the search index…"):
+            return get_searcher(*token)
+    except IndexError_ as exc:
+        no_index_panel(str(exc), manifest)
+    except Exception:
+        log.exception("cannot load the index")
+        no_index_panel("The index could not be loaded (see the server log); rebuilding it usually fixes this.",
+                       manifest)
+    return None
+
+
+st.set_page_config(page_title="Course FAQ search", page_icon="🔎", layout="centered")
+st.set_option("client.showErrorDetails", "none")
+st.set_option("client.toolbarMode", "minimal")
+st.html(CSS)
+try:
+    main()
+except Exception:  # never a stack trace in front of a learner; the log has it
+    log.exception("unexpected error in the app")
+    st.error("Something went wrong on our side. Reloading the page usually helps; the details are in the "
+             "server log.")
