@@ -5,7 +5,7 @@ Thin by design: searching is `indexer.search`, everything shown is built by
 `indexer.feedback`. This file only wires Streamlit widgets to them.
 
 Configuration (environment): FAQ_INDEX_DIR (default data/index), FAQ_APP_DB
-(default data/app.sqlite), FAQ_CACHE_DIR (default data/cache, for rebuilds).
+(default data/app.sqlite), FAQ_CACHE_DIR (default data/cache: rebuilds, and the ONNX query encoder).
 """
 
 from __future__ import annotations
@@ -127,10 +127,15 @@ def db_path() -> Path:
 
 # -- loaded once per process ---------------------------------------------------------------------
 @st.cache_resource(show_spinner=False)
-def get_encoder(model: str):
-    from indexer.query_encoder import load_query_encoder
+def get_encoder(model: str, cache: str):
+    """The query encoder: the build's ONNX export in the cache folder, else sentence-transformers (slower start)."""
+    from indexer.onnx_encoder import load_query_encoder
 
-    return load_query_encoder(model)
+    return load_query_encoder(model, Path(cache))
+
+
+def encoder_for(model: str):
+    return get_encoder(model, str(cache_dir()))
 
 
 class SearcherLoader:
@@ -153,7 +158,7 @@ class SearcherLoader:
             failed = self._future is not None and self._future.done() and self._future.exception() is not None
             if stale or failed:
                 self._key = key
-                self._future = self._pool.submit(present.open_searcher, Path(key[0]), get_encoder)
+                self._future = self._pool.submit(present.open_searcher, Path(key[0]), encoder_for)
             return self._future
 
 

@@ -151,6 +151,8 @@ def baseline_run(browser, env: dict[str, str], script: Path, log_path: Path) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index-dir", type=Path, default=ROOT / "data" / "index")
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / "data" / "cache",
+                        help="cache folder the app reads the ONNX query encoder from (default data/cache)")
     parser.add_argument("--runs", type=int, default=3, help="cold starts of the app (default 3)")
     parser.add_argument("--later", type=int, default=10, help="later queries timed per run (default 10)")
     parser.add_argument("--screenshots", type=Path, default=None, help="save laptop and phone screenshots here")
@@ -169,8 +171,15 @@ def main() -> None:
         raise SystemExit(f"{CHROMIUM} not found: run scripts/install-chromium.sh")
     from playwright.sync_api import sync_playwright
 
+    sys.path.insert(0, str(ROOT))
+    from indexer.onnx_encoder import export_dir, export_problem
+
+    problem = export_problem(export_dir(manifest.get("model", ""), args.cache_dir), manifest.get("model", ""))
+    encoder = "ONNX export" if problem is None else f"sentence-transformers ({problem})"
+    print(f"query encoder: {encoder}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="app-latency-"))
-    env = {**os.environ, "FAQ_INDEX_DIR": str(args.index_dir.resolve()), "FAQ_APP_DB": str(workdir / "app.sqlite")}
+    env = {**os.environ, "FAQ_INDEX_DIR": str(args.index_dir.resolve()), "FAQ_APP_DB": str(workdir / "app.sqlite"),
+           "FAQ_CACHE_DIR": str(args.cache_dir.resolve())}
     later = (LATER_QUERIES * (args.later // len(LATER_QUERIES) + 1))[: args.later]
     runs = []
     with sync_playwright() as pw:
@@ -216,7 +225,8 @@ def main() -> None:
         f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"Streamlit {streamlit.__version__}, Chromium headless ({CHROMIUM})",
         f"- index: {manifest.get('counts', {}).get('entries')} entries, {manifest.get('counts', {}).get('passages')} "
-        f"units, model {manifest.get('model')}, build {str(manifest.get('build_id', ''))[:8]}",
+        f"units, model {manifest.get('model')}, build {str(manifest.get('build_id', ''))[:8]}; "
+        f"query encoder: {encoder}",
         f"- first query {FIRST_QUERY!r}; later queries: {len(later)} distinct per run"
         + (f"; streamlit args: {' '.join(args.streamlit_arg)}" if args.streamlit_arg else ""),
         "",

@@ -28,6 +28,7 @@ from .embed import Embedder, VectorCache, embed_cached
 from .extract import extract
 from .faq import faq_files, load_entries
 from .fetch import Fetcher
+from .onnx_encoder import ensure_export
 from .records import Document, Entry, Page, ReportRecord, Unit
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,10 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
                 progress=bar.update)
     finally:
         vector_cache.close()
+    try:  # queries are encoded from this export (indexer/onnx_encoder.py); without it, by sentence-transformers
+        ensure_export(embedder, Path(cache_dir))
+    except Exception as exc:
+        log.warning("the query encoder was not exported to ONNX (%s); queries will use sentence-transformers", exc)
 
     summary.seconds = round(time.monotonic() - started, 2)
     threshold, calibration = settings.search.answer_threshold, None

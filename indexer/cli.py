@@ -18,6 +18,9 @@ from .config import DEFAULT_CACHE_DIR, DEFAULT_FAQ, DEFAULT_INDEX_DIR, Settings,
 index_dir_option = click.option(
     "--index-dir", type=click.Path(path_type=Path), default=lambda: env_path("FAQ_INDEX_DIR", DEFAULT_INDEX_DIR),
     show_default="data/index", help="Folder of the index (FAQ_INDEX_DIR).")
+cache_dir_option = click.option(
+    "--cache-dir", type=click.Path(path_type=Path), default=lambda: env_path("FAQ_CACHE_DIR", DEFAULT_CACHE_DIR),
+    show_default="data/cache", help="Fetched pages, vectors and the ONNX query encoder, kept across builds.")
 
 
 def _user_errors():
@@ -55,8 +58,7 @@ def cli(verbose: int) -> None:
 @click.option("--faq", "faq_paths", multiple=True, type=click.Path(path_type=Path),
               help="FAQ file (.md, .jsonl, .csv) or folder; repeatable. Default: data/faq.md")
 @index_dir_option
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=lambda: env_path("FAQ_CACHE_DIR", DEFAULT_CACHE_DIR),
-              show_default="data/cache", help="Fetched pages and vectors, kept across builds.")
+@cache_dir_option
 @click.option("--offline", is_flag=True, help="Do not touch the network: use cached pages only.")
 @click.option("--refresh", is_flag=True, help="Re-download every page instead of revalidating.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Concurrent fetches (default 4).")
@@ -103,10 +105,12 @@ def _print_human(response) -> None:
 @cli.command()
 @click.argument("query", nargs=-1)
 @index_dir_option
+@cache_dir_option
 @click.option("-k", "--top-k", type=click.IntRange(1, 100), default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line, per query.")
 @click.option("--threshold", type=float, default=None, help="Override the calibrated answer threshold.")
-def search(query: tuple[str, ...], index_dir: Path, top_k: int, as_json: bool, threshold: float | None) -> None:
+def search(query: tuple[str, ...], index_dir: Path, cache_dir: Path, top_k: int, as_json: bool,
+           threshold: float | None) -> None:
     """Find the FAQ entries that answer a question (one query a line from stdin if none given).
 
     \b
@@ -116,7 +120,7 @@ def search(query: tuple[str, ...], index_dir: Path, top_k: int, as_json: bool, t
     """
     from .search import Searcher
 
-    searcher = _run(Searcher.open, index_dir, threshold=threshold)
+    searcher = _run(Searcher.open, index_dir, threshold=threshold, cache_dir=cache_dir)
     queries = [" ".join(query)] if query else (line.strip() for line in sys.stdin)
     for q in queries:
         if not q:
@@ -153,9 +157,10 @@ def status(index_dir: Path, as_json: bool) -> None:
 @cli.command("eval")
 @click.argument("file", type=click.Path(path_type=Path))
 @index_dir_option
+@cache_dir_option
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--threshold", type=float, default=None, help="Override the calibrated answer threshold.")
-def eval_(file: Path, index_dir: Path, as_json: bool, threshold: float | None) -> None:
+def eval_(file: Path, index_dir: Path, cache_dir: Path, as_json: bool, threshold: float | None) -> None:
     """Measure retrieval on labelled queries (JSONL: {"query": ..., "expected": id|question|null}).
 
     \b
@@ -165,7 +170,7 @@ def eval_(file: Path, index_dir: Path, as_json: bool, threshold: float | None) -
     from .search import Searcher
 
     cases = _run(read_cases, file)
-    searcher = _run(Searcher.open, index_dir, threshold=threshold)
+    searcher = _run(Searcher.open, index_dir, threshold=threshold, cache_dir=cache_dir)
     expected = _run(resolve_expected, cases, searcher.stored.entries, str(file))
     report = evaluate(searcher, cases, expected)
     if as_json:

@@ -18,13 +18,13 @@ from typing import Sequence
 import bm25s
 import numpy as np
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
+from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_STOP = frozenset(STOPWORDS_EN) | {"s", "t", "don", "doesn", "isn", "whats", "hows", "vs", "use", "using", "get"}
+_STOP = frozenset(STOPWORDS_EN_PLUS) | {"s", "t", "don", "doesn", "isn", "whats", "hows", "vs", "use", "using", "get"}
 _stemmer = Stemmer.Stemmer("english")
 
 

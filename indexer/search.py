@@ -23,6 +23,7 @@ from . import store
 from .config import SearchSettings, Settings
 from .embed import Embedder
 from .lexical import Lexical, highlight_spans
+from .onnx_encoder import OnnxQueryEncoder, load_query_encoder
 from .query import PreparedQuery, prepare
 from .records import Entry, Resource
 
@@ -77,8 +78,9 @@ class ModelMismatch(store.IndexError_):
 class Searcher:
     """Everything loaded once: the index, the model, the BM25 side. `search` is cheap after that."""
 
-    def __init__(self, stored: store.StoredIndex, embedder: Embedder, settings: SearchSettings | None = None,
-                 *, threshold: float | None = None, lexical: Lexical | None = None) -> None:
+    def __init__(self, stored: store.StoredIndex, embedder: Embedder | OnnxQueryEncoder,
+                 settings: SearchSettings | None = None, *, threshold: float | None = None,
+                 lexical: Lexical | None = None) -> None:
         self.stored = stored
         self.embedder = embedder
         self.settings = settings or SearchSettings()
@@ -95,14 +97,18 @@ class Searcher:
 
     @classmethod
     def open(cls, index_dir: Path, *, model: str | None = None, settings: Settings | None = None,
-             threshold: float | None = None) -> "Searcher":
+             threshold: float | None = None, cache_dir: Path | None = None) -> "Searcher":
+        """The index at `index_dir`; queries use the build's ONNX export under `cache_dir` when it is there."""
         settings = settings or Settings()
         stored = store.load(Path(index_dir))
         built_with = stored.manifest.get("model")
         if model and model != built_with:
             raise ModelMismatch(f"{index_dir} was built with model {built_with!r}, not {model!r}; "
                                 f"rebuild with: python -m indexer build --model {model}")
-        embedder = Embedder(built_with, batch_size=settings.embed_batch_size)
+        if cache_dir is None:
+            embedder = Embedder(built_with, batch_size=settings.embed_batch_size)
+        else:
+            embedder = load_query_encoder(built_with, Path(cache_dir), batch_size=settings.embed_batch_size)
         if embedder.dimension != stored.manifest.get("dimension"):
             raise ModelMismatch(f"{index_dir}: model {built_with!r} gives {embedder.dimension}-d vectors, the index "
                                 f"holds {stored.manifest.get('dimension')}-d; rebuild the index")

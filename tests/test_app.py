@@ -12,11 +12,13 @@ import json
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
 
-from app_fixtures import APP, HOSTILE_QUERY, XSS_TEXT, AppIndex, app_index, build  # noqa: F401
+from app_fixtures import APP, HOSTILE_QUERY, REPO_ROOT, XSS_TEXT, AppIndex, app_index, build  # noqa: F401
 from indexer import present
 from indexer.feedback import FeedbackStore, default_db_path
 
@@ -200,22 +202,17 @@ def test_result_card_marks_question_or_answer_in_place():
 
 
 # == query encoder ===============================================================================
-def test_numpy_query_encoder_matches_sentence_transformers():
-    import numpy as np
-
-    from indexer.embed import Embedder
-    from indexer.query_encoder import NumpyBertEncoder, load_query_encoder
-
-    fast = load_query_encoder("sentence-transformers/all-MiniLM-L6-v2")
-    assert isinstance(fast, NumpyBertEncoder)
-    ref = Embedder()
-    texts = ["what is log loss", "Why do we need activation function?", "Ünïcode café — résumé 😀", "",
-             "backpropagation " * 300]
-    a, b = fast.encode(texts), ref.encode(texts)
-    assert a.shape == b.shape == (5, 384)
-    assert np.allclose((a * b).sum(1), 1.0, atol=1e-5)
-    assert fast.count_tokens(texts) == ref.count_tokens(texts)
-    assert (fast.dimension, fast.max_tokens) == (ref.dimension, ref.max_tokens)
+def test_app_searches_with_the_builds_onnx_export_and_never_imports_torch(app_index: AppIndex):
+    """The build left an ONNX export in the cache folder; the app's searcher encodes queries with it, torch-free."""
+    code = ("import sys; from pathlib import Path; from indexer import present; "
+            "from indexer.onnx_encoder import load_query_encoder; "
+            f"s = present.open_searcher(Path({str(app_index.index_dir)!r}), "
+            f"lambda m: load_query_encoder(m, Path({str(app_index.cache_dir)!r}))); "
+            "r = s.search('what is log loss'); "
+            "print(type(s.embedder).__name__, r.results[0].id, sorted({'torch', 'transformers', "
+            "'sentence_transformers', 'optimum'} & set(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["OnnxQueryEncoder", "what-is-cross-entropy-loss", "[]"], proc.stderr
 
 
 # == feedback store ===============================================================================

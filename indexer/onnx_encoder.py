@@ -1,0 +1,214 @@
+"""Queries encoded with ONNX Runtime, so the web app answers its first query without importing torch.
+
+Importing torch + transformers + sentence-transformers takes 6-8 s on a laptop
+CPU, most of the web app's cold start. So the build exports the model's
+transformer to ONNX once per model (with optimum), into the cache folder, and
+the app and the CLI encode queries with onnxruntime and the model's own
+`tokenizer.json` (the `tokenizers` library): transformer -> mean pooling over
+the attention mask -> L2 normalisation, which is what sentence-transformers
+does for a model whose `modules.json` reads Transformer, Pooling (mean),
+Normalize. Only such models are exported; for any other, or while there is no
+export, `load_query_encoder` returns the usual sentence-transformers
+`Embedder`. The index itself is always embedded with `Embedder`.
+
+`OnnxQueryEncoder` has the surface `Searcher` uses: `name`, `dimension`,
+`max_tokens`, `batch_size`, `encode(texts)` and `count_tokens(texts)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import ONNX_DIR_NAME, ONNX_THREADS
+from .embed import Embedder, resolve_model
+
+log = logging.getLogger(__name__)
+
+ENCODER_JSON = "encoder.json"
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+#: Texts the build encodes both ways after an export; a mismatch discards the export.
+_PROBES = ["what is log loss", "Why do we need an activation function?", "Ünïcode café — résumé 😀", "?!",
+           "backpropagation " * 300]
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text("utf-8"))
+
+
+def export_dir(model: str, cache_dir: Path) -> Path:
+    """Where the export of `model` lives: `cache_dir/onnx/<slug of the model name>`."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "--", model).strip("-.") or "model"
+    return Path(cache_dir) / ONNX_DIR_NAME / slug
+
+
+def pipeline_info(model_folder: Path) -> dict[str, Any] | None:
+    """The encoder's settings if the model is Transformer -> mean Pooling -> Normalize, else None."""
+    folder = Path(model_folder)
+    try:
+        modules = _read_json(folder / "modules.json")
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        pooling = _read_json(folder / modules[1]["path"] / "config.json")
+        transformer = folder / modules[0].get("path", "")
+        st_config = _read_json(transformer / "sentence_bert_config.json")
+        info = {"max_seq_length": int(st_config["max_seq_length"]), "pooling": "mean", "normalize": True,
+                "dimension": int(pooling["word_embedding_dimension"])}
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    modes = {k for k, on in pooling.items() if k.startswith("pooling_mode_") and on}
+    if (kinds != ["Transformer", "Pooling", "Normalize"] or modes != {"pooling_mode_mean_tokens"}
+            or st_config.get("do_lower_case") or not (transformer / TOKENIZER_FILE).is_file()):
+        return None
+    return info
+
+
+def export_onnx(model_path: str, out_dir: Path) -> Path:
+    """Export the model (a name `resolve_model` knows, or a folder) to `out_dir`, atomically; returns it.
+
+    Writes `model.onnx` (optimum), `tokenizer.json` (copied) and `encoder.json`
+    (source model, max_seq_length, pooling, normalize, dimension). A previous
+    folder at `out_dir` is replaced only once the new one is complete.
+    """
+    folder = Path(resolve_model(model_path))
+    info = pipeline_info(folder)
+    if info is None:
+        raise ValueError(f"{model_path} is not Transformer -> mean Pooling -> Normalize; not exported")
+    transformer = folder / _read_json(folder / "modules.json")[0].get("path", "")
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.mkdir()
+    try:
+        from optimum.onnxruntime import ORTModelForFeatureExtraction
+
+        with warnings.catch_warnings():  # torch's tracer warnings are about other uses of the graph
+            warnings.simplefilter("ignore")
+            ORTModelForFeatureExtraction.from_pretrained(str(transformer), export=True).save_pretrained(tmp)
+        if not (tmp / MODEL_FILE).is_file():
+            raise RuntimeError(f"optimum wrote no {MODEL_FILE}")
+        shutil.copyfile(transformer / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
+        (tmp / ENCODER_JSON).write_text(json.dumps({"source": model_path, **info}, indent=1), "utf-8")
+        old = tmp.with_suffix(".old")
+        if out_dir.exists():
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def export_problem(folder: Path, model: str) -> str | None:
+    """Why the export in `folder` cannot encode queries for `model`, or None when it can."""
+    try:
+        meta = _read_json(Path(folder) / ENCODER_JSON)
+    except (OSError, ValueError):
+        return f"no export at {folder}"
+    if meta.get("source") != model:
+        return f"{folder} holds an export of {meta.get('source')!r}"
+    if meta.get("pooling") != "mean" or meta.get("normalize") is not True:
+        return f"{folder} is not mean pooling + normalize"
+    missing = [name for name in (MODEL_FILE, TOKENIZER_FILE) if not (Path(folder) / name).is_file()]
+    return f"{folder} lacks {', '.join(missing)}" if missing else None
+
+
+class OnnxQueryEncoder:
+    """Mean-pooled, L2-normalised sentence vectors from an ONNX export of the model."""
+
+    def __init__(self, folder: Path, *, batch_size: int = 32) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        folder = Path(folder)
+        meta = _read_json(folder / ENCODER_JSON)
+        if meta.get("pooling") != "mean" or meta.get("normalize") is not True:
+            raise ValueError(f"{folder}: only mean pooling + normalize is supported")
+        self.name = str(meta["source"])
+        self.dimension = int(meta["dimension"])
+        self.max_tokens = int(meta["max_seq_length"])
+        self.batch_size = batch_size
+        # tokenizer.json may carry its own truncation and padding (all-MiniLM-L6-v2's: 128, fixed):
+        # sentence-transformers truncates at max_seq_length and pads to the longest text of a batch.
+        self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+        pad = self.tokenizer.padding or {}
+        self.tokenizer.enable_truncation(self.max_tokens)
+        self.tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
+        self._counter = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = ONNX_THREADS
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text, without special tokens or truncation (like `Embedder.count_tokens`)."""
+        if not texts:
+            return []
+        return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)]
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        texts = list(texts)
+        parts = [self._encode_batch(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        feeds = {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                 "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+                 "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+        hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
+        mask = feeds["attention_mask"][..., None].astype(np.float32)
+        pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+def load_query_encoder(model: str, cache_dir: Path, *, batch_size: int = 32) -> OnnxQueryEncoder | Embedder:
+    """The ONNX encoder when the build exported `model` under `cache_dir`, else sentence-transformers.
+
+    Never exports: that is the build's job (`ensure_export`).
+    """
+    folder = export_dir(model, cache_dir)
+    problem = export_problem(folder, model)
+    if problem is None:
+        try:
+            return OnnxQueryEncoder(folder, batch_size=batch_size)
+        except Exception as exc:  # a damaged export: the reference implementation still works
+            problem = f"cannot load {folder}: {exc}"
+    log.info("queries use sentence-transformers, not ONNX: %s", problem)
+    return Embedder(model, batch_size=batch_size)
+
+
+def ensure_export(embedder: Embedder, cache_dir: Path) -> Path | None:
+    """The build's step: export `embedder`'s model unless done before; None if it cannot be exported.
+
+    A new export must reproduce `embedder`'s vectors on a few probe texts, or it is removed.
+    """
+    folder = export_dir(embedder.name, cache_dir)
+    if export_problem(folder, embedder.name) is None:
+        return folder
+    if pipeline_info(Path(resolve_model(embedder.name))) is None:
+        log.info("%s is not Transformer -> mean Pooling -> Normalize: queries will use sentence-transformers",
+                 embedder.name)
+        return None
+    log.info("exporting the query encoder to ONNX (once per model)")
+    export_onnx(embedder.name, folder)
+    similarity = (OnnxQueryEncoder(folder).encode(_PROBES) * embedder.encode(_PROBES)).sum(1)
+    if float(similarity.min()) < 0.9999:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise RuntimeError(f"the ONNX export of {embedder.name} does not reproduce its vectors "
+                           f"(cosine {float(similarity.min()):.5f}); removed")
+    return folder
