@@ -35,6 +35,8 @@ browser:
 test: install browser
 	$(BIN)/python -m pytest
 
-bench: install
-	$(BIN)/python bench/embed_speed.py
+bench: install browser
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/embed_speed.py
+	$(BIN)/python bench/offline_build.py
+	$(BIN)/python bench/app_latency.py
