@@ -125,19 +125,7 @@ def highlight_html(text: Any, spans: Iterable[Sequence[int]] | None = None, *,
     text = "" if text is None else str(text)
     marks = _clean_spans(spans, len(text))
     start, end = _window(text, marks, max_chars) if max_chars else (0, len(text))
-    pieces = ["… " if start > 0 else ""]
-    pos = start
-    for s, e in marks:
-        s, e = max(s, start), min(e, end)
-        if s >= e:
-            continue
-        pieces.append(esc(text[pos:s]))
-        pieces.append(f"<mark>{esc(text[s:e])}</mark>")
-        pos = e
-    pieces.append(esc(text[pos:end]))
-    if end < len(text):
-        pieces.append(" …")
-    return "".join(pieces)
+    return ("… " if start > 0 else "") + _marked(text, start, end, marks) + (" …" if end < len(text) else "")
 
 
 _BARE_URL = re.compile(r"https?://[^\s<>\"'()\[\]]+[^\s<>\"'()\[\].,;:!?]")
