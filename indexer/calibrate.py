@@ -109,6 +109,7 @@ def refusal_rates(top_scores: Sequence[float | None], answerable: Sequence[bool]
 def calibrate_index(index_dir: Path, cases_path: Path, *, max_refused_answerable: float = 0.05) -> Calibration:
     """Calibrate the index's threshold on labelled queries and store it in its manifest."""
     from . import store
+    from .config import settings_fingerprint
     from .evaluate import read_cases, resolve_expected
     from .search import Searcher
 
@@ -122,5 +123,6 @@ def calibrate_index(index_dir: Path, cases_path: Path, *, max_refused_answerable
     result = calibrate(top_scores, [e is not None for e in expected], max_refused_answerable=max_refused_answerable)
     store.update_manifest(index_dir, {"answer_threshold": result.threshold, "calibration": result.to_dict() | {
         "cases": str(cases_path), "cases_sha256": hashlib.sha256(Path(cases_path).read_bytes()).hexdigest(),
+        "search_settings": settings_fingerprint(searcher.settings),
         "calibrated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}})
     return result

@@ -109,6 +109,15 @@ class SearchSettings:
     answer_threshold: float = 0.28
 
 
+def settings_fingerprint(settings: SearchSettings) -> str:
+    """Identifies a scoring configuration: a threshold calibrated under another one is stale."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    return hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Settings:
     model: str = field(default_factory=lambda: os.environ.get("FAQ_MODEL", DEFAULT_MODEL))

@@ -1,0 +1,97 @@
+"""The "no good answer" threshold: chosen from labelled queries, stored per index, kept by rebuilds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+from indexer.build import build_index
+from indexer.calibrate import calibrate, calibrate_index, refusal_rates
+from indexer.config import SearchSettings, Settings
+from indexer.search import Searcher
+from indexer.store import read_manifest
+
+FAQ = """# Basics
+
+**Q: What is gradient descent?**
+
+**Q: Why do we need activation functions?**
+
+**Q: What is cross entropy loss?**
+"""
+
+CASES = [
+    {"query": "how does gradient descent update the weights", "expected": "What is gradient descent?"},
+    {"query": "walking downhill on the loss surface", "expected": "What is gradient descent?"},
+    {"query": "why use a nonlinearity like relu", "expected": "Why do we need activation functions?"},
+    {"query": "purpose of activation functions in a network", "expected": "Why do we need activation functions?"},
+    {"query": "what is log loss", "expected": "What is cross entropy loss?"},
+    {"query": "binary cross-entropy explained", "expected": "What is cross entropy loss?"},
+    {"query": "best pizza in Naples", "expected": None},
+    {"query": "how to renew my passport", "expected": None},
+    {"query": "weather in London tomorrow", "expected": None},
+]
+
+
+def test_calibrate_refuses_out_of_scope_within_the_answerable_budget():
+    answerable = [True] * 20 + [False] * 5
+    scores = [0.5 + 0.01 * i for i in range(20)] + [0.1, 0.2, 0.3, 0.45, 0.6]
+    result = calibrate(scores, answerable, max_refused_answerable=0.05)
+    # Refusing anything at or above 0.5 would refuse an answerable query (1/20 = 5% is allowed).
+    assert 0.45 < result.threshold <= 0.51
+    assert result.refused_unanswerable == 0.8
+    assert result.refused_answerable <= 0.05
+    assert refusal_rates(scores, answerable, result.threshold)[:2] == (0.8, result.refused_answerable)
+
+
+def test_calibrate_without_out_of_scope_queries_refuses_nothing():
+    result = calibrate([0.3, 0.4, 0.5], [True, True, True])
+    assert result.refused_answerable == 0.0
+    assert "no out-of-scope" in result.note
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory):
+    root = tmp_path_factory.mktemp("calibrate")
+    faq = root / "faq.md"
+    faq.write_text(FAQ, "utf-8")
+    cases = root / "cases.jsonl"
+    cases.write_text("".join(json.dumps(c) + "\n" for c in CASES), "utf-8")
+    index_dir, cache_dir = root / "index", root / "cache"
+    build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True)
+    return faq, cases, index_dir, cache_dir
+
+
+def test_calibration_is_stored_used_and_kept_by_rebuilds(small_index):
+    faq, cases, index_dir, cache_dir = small_index
+    result = calibrate_index(index_dir, cases)
+    manifest = read_manifest(index_dir)
+    assert manifest["answer_threshold"] == result.threshold
+    assert manifest["calibration"]["cases"] == str(cases)
+    assert Searcher.open(index_dir).threshold == result.threshold
+
+    build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True)
+    assert read_manifest(index_dir)["answer_threshold"] == result.threshold
+
+    other = replace(Settings(), search=replace(SearchSettings(), lexical_weight=0.5))
+    build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True, settings=other)
+    rebuilt = read_manifest(index_dir)
+    assert rebuilt["calibration"] is None, "a threshold calibrated under other scoring must not be kept"
+    assert rebuilt["answer_threshold"] == SearchSettings().answer_threshold
+
+
+def test_cli_calibrate_names_a_bad_expected_value(small_index, tmp_path):
+    _, _, index_dir, _ = small_index
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"query": "x", "expected": "No such question?"}) + "\n", "utf-8")
+    proc = subprocess.run([sys.executable, "-m", "indexer", "calibrate", str(bad), "--index-dir", str(index_dir)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"{bad}:1" in lines[0], proc.stderr
