@@ -545,7 +545,8 @@ def problem_pages_html(problems: Sequence[Mapping[str, str]]) -> str:
 
 
 def index_token(index_dir: Path) -> tuple[str, str]:
-    """(resolved index folder, build_id): cheap to read on every run; changes when a rebuild is swapped in.
+    """(resolved index folder, build id + threshold): cheap to read on every run; changes when a rebuild
+    is swapped in, or when `calibrate` sets a new threshold in the manifest.
 
     Raises `store.IndexError_` when there is no readable index.
     """
@@ -553,7 +554,8 @@ def index_token(index_dir: Path) -> tuple[str, str]:
 
     real = Path(index_dir).resolve()
     manifest = store.read_manifest(real)
-    return str(real), str(manifest.get("build_id", "")) or _mtime_token(real)
+    build = str(manifest.get("build_id", "")) or _mtime_token(real)
+    return str(real), f"{build}@{manifest.get('answer_threshold')}"
 
 
 def _mtime_token(path: Path) -> str:
