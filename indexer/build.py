@@ -64,7 +64,7 @@ def entry_units(entry: Entry, documents: dict[str, Document], count_tokens: Toke
     units = [Unit(entry.id, "question", entry.question)]
     if entry.answer or entry.resources:
         # The entry as a whole (question, answer, link titles): context a lone question lacks.
-        profile = " ".join([entry.question, entry.answer, *(r.title for r in entry.resources)])
+        profile = " ".join(p for p in [entry.question, entry.answer, *(r.title for r in entry.resources)] if p)
         units.append(Unit(entry.id, "entry", fit_tokens(profile, count_tokens, settings.chunk.max_tokens)))
     for passage in chunk_text(entry.answer, count_tokens, settings.chunk):
         units.append(Unit(entry.id, "answer", passage))
