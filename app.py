@@ -334,6 +334,7 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
     query = st.text_input("Ask a question", key="q", bind="query-params", label_visibility="collapsed",
                           placeholder="Ask a question, e.g. what is log loss?", icon=":material/search:")
     st.html(FOCUS_JS, unsafe_allow_javascript=True)
+    sidebar(manifest, token)  # after the box, so the box is on screen first
     query = " ".join((query or "").split())[:MAX_QUERY_CHARS]
     searcher = load_searcher(token, manifest)
     if searcher is None:
@@ -396,23 +397,23 @@ def main() -> None:
         manifest = read_manifest(Path(token[0]))
     except IndexError_ as exc:
         problem = str(exc)
-    if token is not None and manifest and manifest.get("counts", {}).get("entries"):
-        searcher_loader().start(token)  # loads in the background while the page is drawn
-    sidebar(manifest, token)
-
     st.html('<div class="faq-title" role="heading" aria-level="1">Course FAQ search</div>'
             '<div class="faq-sub">Ask in your own words. Answers come from the course FAQ and the pages it '
             "links to.</div>")
+    # The main column first: the search box is what a learner waits for; the sidebar follows.
     if manifest is None or token is None:
+        sidebar(manifest, token)
         no_index_panel(problem or "no index", manifest)
         return
     if not manifest.get("counts", {}).get("entries"):
+        sidebar(manifest, token)
         st.info("The index is empty: the FAQ had no entries when it was built. Add entries to the FAQ, "
                 "then rebuild:", icon=":material/build:")
         st.code(present.BUILD_COMMAND, language="bash")
         return
     entry_id = st.query_params.get("entry")
     if entry_id:
+        sidebar(manifest, token)
         searcher = load_searcher(token, manifest)
         if searcher is not None:
             entry_view(searcher, entry_id)
@@ -420,6 +421,7 @@ def main() -> None:
     view = st.segmented_control("View", VIEWS, key="view", bind="query-params", default=VIEWS[0], required=True,
                                 label_visibility="collapsed")
     if view == VIEWS[1]:
+        sidebar(manifest, token)
         searcher = load_searcher(token, manifest)
         if searcher is not None:
             browse_view(searcher)

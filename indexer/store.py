@@ -17,13 +17,14 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
-
-import faiss
-import numpy as np
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .config import SCHEMA_VERSION
 from .records import Document, Entry, Resource, Unit
+
+if TYPE_CHECKING:  # faiss and numpy load only with an index: reading a manifest stays instant
+    import faiss
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ def new_build_dir(index_dir: Path) -> Path:
 
 def write_build(build_dir: Path, *, entries: Sequence[Entry], units: Sequence[Unit], vectors: np.ndarray,
                 documents: Sequence[Document], manifest: dict[str, Any], report: list[dict[str, Any]]) -> None:
+    import faiss
+    import numpy as np
+
     if len(units) != vectors.shape[0]:
         raise ValueError(f"{len(units)} units but {vectors.shape[0]} vectors")
     index = faiss.IndexFlatIP(vectors.shape[1])
@@ -174,6 +178,8 @@ class StoredIndex:
 
 
 def load(index_dir: Path) -> StoredIndex:
+    import faiss
+
     real = Path(index_dir).resolve()  # pin one build, even if a new one is swapped in meanwhile
     manifest = read_manifest(real)
     try:
