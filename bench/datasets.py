@@ -35,15 +35,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 from bench.common import BENCH, OUT, ROOT, SHARED, SetUnavailable, StaticServer
 
 log = logging.getLogger(__name__)
 
-SET_NAMES = ("shipped", "articles", "stackfaq")
+SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq")
 EVAL = BENCH / "eval"
 SHIPPED_FAQ = ROOT / "data" / "faq.md"
 HTML_FIXTURES = SHARED / "fixtures" / "html"
+SEED_PAGES = SHARED / "fixtures" / "seed-pages"
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10
@@ -99,6 +101,22 @@ def prepare_articles(base_url: str, work_dir: Path = OUT) -> Prepared:
     faq = _write_if_changed(Path(work_dir) / "articles" / "faq.jsonl", text)
     dev, test = split_halves(EVAL / "articles.jsonl", Path(work_dir) / "articles")
     return [faq], dev, test
+
+
+def online_faq(dest: Path, stack: contextlib.ExitStack) -> Path:
+    """data/faq.md with each link replaced by its seed page on a local server (one per original host)."""
+    rows = [line.split("\t") for line in (SEED_PAGES / "urls.tsv").read_text("utf-8").splitlines()[1:] if line.strip()]
+    servers: dict[str, StaticServer] = {}
+    text = SHIPPED_FAQ.read_text("utf-8")
+    for url, filename in sorted(rows, key=lambda r: -len(r[0])):  # longest first: no URL is cut by a shorter one
+        host = urlsplit(url).hostname or ""
+        if host not in servers:
+            servers[host] = stack.enter_context(StaticServer(SEED_PAGES))
+        if url not in text:
+            raise SystemExit(f"{url} (from urls.tsv) is not in {SHIPPED_FAQ}")
+        text = text.replace(url, servers[host].url(filename))
+    dest.write_text(text, "utf-8")
+    return dest
 
 
 def stackfaq_threads(path: Path = STACKFAQ_JSON) -> list[dict[str, Any]]:
@@ -166,6 +184,9 @@ class EvalSet:
 NOTES = {
     "shipped": "The shipped data/faq.md built offline with an empty cache (questions, answers, link titles only). "
                "Queries alternate into a dev half (tuning, threshold calibration) and a test half (reported)",
+    "shipped-online": "The shipped data/faq.md with each link pointed at its local copy in ../shared/fixtures/seed-pages "
+                      "(served on 127.0.0.1, one server per original host): the build as it would run online. "
+                      "Same dev/test halves as shipped",
     "articles": "Pages served from ../shared/fixtures/html by a local server. Queries alternate into a dev half "
                 "(tuning, threshold calibration) and a test half (reported)",
     "stackfaq": "StackFAQ threads as FAQ entries, every 10th thread held out (its rephrasings are out of scope); "
@@ -181,6 +202,14 @@ def open_set(name: str, work_dir: Path = OUT) -> Iterator[EvalSet]:
     if name == "shipped":
         faq, dev, test = prepare_shipped(work_dir)
         yield EvalSet(name, faq, dev, test, folder, offline=True, fresh_cache=True, note=NOTES[name])
+    elif name == "shipped-online":
+        _require(SEED_PAGES / "urls.tsv", "the seed pages (../shared/fixtures/seed-pages)")
+        with contextlib.ExitStack() as stack:
+            folder.mkdir(parents=True, exist_ok=True)
+            faq = online_faq(folder / "faq.md", stack)
+            dev, test = split_halves(EVAL / "shipped_faq.jsonl", folder)
+            yield EvalSet(name, [faq], dev, test, folder, offline=False, fresh_cache=True, note=NOTES[name],
+                          extra_inputs=sorted(SEED_PAGES.glob("*.html")))
     elif name == "articles":
         _require(HTML_FIXTURES / "readability", "the HTML fixtures (../shared/fixtures/html)")
         port_file = folder / "port"

@@ -38,10 +38,10 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
-from bench.common import SHARED, StaticServer, machine, now, read_section, update_section  # noqa: E402
+from bench.common import machine, now, read_section, update_section  # noqa: E402
+from bench.datasets import SEED_PAGES, online_faq  # noqa: E402
 
 FAQ = ROOT / "data" / "faq.md"
-SEED_PAGES = SHARED / "fixtures" / "seed-pages"
 SECTION = "offline-build"
 KEEP_ROWS = 40
 _SUMMARY = re.compile(r"^Built .*?: (?P<summary>.*)$", re.MULTILINE)
@@ -58,22 +58,6 @@ flags on a machine without network (every link fails); *--offline*: the same wit
 
 | date | machine | variant | runs | wall mean (min–max) | last build's summary |
 | --- | --- | --- | ---: | ---: | --- |"""
-
-
-def online_faq(dest: Path, stack: contextlib.ExitStack) -> Path:
-    """data/faq.md with each link replaced by its seed page on a local server (one per original host)."""
-    rows = [line.split("\t") for line in (SEED_PAGES / "urls.tsv").read_text("utf-8").splitlines()[1:] if line.strip()]
-    servers: dict[str, StaticServer] = {}
-    text = FAQ.read_text("utf-8")
-    for url, filename in sorted(rows, key=lambda r: -len(r[0])):  # longest first: no URL is cut by a shorter one
-        host = urlsplit(url).hostname or ""
-        if host not in servers:
-            servers[host] = stack.enter_context(StaticServer(SEED_PAGES))
-        if url not in text:
-            raise SystemExit(f"{url} (from urls.tsv) is not in {FAQ}")
-        text = text.replace(url, servers[host].url(filename))
-    dest.write_text(text, "utf-8")
-    return dest
 
 
 def build_once(faq: Path, cache_dir: Path, index_dir: Path, *extra: str) -> tuple[float, str]:

@@ -104,8 +104,9 @@ class SearchSettings:
     #: Entry score below which the FAQ is said to have no good answer. Scores sit on
     #: different scales in different indexes, so `python -m indexer calibrate` sets it per
     #: index from labelled queries (stored in the manifest, kept across rebuilds). This
-    #: fallback, for an index never calibrated, is the threshold calibrated over all
-    #: development sets pooled with each set weighing the same (bench/RESULTS.md).
+    #: fallback, for an index never calibrated, is the threshold calibrated over the dev
+    #: halves of the three distinct benchmark FAQs (shipped, articles, StackFAQ) pooled
+    #: with each set weighing the same (bench/RESULTS.md, 2026-11-25).
     answer_threshold: float = 0.28
 
 
