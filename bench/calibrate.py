@@ -34,18 +34,10 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-from indexer.calibrate import OBJECTIVES, Calibration, calibrate, refusal_rates  # noqa: E402,F401
+from indexer.calibrate import OBJECTIVES, Calibration, calibrate, refusal_rates, top_scores  # noqa: E402,F401
 
 
 # -- CLI ------------------------------------------------------------------------------------------
-def _top_scores(searcher, cases) -> list[float | None]:
-    scores = []
-    for case in cases:
-        response = searcher.search(case.query, top_k=1)
-        scores.append(response.results[0].score if response.results else None)
-    return scores
-
-
 def main(argv: list[str] | None = None) -> int:
     from bench.configs import CONFIG_NAMES, config_settings
 
@@ -70,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         searcher = searcher.with_settings(config_settings(args.config), threshold=searcher.threshold)
         cases = read_cases(cases_path)
         expected = resolve_expected(cases, searcher.stored.entries, str(cases_path))
-        return calibrate(_top_scores(searcher, cases), [e is not None for e in expected], objective=args.objective,
+        return calibrate(top_scores(searcher, cases), [e is not None for e in expected], objective=args.objective,
                          max_refused_answerable=args.max_refused_answerable)
 
     if args.set_name:

@@ -36,7 +36,6 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
 
 from bench.common import machine, now, read_section, update_section  # noqa: E402
 from bench.datasets import SEED_PAGES, online_faq  # noqa: E402

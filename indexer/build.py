@@ -7,7 +7,6 @@ a build can be interrupted at any moment and simply run again.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 import threading
@@ -30,6 +29,7 @@ from .faq import faq_files, load_entries
 from .fetch import Fetcher
 from .onnx_encoder import ensure_export
 from .records import Document, Entry, Page, ReportRecord, Unit
+from .status import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,6 @@ class BuildSummary:
                 f"{self.pages_cached} from cache, {self.pages_thin} thin, {self.pages_failed} failed; "
                 f"{self.passages} passages, {self.vectors_embedded} vectors embedded, "
                 f"{self.vectors_reused} reused; {self.seconds:.1f}s")
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def entry_units(entry: Entry, documents: dict[str, Document], count_tokens: TokenCounter,

@@ -106,6 +106,15 @@ def refusal_rates(top_scores: Sequence[float | None], answerable: Sequence[bool]
     return round(ru, 4), round(ra, 4), round(acc, 4)
 
 
+def top_scores(searcher: Any, cases: Sequence[Any]) -> list[float | None]:
+    """Each case's top-1 score under `searcher` (None where the query found nothing)."""
+    scores: list[float | None] = []
+    for case in cases:
+        results = searcher.search(case.query, top_k=1).results
+        scores.append(results[0].score if results else None)
+    return scores
+
+
 def calibrate_index(index_dir: Path, cases_path: Path, *, max_refused_answerable: float = 0.05) -> Calibration:
     """Calibrate the index's threshold on labelled queries and store it in its manifest."""
     from . import store
@@ -116,11 +125,7 @@ def calibrate_index(index_dir: Path, cases_path: Path, *, max_refused_answerable
     searcher = Searcher.open(index_dir)
     cases = read_cases(cases_path)
     expected = resolve_expected(cases, searcher.stored.entries, str(cases_path))
-    top_scores = []
-    for case in cases:
-        results = searcher.search(case.query, top_k=1).results
-        top_scores.append(results[0].score if results else None)
-    result = calibrate(top_scores, [e is not None for e in expected], max_refused_answerable=max_refused_answerable)
+    result = calibrate(top_scores(searcher, cases), [e is not None for e in expected], max_refused_answerable=max_refused_answerable)
     store.update_manifest(index_dir, {"answer_threshold": result.threshold, "calibration": result.to_dict() | {
         "cases": str(cases_path), "cases_sha256": hashlib.sha256(Path(cases_path).read_bytes()).hexdigest(),
         "search_settings": settings_fingerprint(searcher.settings),

@@ -12,7 +12,6 @@ runs scripts.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import os
@@ -23,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote, urlsplit
+
+from .status import source_state
 
 KIND_LABELS = {"article": "Article", "video": "Video", "qa": "Q&A", "paper": "Paper", "book": "Book",
                "other": "Link"}
@@ -465,10 +466,6 @@ def example_questions(entries: Iterable[Any], n: int = 2) -> list[str]:
 
 
 # -- index status --------------------------------------------------------------------------------
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def resolve_source(path: str, bases: Sequence[Path] = ()) -> Path:
     """A manifest's source path: absolute as is; relative against the working folder, then `bases`."""
     p = Path(path)
@@ -485,10 +482,7 @@ def source_changes(manifest: Mapping[str, Any], bases: Sequence[Path] = ()) -> l
     out = []
     for src in manifest.get("sources", []) or []:
         path = resolve_source(str(src.get("path", "")), bases)
-        try:
-            changed, missing = file_sha256(path) != src.get("sha256"), False
-        except OSError:
-            changed, missing = True, True
+        changed, missing = source_state(path, src.get("sha256"))
         out.append({"path": str(src.get("path", "")), "resolved": str(path), "changed": changed,
                     "missing": missing})
     return out

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from . import store
 
 
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def source_state(path: Path, sha256: str | None) -> tuple[bool, bool]:
+    """(changed, missing) of one FAQ source against the hash recorded at build time."""
+    try:
+        return file_sha256(path) != sha256, False
+    except OSError:
+        return True, True
+
+
 def index_status(index_dir: Path) -> dict[str, Any]:
     manifest = store.read_manifest(Path(index_dir))
-    sources = []
-    for src in manifest.get("sources", []):
-        path = Path(src["path"])
-        try:
-            from .build import file_sha256
-            changed = file_sha256(path) != src["sha256"]
-        except OSError:
-            changed = True
-        sources.append({"path": src["path"], "sha256": src["sha256"], "changed": changed})
+    sources = [{"path": src["path"], "sha256": src["sha256"],
+                "changed": source_state(Path(src["path"]), src["sha256"])[0]}
+               for src in manifest.get("sources", [])]
     return {"model": manifest.get("model"), "dimension": manifest.get("dimension"),
             "built_at": manifest.get("built_at"), "counts": manifest.get("counts", {}),
             "sources": sources, "answer_threshold": manifest.get("answer_threshold"),

@@ -21,6 +21,7 @@ import pytest
 from app_fixtures import APP, HOSTILE_QUERY, REPO_ROOT, XSS_TEXT, AppIndex, app_index, build  # noqa: F401
 from indexer import present
 from indexer.feedback import FeedbackStore, default_db_path
+from indexer.status import file_sha256
 
 TIMEOUT = 60
 
@@ -158,7 +159,7 @@ def test_built_at_and_model_names():
 def test_source_changes_and_problem_pages(tmp_path):
     faq = tmp_path / "faq.md"
     faq.write_text("one", "utf-8")
-    manifest = {"sources": [{"path": "faq.md", "sha256": present.file_sha256(faq)},
+    manifest = {"sources": [{"path": "faq.md", "sha256": file_sha256(faq)},
                             {"path": str(tmp_path / "gone.md"), "sha256": "0"}]}
     first, gone = present.source_changes(manifest, [tmp_path])
     assert not first["changed"] and not first["missing"] and gone["missing"]
