@@ -3,13 +3,13 @@
 - `dense-questions` (baseline): dense similarity to the FAQ questions only.
 - `bm25`: BM25 alone over all units.
 - `dense-all`: dense over all units (question, answer, link title, page passage).
-- `hybrid`: dense + BM25 over all units, every other knob at the SearchSettings default.
+- `rrf`: dense + BM25 over all units fused by reciprocal rank (k = rrf_k).
+- `hybrid`: dense + BM25 over all units fused by config.py's weighted sum.
 - `final`: `SearchSettings()` as config.py defines it now (what the product runs).
 
-The three single-signal references score an entry by its best unit with no
-kind weights and no second-unit bonus (plain max), so they stay fixed
-references while config.py is tuned; `hybrid` and `final` follow config.py
-(they coincide as long as `final` is the default hybrid).
+The references score an entry by its best unit with no kind weights and no
+second-unit bonus (plain max), so they stay fixed while config.py is tuned;
+`final` adds the tuned kind weights and entry scoring on top of `hybrid`.
 
 For tuning, any configuration can be varied by name: `BASE:key=value;key=value`
 with SearchSettings fields, e.g. `final:mode=dense`, `final:lexical_weight=0.15`,
@@ -26,7 +26,7 @@ from indexer.config import SearchSettings
 
 #: Unit kinds every index has; kinds config.py adds (e.g. "entry") join them in all_units().
 BASE_UNITS = ("question", "answer", "title", "passage")
-CONFIG_NAMES = ("dense-questions", "bm25", "dense-all", "hybrid", "final")
+CONFIG_NAMES = ("dense-questions", "bm25", "dense-all", "rrf", "hybrid", "final")
 
 
 def all_units(base: SearchSettings | None = None) -> tuple[str, ...]:
@@ -82,8 +82,10 @@ def config_settings(name: str) -> SearchSettings:
         return _plain(base, mode="lexical", unit_kinds=ALL_UNITS)
     if name == "dense-all":
         return _plain(base, mode="dense", unit_kinds=ALL_UNITS)
+    if name == "rrf":
+        return _plain(base, mode="hybrid", fusion="rrf", unit_kinds=ALL_UNITS)
     if name == "hybrid":
-        return replace(base, mode="hybrid", unit_kinds=ALL_UNITS)
+        return _plain(base, mode="hybrid", fusion="weighted", unit_kinds=ALL_UNITS)
     if name == "final":
         return base
     raise ValueError(f"unknown configuration {name!r} (known: {', '.join(CONFIG_NAMES)}, each optionally "
@@ -93,8 +95,10 @@ def config_settings(name: str) -> SearchSettings:
 def describe(settings: SearchSettings) -> str:
     """One line of what a configuration does, for the results legend (the JSON has every field)."""
     parts = [f"mode={settings.mode}", f"units={'+'.join(settings.unit_kinds)}"]
-    if settings.mode == "hybrid":
-        parts.append(f"lexical_weight={settings.lexical_weight:g}")
+    if settings.mode == "hybrid" and settings.fusion == "rrf":
+        parts.append(f"fusion=rrf (k={settings.rrf_k})")
+    elif settings.mode == "hybrid":
+        parts.append(f"fusion=weighted, lexical_weight={settings.lexical_weight:g}")
     if settings.mode != "dense" and getattr(settings, "lexical_norm", None):
         parts.append(f"lexical_norm={settings.lexical_norm}")
     weights = {k: v for k, v in settings.kind_weights.items() if k in settings.unit_kinds}

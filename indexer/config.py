@@ -90,17 +90,29 @@ class SearchSettings:
     unit_kinds: tuple[str, ...] = ("question", "entry", "answer", "title", "passage")
     #: How many units the dense and the lexical retrievers each return before fusion.
     candidates: int = 1000
+    #: How the two signals of a unit are fused in hybrid mode: "weighted" (a weighted sum of the
+    #: dense cosine and the normalised BM25 score) or "rrf" (reciprocal rank fusion,
+    #: 1/(rrf_k + dense rank) + 1/(rrf_k + BM25 rank)). Both are measured in bench/RESULTS.md;
+    #: the weighted sum wins on every development set.
+    fusion: str = "weighted"
+    rrf_k: int = 60
     #: Share of the BM25 signal in the fused unit score: (1 - w) * dense + w * bm25_normalised.
     lexical_weight: float = 0.15
     #: How BM25 is scaled to [0, 1]: "ceiling" (share of the best score each query term can
     #: reach; unseen terms count as misses) or "max" (divided by the top unit's score).
     lexical_norm: str = "ceiling"
-    #: Unit kinds are not equally telling: a question match is worth more than a passage.
+    #: Unit kinds are not equally telling: a question or link-title match is worth more than
+    #: a written answer's or a page passage's.
     kind_weights: dict[str, float] = field(
-        default_factory=lambda: {"question": 1.0, "entry": 1.0, "answer": 0.85, "title": 0.9, "passage": 0.85}
+        default_factory=lambda: {"question": 1.0, "entry": 1.0, "answer": 0.85, "title": 1.0, "passage": 0.85}
     )
     #: An entry's score is its best unit plus this share of its second-best (distinct) unit.
     second_unit_weight: float = 0.0
+    #: A page passage is evidence for its entry only as far as the entry itself fits the query:
+    #: each passage's score is mixed with this share of its entry's best direct unit (question,
+    #: profile, answer or link title). 0 lets a passage of a broad page (a book chapter) win an
+    #: entry on its own; 1 ignores page text.
+    passage_context: float = 0.3
     #: Entry score below which the FAQ is said to have no good answer. Scores sit on
     #: different scales in different indexes, so `python -m indexer calibrate` sets it per
     #: index from labelled queries (stored in the manifest, kept across rebuilds). This

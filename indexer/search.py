@@ -2,9 +2,9 @@
 
 Each unit (question, answer, link title, page passage) gets a dense cosine
 score and a BM25 score normalised to [0, 1] for the query; the fused unit score
-is `kind_weight * ((1 - w) * dense + w * lexical)` (or one signal alone, by
-`mode`). An entry scores as its
-best unit (plus a share of its second best), and that unit is the evidence
+is `kind_weight * ((1 - w) * dense + w * lexical)` (or reciprocal rank fusion
+of the two, by `fusion`; or one signal alone, by `mode`). An entry scores as
+its best unit (plus a share of its second best), and that unit is the evidence
 shown to the user. `answered` compares the top entry's score with the
 threshold calibrated on development queries (stored in the manifest).
 """
@@ -71,6 +71,24 @@ class SearchResponse:
                 "threshold": self.threshold, "corrections": self.corrections}
 
 
+def _ranks(scores: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """1-based rank of each unit by `scores` among the `present` ones; inf elsewhere."""
+    ranks = np.full(len(scores), np.inf, dtype=np.float64)
+    order = np.flatnonzero(present)[np.argsort(-scores[present], kind="stable")]
+    ranks[order] = np.arange(1, len(order) + 1)
+    return ranks
+
+
+def _fuse(dense: np.ndarray, lexical: np.ndarray, s: SearchSettings) -> np.ndarray:
+    """One hybrid score per unit from its dense cosine and its normalised BM25 score."""
+    if s.fusion == "rrf":
+        rrf = 1.0 / (s.rrf_k + _ranks(dense, np.isfinite(dense))) + 1.0 / (s.rrf_k + _ranks(lexical, lexical > 0))
+        return np.where(np.isfinite(dense) | (lexical > 0), rrf, -np.inf).astype(np.float32)
+    if s.fusion != "weighted":
+        raise ValueError(f"unknown fusion {s.fusion!r} (weighted or rrf)")
+    return (1 - s.lexical_weight) * dense + s.lexical_weight * lexical
+
+
 class ModelMismatch(store.IndexError_):
     pass
 
@@ -93,6 +111,7 @@ class Searcher:
         self.unit_entry = np.array([position[u.entry_id] for u in self.units], dtype=np.int64)
         self.kind_weight = np.array([self.settings.kind_weights.get(u.kind, 1.0) for u in self.units], np.float32)
         self.unit_mask = np.array([u.kind in self.settings.unit_kinds for u in self.units], dtype=bool)
+        self.is_passage = np.array([u.kind == "passage" for u in self.units], dtype=bool)
         self.lexical = lexical or Lexical([u.text for u in self.units])
 
     @classmethod
@@ -157,8 +176,21 @@ class Searcher:
             extra = extra[(lexical[extra] > 0) & ~np.isfinite(dense[extra])]
             for i in extra:  # lexical-only candidates still need their dense score
                 dense[i] = float(self.stored.faiss_index.reconstruct(int(i)) @ vector)
-            fused = (1 - s.lexical_weight) * dense + s.lexical_weight * lexical
-        return np.where(self.unit_mask, self.kind_weight * fused, -np.inf).astype(np.float32)
+            fused = _fuse(dense, lexical, s)
+        fused = np.where(self.unit_mask, self.kind_weight * fused, -np.inf).astype(np.float32)
+        return self._in_entry_context(fused)
+
+    def _in_entry_context(self, fused: np.ndarray) -> np.ndarray:
+        """Passage scores mixed with their entry's best direct score (`passage_context`)."""
+        c = self.settings.passage_context
+        if not c or not self.is_passage.any():
+            return fused
+        direct = np.full(len(self.entry_ids), -np.inf, dtype=np.float32)
+        np.maximum.at(direct, self.unit_entry[~self.is_passage], fused[~self.is_passage])
+        context = direct[self.unit_entry]
+        mixed = (1 - c) * fused + c * context
+        use = self.is_passage & np.isfinite(fused) & np.isfinite(context)
+        return np.where(use, mixed, fused).astype(np.float32)
 
     def entry_scores(self, fused: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(score per entry, index of its best unit) from unit scores."""
