@@ -1,0 +1,229 @@
+"""Search over a real index: query handling, fusion, entry scoring and evidence.
+
+A small FAQ with written answers and pages served by a real local HTTP server
+is built once with the real model and a real FAISS index; every test then
+queries it the way a learner would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from http_server import LocalServer
+from indexer.build import build_index
+from indexer.config import FetchSettings, SearchSettings, Settings
+from indexer.lexical import stem, words
+from indexer.search import Searcher
+
+SETTINGS = Settings(fetch=FetchSettings(per_host_delay=0.0, max_retries=0, connect_timeout=2.0, read_timeout=5.0))
+
+#: A made-up word only one page uses: dense similarity knows nothing of it, BM25 does.
+RARE = "zorblax"
+
+SOFTMAX_PAGE = [
+    "The softmax function turns a vector of raw scores, the logits, into a probability distribution.",
+    "Each logit is exponentiated and divided by the sum of all the exponentials, so the outputs are "
+    "positive and add up to one.",
+    "Taking the exponential keeps every output positive and makes the largest logit dominate.",
+]
+BACKPROP_PAGE = [
+    "Backpropagation applies the chain rule layer by layer, from the loss back to the first weights.",
+    "Each layer receives the gradient of the loss with respect to its output and passes back the gradient "
+    "with respect to its input.",
+    f"Practitioners sometimes call the cached forward activations the {RARE} buffer, after an old course.",
+]
+ACTIVATION_PAGE = [
+    "Without a nonlinear activation function, a stack of linear layers collapses into a single linear map.",
+    "ReLU, the rectified linear unit, outputs max(0, x); it is cheap and does not saturate for positive inputs.",
+    "Sigmoid and tanh squash their input into a bounded range and saturate for large values.",
+]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("search")
+    with LocalServer() as srv:
+        srv.set_article("/softmax.html", "The softmax function", SOFTMAX_PAGE)
+        srv.set_article("/backprop.html", "How backpropagation works", BACKPROP_PAGE)
+        srv.set_article("/activation.html", "Activation functions compared", ACTIVATION_PAGE)
+        faq = root / "faq.md"
+        faq.write_text(f"""# Neural networks
+
+**Q: I am having some trouble understanding backpropagation.**
+
+-   [How backpropagation works]({srv.url('/backprop.html')})
+
+**Q: In softmax function why do we take exponential?**
+
+-   [The softmax function]({srv.url('/softmax.html')})
+
+**Q: Why do we need activation function?**
+
+-   [Activation functions compared]({srv.url('/activation.html')})
+
+**Q: How to find the optimal learning rate?**
+
+Run a learning-rate range test: raise the rate every batch and pick one a little below where the loss
+starts to climb.
+
+**Q: What is cross entropy loss?**
+
+Cross entropy, also called log loss, measures how far predicted probabilities are from the true labels.
+""", "utf-8")
+        index_dir, cache_dir = root / "index", root / "cache"
+        summary = build_index([faq], index_dir=index_dir, cache_dir=cache_dir, settings=SETTINGS)
+        assert summary.pages_fetched == 3
+        yield SimpleNamespace(index_dir=index_dir, cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="module")
+def searcher(site) -> Searcher:
+    return Searcher.open(site.index_dir, cache_dir=site.cache_dir)
+
+
+BACKPROP = "i-am-having-some-trouble-understanding-backpropagation"
+SOFTMAX = "in-softmax-function-why-do-we-take-exponential"
+ACTIVATION = "why-do-we-need-activation-function"
+LEARNING_RATE = "how-to-find-the-optimal-learning-rate"
+CROSS_ENTROPY = "what-is-cross-entropy-loss"
+
+
+def top(searcher: Searcher, query: str) -> str:
+    results = searcher.search(query).results
+    assert results, f"no result for {query!r}"
+    return results[0].id
+
+
+# -- query handling ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("query, expected", [
+    ("what is log loss", CROSS_ENTROPY),
+    ("how do I pick a good step size for training", LEARNING_RATE),
+    ("why exp in softmax", SOFTMAX),
+    ("relu", ACTIVATION),
+    ("tanh vs sigmoid", ACTIVATION),
+])
+def test_paraphrases_and_short_queries_find_their_entry(searcher, query, expected):
+    assert top(searcher, query) == expected
+
+
+@pytest.mark.parametrize("query, word, fixed, expected", [
+    ("backprogation", "backprogation", "backpropagation", BACKPROP),
+    ("why exp in softmx", "softmx", "softmax", SOFTMAX),
+])
+def test_typos_are_mended_and_reported(searcher, query, word, fixed, expected):
+    response = searcher.search(query)
+    assert response.corrections == {word: fixed}
+    assert response.results[0].id == expected
+
+
+def test_case_and_punctuation_do_not_change_the_ranking(searcher):
+    plain = [r.id for r in searcher.search("why do we need activation function").results]
+    shouted = [r.id for r in searcher.search("  WHY do we NEED activation function???!!  ").results]
+    assert shouted[0] == plain[0] == ACTIVATION
+    assert shouted == plain
+
+
+def test_a_long_pasted_paragraph_keeps_its_question(searcher):
+    context = ("I have been training a small convolutional network on my own photos for a week and the "
+               "numbers on my dashboard go up and down in ways I do not follow. ") * 12
+    query = context + "In the softmax function, why do we take the exponential of the scores?"
+    prepared = searcher.prepare(query)
+    assert searcher.embedder.count_tokens([prepared.dense_text])[0] <= searcher.embedder.max_tokens
+    assert "softmax" in prepared.dense_text
+    assert top(searcher, query) == SOFTMAX
+
+
+@pytest.mark.parametrize("query", ["¿Qué es la función softmax?", "交叉熵损失是什么", "Ünïcode café — résumé 😀",
+                                   "?!", "...", "x" * 5000, "softmax " * 800])
+def test_odd_queries_do_not_crash(searcher, query):
+    response = searcher.search(query)
+    assert isinstance(response.answered, bool)
+    assert all(np.isfinite(r.score) for r in response.results)
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_an_empty_query_finds_nothing_and_answers_nothing(searcher, query):
+    response = searcher.search(query)
+    assert response.results == [] and response.answered is False
+
+
+def test_foreign_wording_still_ranks_sensibly(searcher):
+    assert top(searcher, "¿Qué es la función softmax?") == SOFTMAX
+
+
+# -- fusion and entry scoring -----------------------------------------------------------------------
+
+def test_a_word_only_a_page_uses_is_found_by_the_hybrid_search(searcher):
+    hybrid = searcher.search(f"what is the {RARE} buffer").results[0]
+    assert hybrid.id == BACKPROP
+    assert hybrid.evidence.source == "resource" and RARE in hybrid.evidence.text
+
+
+def test_reciprocal_rank_fusion_is_a_working_alternative(searcher):
+    rrf = searcher.with_settings(replace(searcher.settings, fusion="rrf"))
+    assert top(rrf, f"what is the {RARE} buffer") == BACKPROP
+    assert top(rrf, "why exp in softmax") == SOFTMAX
+    scores = [r.score for r in rrf.search("softmax").results]
+    assert scores == sorted(scores, reverse=True) and 0 < scores[0] <= 2 / (rrf.settings.rrf_k + 1)
+
+
+def test_an_unknown_fusion_is_a_clear_error(searcher):
+    odd = searcher.with_settings(replace(searcher.settings, fusion="average"))
+    with pytest.raises(ValueError, match="fusion"):
+        odd.search("softmax")
+
+
+def test_passage_scores_are_mixed_with_their_entrys_direct_match(searcher):
+    query = "the rectified linear unit does not saturate"
+    prepared = searcher.prepare(query)
+    vector = searcher.embedder.encode([prepared.dense_text])[0]
+    raw = searcher.with_settings(replace(searcher.settings, passage_context=0.0)).unit_scores(prepared, vector)
+    c = 0.3
+    mixed = searcher.with_settings(replace(searcher.settings, passage_context=c)).unit_scores(prepared, vector)
+    passage = np.array([u.kind == "passage" for u in searcher.units])
+    np.testing.assert_array_equal(mixed[~passage], raw[~passage])
+    for i in np.flatnonzero(passage):
+        same_entry = [j for j, u in enumerate(searcher.units)
+                      if u.entry_id == searcher.units[i].entry_id and not passage[j]]
+        direct = max(raw[j] for j in same_entry)
+        assert mixed[i] == pytest.approx((1 - c) * raw[i] + c * direct, abs=1e-6)
+    # Page text still decides here: the passage about ReLU carries the activation entry.
+    assert searcher.search(query).results[0].id == ACTIVATION
+
+
+def test_dense_lexical_and_hybrid_modes_each_rank_the_obvious_entry(searcher):
+    for mode in ("dense", "lexical", "hybrid"):
+        s = searcher.with_settings(replace(searcher.settings, mode=mode))
+        assert top(s, "why do we take the exponential in softmax") == SOFTMAX, mode
+
+
+def test_questions_only_baseline_ignores_page_text(searcher):
+    baseline = searcher.with_settings(SearchSettings(mode="dense", unit_kinds=("question",)))
+    for result in baseline.search("relu").results:
+        assert result.evidence.source == "question"
+
+
+# -- evidence and the answer threshold --------------------------------------------------------------
+
+def test_evidence_marks_the_query_words_it_contains(searcher):
+    result = searcher.search("why exponential in softmax").results[0]
+    text, spans = result.evidence.text, result.evidence.highlights
+    assert spans, "the evidence should mark the matching words"
+    marked = {stem(text[s:e].lower()) for s, e in spans}
+    assert marked <= {stem(w) for w, _, _ in words("why exponential in softmax")}
+    assert "softmax" in marked
+
+
+def test_answered_follows_the_threshold(searcher):
+    response = searcher.search("how do I bake sourdough bread")
+    assert response.results, "the nearest entries are still shown"
+    assert response.answered is (response.results[0].score >= searcher.threshold)
+    strict = searcher.with_settings(searcher.settings, threshold=10.0)
+    assert strict.search("what is log loss").answered is False
+    lenient = searcher.with_settings(searcher.settings, threshold=-10.0)
+    assert lenient.search("what is log loss").answered is True
