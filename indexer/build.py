@@ -21,8 +21,9 @@ from tqdm import tqdm
 
 from . import store
 from .cache import PageCache
+from .calibrate import calibrated_threshold
 from .chunk import TokenCounter, chunk_text, fit_tokens
-from .config import SCHEMA_VERSION, Settings, settings_fingerprint
+from .config import SCHEMA_VERSION, Settings
 from .embed import Embedder, VectorCache, embed_cached
 from .extract import extract
 from .faq import faq_files, load_entries
@@ -158,12 +159,11 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
 
     summary.seconds = round(time.monotonic() - started, 2)
     threshold, calibration = settings.search.answer_threshold, None
-    previous = store.previous_manifest(Path(index_dir))
-    kept = (previous or {}).get("calibration") or {}
-    if (previous and previous.get("model") == embedder.name
-            and kept.get("search_settings") == settings_fingerprint(settings.search)):
+    previous = store.previous_manifest(Path(index_dir)) or {}
+    kept = calibrated_threshold(previous, settings.search)
+    if kept is not None and previous.get("model") == embedder.name:
         # A threshold calibrated on labelled queries outlives rebuilds with the same model and scoring.
-        threshold, calibration = previous["answer_threshold"], kept
+        threshold, calibration = kept, previous["calibration"]
     sources = [{"path": str(p), "sha256": file_sha256(p)} for fp in faq_paths for p in faq_files(Path(fp))]
     manifest: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,

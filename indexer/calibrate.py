@@ -106,6 +106,21 @@ def refusal_rates(top_scores: Sequence[float | None], answerable: Sequence[bool]
     return round(ru, 4), round(ra, 4), round(acc, 4)
 
 
+def calibrated_threshold(manifest: dict[str, Any], settings: Any) -> float | None:
+    """The index's calibrated threshold while it still applies, i.e. under the same scoring settings.
+
+    A threshold calibrated under other weights sits on another score scale; the
+    fallback in config.py is a safer guess than a stale calibration.
+    """
+    from .config import settings_fingerprint
+
+    calibration = manifest.get("calibration") or {}
+    value = manifest.get("answer_threshold")
+    if value is None or calibration.get("search_settings") != settings_fingerprint(settings):
+        return None
+    return float(value)
+
+
 def top_scores(searcher: Any, cases: Sequence[Any]) -> list[float | None]:
     """Each case's top-1 score under `searcher` (None where the query found nothing)."""
     scores: list[float | None] = []
@@ -122,7 +137,7 @@ def calibrate_index(index_dir: Path, cases_path: Path, *, max_refused_answerable
     from .evaluate import read_cases, resolve_expected
     from .search import Searcher
 
-    searcher = Searcher.open(index_dir)
+    searcher = Searcher.open(index_dir, threshold=0.0)  # any value: only the scores are used
     cases = read_cases(cases_path)
     expected = resolve_expected(cases, searcher.stored.entries, str(cases_path))
     result = calibrate(top_scores(searcher, cases), [e is not None for e in expected], max_refused_answerable=max_refused_answerable)

@@ -150,6 +150,8 @@ def status(index_dir: Path, as_json: bool) -> None:
     click.echo(f"index:    {index_dir} (built {info['built_at']})")
     click.echo(f"model:    {info['model']} ({info['dimension']}-d)")
     click.echo("counts:   " + ", ".join(f"{k} {v}" for k, v in info["counts"].items()))
+    how = "calibrated" if info["threshold_calibrated"] else "default; set it with `python -m indexer calibrate`"
+    click.echo(f"answers:  from score {info['answer_threshold']:.4f} ({how})")
     for src in info["sources"]:
         click.echo(f"source:   {src['path']}{'  (changed since build)' if src['changed'] else ''}")
 

@@ -3,10 +3,12 @@
 Each unit (question, answer, link title, page passage) gets a dense cosine
 score and a BM25 score normalised to [0, 1] for the query; the fused unit score
 is `kind_weight * ((1 - w) * dense + w * lexical)` (or reciprocal rank fusion
-of the two, by `fusion`; or one signal alone, by `mode`). An entry scores as
-its best unit (plus a share of its second best), and that unit is the evidence
-shown to the user. `answered` compares the top entry's score with the
-threshold calibrated on development queries (stored in the manifest).
+of the two, by `fusion`; or one signal alone, by `mode`), and a passage's score
+is mixed with its entry's best direct match (`passage_context`). An entry scores
+as its best unit (plus a share of its second best); the evidence shown is the
+entry's unit whose text matched the query best. `answered` compares the top
+entry's score with the threshold calibrated on development queries (stored in
+the manifest).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import store
+from .calibrate import calibrated_threshold
 from .config import SearchSettings, Settings
 from .embed import Embedder
 from .lexical import Lexical, highlight_spans
@@ -103,7 +106,13 @@ class Searcher:
         self.embedder = embedder
         self.settings = settings or SearchSettings()
         if threshold is None:
-            threshold = float(stored.manifest.get("answer_threshold", self.settings.answer_threshold))
+            threshold = calibrated_threshold(stored.manifest, self.settings)
+        if threshold is None:
+            if stored.manifest.get("calibration"):
+                log.warning("%s: its threshold was calibrated under other search settings; using the default "
+                            "%.4f until `python -m indexer calibrate` is run again", stored.path,
+                            self.settings.answer_threshold)
+            threshold = self.settings.answer_threshold
         self.threshold = threshold
         self.units = stored.units
         self.entry_ids = list(stored.entries)
@@ -112,6 +121,8 @@ class Searcher:
         self.kind_weight = np.array([self.settings.kind_weights.get(u.kind, 1.0) for u in self.units], np.float32)
         self.unit_mask = np.array([u.kind in self.settings.unit_kinds for u in self.units], dtype=bool)
         self.is_passage = np.array([u.kind == "passage" for u in self.units], dtype=bool)
+        order = np.argsort(self.unit_entry, kind="stable")
+        self.entry_units = np.split(order, np.searchsorted(self.unit_entry[order], np.arange(1, len(self.entry_ids))))
         self.lexical = lexical or Lexical([u.text for u in self.units])
 
     @classmethod
@@ -146,7 +157,11 @@ class Searcher:
         return prepare(query, self.lexical, self.embedder.count_tokens, self.embedder.max_tokens - 2)
 
     def unit_scores(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> np.ndarray:
-        """Fused score of every unit for the query; -inf where a unit is not a candidate."""
+        """Every unit's score as evidence for its entry: its match, kind-weighted and in entry context."""
+        return self.weigh(self.match_scores(prepared, vector))
+
+    def match_scores(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> np.ndarray:
+        """How well each unit's own text matches the query (fused); -inf where a unit is not a candidate."""
         s = self.settings
         n = len(self.units)
         fused = np.full(n, -np.inf, dtype=np.float32)
@@ -177,11 +192,14 @@ class Searcher:
             for i in extra:  # lexical-only candidates still need their dense score
                 dense[i] = float(self.stored.faiss_index.reconstruct(int(i)) @ vector)
             fused = _fuse(dense, lexical, s)
-        fused = np.where(self.unit_mask, self.kind_weight * fused, -np.inf).astype(np.float32)
-        return self._in_entry_context(fused)
+        return np.where(self.unit_mask, fused, -np.inf).astype(np.float32)
 
-    def _in_entry_context(self, fused: np.ndarray) -> np.ndarray:
-        """Passage scores mixed with their entry's best direct score (`passage_context`)."""
+    def weigh(self, matches: np.ndarray) -> np.ndarray:
+        """Match scores as evidence for the entries: kind-weighted, passages in their entry's context.
+
+        A passage's score is mixed with its entry's best direct unit (`passage_context`).
+        """
+        fused = (self.kind_weight * matches).astype(np.float32)
         c = self.settings.passage_context
         if not c or not self.is_passage.any():
             return fused
@@ -216,12 +234,24 @@ class Searcher:
         prepared = self.prepare(query)
         if not prepared.text or not self.units:
             return SearchResponse(query=query, answered=False, results=[], threshold=self.threshold)
-        scores, best_unit = self.entry_scores(self.unit_scores(prepared))
+        matches = self.match_scores(prepared)
+        scores, _ = self.entry_scores(self.weigh(matches))
         ranked = [int(e) for e in np.argsort(-scores) if np.isfinite(scores[e])][:top_k]
-        results = [self._result(e, float(scores[e]), int(best_unit[e]), prepared) for e in ranked]
+        results = [self._result(e, float(scores[e]), self._evidence_unit(e, matches), prepared) for e in ranked]
         answered = bool(results) and results[0].score >= self.threshold
         return SearchResponse(query=query, answered=answered, results=results, threshold=self.threshold,
                               corrections=prepared.corrections)
+
+    def _evidence_unit(self, entry_pos: int, matches: np.ndarray) -> int:
+        """The entry's unit whose own text matches the query best.
+
+        Kind weights say how far a unit kind is trusted to rank an entry; what to
+        show as the reason is the text that matched best, so a page passage that
+        explains the answer wins over a terse link title that scores a little higher
+        once weighted.
+        """
+        units = self.entry_units[entry_pos]
+        return int(units[np.argmax(matches[units])])
 
     def _result(self, entry_pos: int, score: float, unit_pos: int, prepared: PreparedQuery) -> Result:
         entry: Entry = self.stored.entries[self.entry_ids[entry_pos]]

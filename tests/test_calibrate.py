@@ -14,6 +14,7 @@ from indexer.build import build_index
 from indexer.calibrate import calibrate, calibrate_index, refusal_rates
 from indexer.config import SearchSettings, Settings
 from indexer.search import Searcher
+from indexer.status import index_status
 from indexer.store import read_manifest
 
 FAQ = """# Basics
@@ -74,10 +75,16 @@ def test_calibration_is_stored_used_and_kept_by_rebuilds(small_index):
     assert manifest["answer_threshold"] == result.threshold
     assert manifest["calibration"]["cases"] == str(cases)
     assert Searcher.open(index_dir).threshold == result.threshold
+    assert index_status(index_dir)["answer_threshold"] == result.threshold
+    assert index_status(index_dir)["threshold_calibrated"] is True
 
     build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True)
     assert read_manifest(index_dir)["answer_threshold"] == result.threshold
 
+    other = replace(Settings(), search=replace(SearchSettings(), lexical_weight=0.5, answer_threshold=0.123))
+    # Searching under other scoring settings: the calibration does not apply, the fallback does.
+    assert Searcher.open(index_dir, settings=other).threshold == 0.123
+    assert index_status(index_dir, other.search)["threshold_calibrated"] is False
     other = replace(Settings(), search=replace(SearchSettings(), lexical_weight=0.5))
     build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True, settings=other)
     rebuilt = read_manifest(index_dir)

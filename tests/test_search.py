@@ -227,3 +227,14 @@ def test_answered_follows_the_threshold(searcher):
     assert strict.search("what is log loss").answered is False
     lenient = searcher.with_settings(searcher.settings, threshold=-10.0)
     assert lenient.search("what is log loss").answered is True
+
+
+def test_evidence_is_the_entry_text_that_matched_best(searcher):
+    query = "relu outputs max of zero and x and does not saturate"
+    result = searcher.search(query).results[0]
+    assert result.id == ACTIVATION
+    assert result.evidence.source == "resource" and "ReLU" in result.evidence.text
+    matches = searcher.match_scores(searcher.prepare(query))
+    own = [i for i, u in enumerate(searcher.units) if u.entry_id == ACTIVATION]
+    best = max(own, key=lambda i: matches[i])
+    assert searcher.units[best].text == result.evidence.text
