@@ -7,9 +7,10 @@
 - `hybrid`: dense + BM25 over all units fused by config.py's weighted sum.
 - `final`: `SearchSettings()` as config.py defines it now (what the product runs).
 
-The references score an entry by its best unit with no kind weights and no
-second-unit bonus (plain max), so they stay fixed while config.py is tuned;
-`final` adds the tuned kind weights and entry scoring on top of `hybrid`.
+The references score an entry by its best unit with no kind weights, no
+second-unit bonus and no passage context (plain max), so they stay fixed while
+config.py is tuned; `final` adds the tuned kind weights and entry scoring on
+top of `hybrid`.
 
 For tuning, any configuration can be varied by name: `BASE:key=value;key=value`
 with SearchSettings fields, e.g. `final:mode=dense`, `final:lexical_weight=0.15`,
@@ -36,7 +37,8 @@ def all_units(base: SearchSettings | None = None) -> tuple[str, ...]:
 
 
 def _plain(base: SearchSettings, **changes: object) -> SearchSettings:
-    return replace(base, kind_weights={k: 1.0 for k in all_units(base)}, second_unit_weight=0.0, **changes)
+    return replace(base, kind_weights={k: 1.0 for k in all_units(base)}, second_unit_weight=0.0, passage_context=0.0,
+                   **changes)
 
 
 def _value(text: str, current: object) -> object:
