@@ -22,6 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .config import SearchSettings, settings_fingerprint
+
 OBJECTIVES = ("constrained", "accuracy")
 #: Thresholds are compared with scores rounded like the product's (4 decimals).
 DECIMALS = 4
@@ -106,14 +108,12 @@ def refusal_rates(top_scores: Sequence[float | None], answerable: Sequence[bool]
     return round(ru, 4), round(ra, 4), round(acc, 4)
 
 
-def calibrated_threshold(manifest: dict[str, Any], settings: Any) -> float | None:
+def calibrated_threshold(manifest: dict[str, Any], settings: SearchSettings) -> float | None:
     """The index's calibrated threshold while it still applies, i.e. under the same scoring settings.
 
     A threshold calibrated under other weights sits on another score scale; the
     fallback in config.py is a safer guess than a stale calibration.
     """
-    from .config import settings_fingerprint
-
     calibration = manifest.get("calibration") or {}
     value = manifest.get("answer_threshold")
     if value is None or calibration.get("search_settings") != settings_fingerprint(settings):
@@ -133,7 +133,6 @@ def top_scores(searcher: Any, cases: Sequence[Any]) -> list[float | None]:
 def calibrate_index(index_dir: Path, cases_path: Path, *, max_refused_answerable: float = 0.05) -> Calibration:
     """Calibrate the index's threshold on labelled queries and store it in its manifest."""
     from . import store
-    from .config import settings_fingerprint
     from .evaluate import read_cases, resolve_expected
     from .search import Searcher
 

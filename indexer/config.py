@@ -122,13 +122,18 @@ class SearchSettings:
     answer_threshold: float = 0.21
 
 
+#: SearchSettings fields that do not change any score (so they do not make a calibration stale).
+_NOT_SCORING = ("top_k", "answer_threshold")
+
+
 def settings_fingerprint(settings: SearchSettings) -> str:
     """Identifies a scoring configuration: a threshold calibrated under another one is stale."""
     import hashlib
     import json
     from dataclasses import asdict
 
-    return hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode()).hexdigest()[:16]
+    scoring = {k: v for k, v in asdict(settings).items() if k not in _NOT_SCORING}
+    return hashlib.sha256(json.dumps(scoring, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

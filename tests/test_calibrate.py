@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO_ROOT
 from indexer.build import build_index
 from indexer.calibrate import calibrate, calibrate_index, refusal_rates
-from indexer.config import SearchSettings, Settings
+from indexer.config import SearchSettings, Settings, settings_fingerprint
 from indexer.search import Searcher
 from indexer.status import index_status
 from indexer.store import read_manifest
@@ -101,3 +101,11 @@ def test_cli_calibrate_names_a_bad_expected_value(small_index, tmp_path):
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and f"{bad}:1" in lines[0], proc.stderr
+
+
+def test_only_scoring_settings_make_a_calibration_stale():
+    base = SearchSettings()
+    assert settings_fingerprint(replace(base, top_k=20, answer_threshold=0.9)) == settings_fingerprint(base)
+    for change in ({"lexical_weight": 0.3}, {"passage_context": 0.0}, {"fusion": "rrf"},
+                   {"kind_weights": {**base.kind_weights, "title": 0.5}}):
+        assert settings_fingerprint(replace(base, **change)) != settings_fingerprint(base), change
