@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sqlite3
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +21,8 @@ import streamlit as st
 
 from indexer import present
 from indexer.feedback import FeedbackStore, default_db_path
-from indexer.store import IndexError_, read_manifest, read_report
+from indexer.config import DEFAULT_CACHE_DIR, DEFAULT_FAQ, DEFAULT_INDEX_DIR, env_path
+from indexer.store import IndexError_, read_report
 
 ROOT = Path(__file__).resolve().parent
 TOP_K = 5
@@ -112,13 +112,11 @@ FOCUS_JS = """
 
 # -- configuration -----------------------------------------------------------------------------
 def index_dir() -> Path:
-    value = os.environ.get("FAQ_INDEX_DIR")
-    return Path(value) if value else ROOT / "data" / "index"
+    return env_path("FAQ_INDEX_DIR", ROOT / DEFAULT_INDEX_DIR)
 
 
 def cache_dir() -> Path:
-    value = os.environ.get("FAQ_CACHE_DIR")
-    return Path(value) if value else ROOT / "data" / "cache"
+    return env_path("FAQ_CACHE_DIR", ROOT / DEFAULT_CACHE_DIR)
 
 
 def db_path() -> Path:
@@ -200,7 +198,7 @@ def load_report(path: str, build_id: str) -> list[dict]:
 def faq_sources(manifest: dict | None) -> list[Path]:
     if manifest and manifest.get("sources"):
         return [present.resolve_source(s["path"], [ROOT]) for s in manifest["sources"]]
-    return [ROOT / "data" / "faq.md"]
+    return [ROOT / DEFAULT_FAQ]
 
 
 def rebuild(manifest: dict | None, offline: bool) -> None:
@@ -393,8 +391,7 @@ def main() -> None:
     token: tuple[str, str] | None = None
     problem: str | None = None
     try:
-        token = present.index_token(index_dir())
-        manifest = read_manifest(Path(token[0]))
+        token, manifest = present.current_index(index_dir())
     except IndexError_ as exc:
         problem = str(exc)
     st.html('<div class="faq-title" role="heading" aria-level="1">Course FAQ search</div>'

@@ -190,7 +190,7 @@ def calibrate(file: Path, index_dir: Path, max_refused_answerable: float) -> Non
     """Set the index's "no good answer" threshold from labelled queries (eval's JSONL format).
 
     The threshold is stored in the index manifest and kept by later builds with
-    the same model. Include out-of-scope queries ("expected": null).
+    the same model and scoring settings. Include out-of-scope queries ("expected": null).
 
     \b
         python -m indexer calibrate bench/eval/shipped_faq.jsonl

@@ -499,9 +499,7 @@ def built_at_text(iso: Any, now: datetime | None = None) -> str:
     when = when.astimezone(timezone.utc)
     now = now or datetime.now(timezone.utc)
     seconds = (now - when).total_seconds()
-    if seconds < 0:
-        ago = "just now"
-    elif seconds < 90:
+    if seconds < 90:  # a clock a little ahead counts as now too
         ago = "just now"
     elif seconds < 3600 * 1.5:
         ago = f"{round(seconds / 60)} minutes ago"
@@ -538,10 +536,11 @@ def problem_pages_html(problems: Sequence[Mapping[str, str]]) -> str:
     return f'<ul class="faq-pp">{"".join(items)}</ul>'
 
 
-def index_token(index_dir: Path) -> tuple[str, str]:
-    """(resolved index folder, build id + threshold): cheap to read on every run; changes when a rebuild
-    is swapped in, or when `calibrate` sets a new threshold in the manifest.
+def current_index(index_dir: Path) -> tuple[tuple[str, str], dict[str, Any]]:
+    """(token, manifest) of the current build, read once per run.
 
+    The token, (resolved index folder, build id + threshold), changes when a rebuild is swapped
+    in, or when `calibrate` sets a new threshold in the manifest.
     Raises `store.IndexError_` when there is no readable index.
     """
     from . import store
@@ -549,7 +548,7 @@ def index_token(index_dir: Path) -> tuple[str, str]:
     real = Path(index_dir).resolve()
     manifest = store.read_manifest(real)
     build = str(manifest.get("build_id", "")) or _mtime_token(real)
-    return str(real), f"{build}@{manifest.get('answer_threshold')}"
+    return (str(real), f"{build}@{manifest.get('answer_threshold')}"), manifest
 
 
 def _mtime_token(path: Path) -> str:
@@ -567,19 +566,9 @@ def response_dict(response: Any) -> dict[str, Any]:
 def open_searcher(index_dir: Path, encoder_for: Any):
     """A `Searcher` over the index at `index_dir`, with the encoder `encoder_for(model_name)` returns.
 
-    Like `Searcher.open`, but the (slow to load) model comes from the caller, so the app loads it
-    once per process and keeps it across index rebuilds.
+    The (slow to load) model comes from the caller, so the app loads it once per process and
+    keeps it across index rebuilds.
     """
-    from .config import Settings
-    from .search import ModelMismatch, Searcher
-    from . import store
+    from .search import Searcher
 
-    stored = store.load(Path(index_dir))
-    model = stored.manifest.get("model")
-    encoder = encoder_for(model)
-    if encoder.dimension != stored.manifest.get("dimension"):
-        raise ModelMismatch(f"{index_dir}: model {model!r} gives {encoder.dimension}-d vectors, the index "
-                            f"holds {stored.manifest.get('dimension')}-d; rebuild the index")
-    env_threshold = os.environ.get("FAQ_ANSWER_THRESHOLD")
-    threshold = float(env_threshold) if env_threshold else None
-    return Searcher(stored, encoder, Settings().search, threshold=threshold)
+    return Searcher.open(Path(index_dir), encoder_for=encoder_for)

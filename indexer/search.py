@@ -17,7 +17,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -127,15 +127,22 @@ class Searcher:
 
     @classmethod
     def open(cls, index_dir: Path, *, model: str | None = None, settings: Settings | None = None,
-             threshold: float | None = None, cache_dir: Path | None = None) -> "Searcher":
-        """The index at `index_dir`; queries use the build's ONNX export under `cache_dir` when it is there."""
+             threshold: float | None = None, cache_dir: Path | None = None,
+             encoder_for: Callable[[str], Embedder | OnnxQueryEncoder] | None = None) -> "Searcher":
+        """The index at `index_dir`; queries use the build's ONNX export under `cache_dir` when it is there.
+
+        `encoder_for(model name)` supplies an already loaded encoder instead (the app keeps one
+        per process across rebuilds).
+        """
         settings = settings or Settings()
         stored = store.load(Path(index_dir))
         built_with = stored.manifest.get("model")
         if model and model != built_with:
             raise ModelMismatch(f"{index_dir} was built with model {built_with!r}, not {model!r}; "
                                 f"rebuild with: python -m indexer build --model {model}")
-        if cache_dir is None:
+        if encoder_for is not None:
+            embedder = encoder_for(built_with)
+        elif cache_dir is None:
             embedder = Embedder(built_with, batch_size=settings.embed_batch_size)
         else:
             embedder = load_query_encoder(built_with, Path(cache_dir), batch_size=settings.embed_batch_size)
