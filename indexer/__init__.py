@@ -2,8 +2,10 @@
 
 Modules, in the order data flows through them: `faq` (parse), `fetch` and
 `cache` (pages), `extract` (main text), `chunk` (passages), `embed` (vectors),
-`store` (the index on disk), `lexical`, `query` and `search` (retrieval),
-`evaluate` (metrics); `build` runs the pipeline and `cli` is the command line.
+`store` (the index on disk), `lexical` and `query` (BM25, query preparation),
+`features`, `fusion`, `ranker` and `search` (ranking), `threshold` (when the
+FAQ has an answer), `evaluate` and `calibrate` (metrics, per-index threshold);
+`build` runs the pipeline and `cli` is the command line.
 """
 
 from .config import VERSION as __version__

@@ -21,7 +21,6 @@ from tqdm import tqdm
 
 from . import store
 from .cache import PageCache
-from .calibrate import calibrated_threshold
 from .chunk import TokenCounter, chunk_text, fit_tokens
 from .config import SCHEMA_VERSION, Settings
 from .embed import Embedder, VectorCache, embed_cached
@@ -31,6 +30,7 @@ from .fetch import Fetcher
 from .onnx_encoder import ensure_export
 from .records import Document, Entry, Page, ReportRecord, Unit
 from .status import file_sha256
+from .threshold import calibrated_threshold
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,8 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
         log.warning("the query encoder was not exported to ONNX (%s); queries will use sentence-transformers", exc)
 
     summary.seconds = round(time.monotonic() - started, 2)
-    threshold, calibration = settings.search.answer_threshold, None
+    # Only a calibrated threshold is stored; without one, searches use the default (indexer/threshold.py).
+    threshold, calibration = None, None
     previous = store.previous_manifest(Path(index_dir)) or {}
     kept = calibrated_threshold(previous, settings.search)
     if kept is not None and previous.get("model") == embedder.name:

@@ -26,8 +26,10 @@ cache_dir_option = click.option(
 def _user_errors():
     from .embed import ModelError
     from .faq import FaqError
+    from .ranker import RankerError
     from .store import IndexError_
-    return (FaqError, IndexError_, ModelError)
+    from .threshold import ThresholdError
+    return (FaqError, IndexError_, ModelError, RankerError, ThresholdError)
 
 
 def _run(fn, *args, **kwargs):
@@ -150,8 +152,10 @@ def status(index_dir: Path, as_json: bool) -> None:
     click.echo(f"index:    {index_dir} (built {info['built_at']})")
     click.echo(f"model:    {info['model']} ({info['dimension']}-d)")
     click.echo("counts:   " + ", ".join(f"{k} {v}" for k, v in info["counts"].items()))
-    how = "calibrated" if info["threshold_calibrated"] else "default; set it with `python -m indexer calibrate`"
-    click.echo(f"answers:  from score {info['answer_threshold']:.4f} ({how})")
+    how = {"calibrated": "calibrated on this index", "environment": "from FAQ_ANSWER_THRESHOLD",
+           "default": "default; calibrate it with `python -m indexer calibrate`"}.get(info["threshold_source"],
+                                                                                     info["threshold_source"])
+    click.echo(f"answers:  from score {info['answer_threshold']:.4f} ({how}; fusion {info['fusion']})")
     for src in info["sources"]:
         click.echo(f"source:   {src['path']}{'  (changed since build)' if src['changed'] else ''}")
 

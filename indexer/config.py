@@ -90,13 +90,19 @@ class SearchSettings:
     unit_kinds: tuple[str, ...] = ("question", "entry", "answer", "title", "passage")
     #: How many units the dense and the lexical retrievers each return before fusion.
     candidates: int = 1000
-    #: How the two signals of a unit are fused in hybrid mode: "weighted" (a weighted sum of the
-    #: dense cosine and the normalised BM25 score) or "rrf" (reciprocal rank fusion,
-    #: 1/(rrf_k + dense rank) + 1/(rrf_k + BM25 rank)). Both are measured in bench/RESULTS.md;
-    #: the weighted sum ranks better on three dev sets and ties on the fourth.
-    fusion: str = "weighted"
+    #: How the dense and the lexical signal are fused in hybrid mode (indexer/fusion.py):
+    #: "learned" (the logistic ranker over each entry's evidence, indexer/ranker.py; its score is
+    #: the probability that the entry answers the query), "zscore" / "minmax" (both signals
+    #: normalised over the query's candidate entries, then mixed by `lexical_weight`), "weighted"
+    #: (per unit: (1 - w) * cosine + w * BM25 share, with kind weights and passage context) or
+    #: "rrf" (reciprocal rank fusion per unit). All are compared leave-one-set-out in
+    #: bench/RESULTS.md; "learned" holds best on the sets left out.
+    fusion: str = "learned"
+    #: The learned ranker's file ("" = the one shipped in indexer/ranker.json).
+    ranker: str = ""
     rrf_k: int = 60
-    #: Share of the BM25 signal in the fused unit score: (1 - w) * dense + w * bm25_normalised.
+    #: Share of the BM25 signal for the "weighted", "zscore" and "minmax" fusions:
+    #: (1 - w) * dense + w * lexical.
     lexical_weight: float = 0.15
     #: How BM25 is scaled to [0, 1]: "ceiling" (share of the best score each query term can
     #: reach; unseen terms count as misses) or "max" (divided by the top unit's score).
@@ -113,27 +119,16 @@ class SearchSettings:
     #: profile, answer or link title). 0 lets a passage of a broad page (a book chapter) win an
     #: entry on its own; 1 ignores page text.
     passage_context: float = 0.3
-    #: Entry score below which the FAQ is said to have no good answer. Scores sit on
-    #: different scales in different indexes, so `python -m indexer calibrate` sets it per
-    #: index from labelled queries (stored in the manifest, kept across rebuilds). This
-    #: fallback, for an index never calibrated, is the threshold calibrated over the dev
-    #: halves of bench/quality.py's sets pooled with each set weighing the same
-    #: (bench/RESULTS.md, "One threshold for `final`", 2026-11-25: 0.2126).
+    #: Entry score below which the FAQ is said to have no good answer, for the fusions other
+    #: than "learned" (whose threshold is a probability stored with the ranker). Scores of those
+    #: sit on different scales in different indexes, so `python -m indexer calibrate` sets it per
+    #: index from labelled queries (indexer/threshold.py says which threshold applies when).
     answer_threshold: float = 0.21
 
-
-#: SearchSettings fields that do not change any score (so they do not make a calibration stale).
-_NOT_SCORING = ("top_k", "answer_threshold")
-
-
-def settings_fingerprint(settings: SearchSettings) -> str:
-    """Identifies a scoring configuration: a threshold calibrated under another one is stale."""
-    import hashlib
-    import json
-    from dataclasses import asdict
-
-    scoring = {k: v for k, v in asdict(settings).items() if k not in _NOT_SCORING}
-    return hashlib.sha256(json.dumps(scoring, sort_keys=True).encode()).hexdigest()[:16]
+    @property
+    def learned(self) -> bool:
+        """Whether entries are ranked (and answers judged) by the learned ranker."""
+        return self.mode == "hybrid" and self.fusion == "learned"
 
 
 @dataclass(frozen=True)

@@ -1,34 +1,33 @@
-"""Search: dense (FAISS) and lexical (BM25) unit scores, fused, grouped per FAQ entry.
+"""Search: dense (FAISS) and lexical (BM25) unit scores, fused, ranked per FAQ entry.
 
-Each unit (question, answer, link title, page passage) gets a dense cosine
-score and a BM25 score normalised to [0, 1] for the query; the fused unit score
-is `kind_weight * ((1 - w) * dense + w * lexical)` (or reciprocal rank fusion
-of the two, by `fusion`; or one signal alone, by `mode`), and a passage's score
-is mixed with its entry's best direct match (`passage_context`). An entry scores
-as its best unit (plus a share of its second best); the evidence shown is the
-entry's unit whose text matched the query best. `answered` compares the top
-entry's score with the threshold calibrated on development queries (stored in
-the manifest).
+Each unit (question, entry profile, answer passage, link title, page passage)
+gets a dense cosine and a BM25 score normalised to [0, 1] for the query. How
+the two become one score per entry is the fusion's job (indexer/fusion.py): by
+default the learned ranker reads each entry's evidence (indexer/features.py)
+and gives the probability that the entry answers the query. The evidence shown
+is the entry's unit whose own text matched the query best. `answered` compares
+the top entry's score with the threshold indexer/threshold.py resolves.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from . import store
-from .calibrate import calibrated_threshold
+from . import fusion, store
+from . import ranker as ranker_file
 from .config import SearchSettings, Settings
 from .embed import Embedder
+from .features import EntryFeatures, Layout, entry_features, passage_focus
 from .lexical import Lexical, highlight_spans
 from .onnx_encoder import OnnxQueryEncoder, load_query_encoder
 from .query import PreparedQuery, prepare
 from .records import Entry, Resource
+from .threshold import Threshold, resolve
 
 log = logging.getLogger(__name__)
 
@@ -74,22 +73,14 @@ class SearchResponse:
                 "threshold": self.threshold, "corrections": self.corrections}
 
 
-def _ranks(scores: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """1-based rank of each unit by `scores` among the `present` ones; inf elsewhere."""
-    ranks = np.full(len(scores), np.inf, dtype=np.float64)
-    order = np.flatnonzero(present)[np.argsort(-scores[present], kind="stable")]
-    ranks[order] = np.arange(1, len(order) + 1)
-    return ranks
+@dataclass
+class Scored:
+    """One query scored: a score per entry (-inf: not a candidate) and each unit's own match."""
 
-
-def _fuse(dense: np.ndarray, lexical: np.ndarray, s: SearchSettings) -> np.ndarray:
-    """One hybrid score per unit from its dense cosine and its normalised BM25 score."""
-    if s.fusion == "rrf":
-        rrf = 1.0 / (s.rrf_k + _ranks(dense, np.isfinite(dense))) + 1.0 / (s.rrf_k + _ranks(lexical, lexical > 0))
-        return np.where(np.isfinite(dense) | (lexical > 0), rrf, -np.inf).astype(np.float32)
-    if s.fusion != "weighted":
-        raise ValueError(f"unknown fusion {s.fusion!r} (weighted or rrf)")
-    return (1 - s.lexical_weight) * dense + s.lexical_weight * lexical
+    entries: np.ndarray
+    matches: np.ndarray
+    #: The entry-level evidence, for entry fusions (None for unit fusions and single-signal modes).
+    features: EntryFeatures | None = None
 
 
 class ModelMismatch(store.IndexError_):
@@ -97,7 +88,7 @@ class ModelMismatch(store.IndexError_):
 
 
 class Searcher:
-    """Everything loaded once: the index, the model, the BM25 side. `search` is cheap after that."""
+    """Everything loaded once: the index, the model, the BM25 side, the ranker. `search` is cheap after that."""
 
     def __init__(self, stored: store.StoredIndex, embedder: Embedder | OnnxQueryEncoder,
                  settings: SearchSettings | None = None, *, threshold: float | None = None,
@@ -105,25 +96,36 @@ class Searcher:
         self.stored = stored
         self.embedder = embedder
         self.settings = settings or SearchSettings()
-        if threshold is None:
-            threshold = calibrated_threshold(stored.manifest, self.settings)
-        if threshold is None:
-            if stored.manifest.get("calibration"):
-                log.warning("%s: its threshold was calibrated under other search settings; using the default "
-                            "%.4f until `python -m indexer calibrate` is run again", stored.path,
-                            self.settings.answer_threshold)
-            threshold = self.settings.answer_threshold
-        self.threshold = threshold
+        fusion.check(self.settings.fusion)
+        self.ranker = (ranker_file.load(self.settings.ranker or None)
+                       if self.settings.learned else None)
+        self.threshold_info: Threshold = resolve(stored.manifest, self.settings, given=threshold)
+        if self.threshold_info.source == "default" and stored.manifest.get("calibration"):
+            log.warning("%s: its threshold was calibrated under other search settings; using the default "
+                        "%.4f until `python -m indexer calibrate` is run again", stored.path,
+                        self.threshold_info.value)
+        self.threshold = self.threshold_info.value
         self.units = stored.units
         self.entry_ids = list(stored.entries)
         position = {entry_id: i for i, entry_id in enumerate(self.entry_ids)}
         self.unit_entry = np.array([position[u.entry_id] for u in self.units], dtype=np.int64)
+        self.layout = Layout.of(self.unit_entry, [u.kind for u in self.units], len(self.entry_ids))
         self.kind_weight = np.array([self.settings.kind_weights.get(u.kind, 1.0) for u in self.units], np.float32)
         self.unit_mask = np.array([u.kind in self.settings.unit_kinds for u in self.units], dtype=bool)
         self.is_passage = np.array([u.kind == "passage" for u in self.units], dtype=bool)
         order = np.argsort(self.unit_entry, kind="stable")
         self.entry_units = np.split(order, np.searchsorted(self.unit_entry[order], np.arange(1, len(self.entry_ids))))
         self.lexical = lexical or Lexical([u.text for u in self.units])
+        self._focus: np.ndarray | None = None
+
+    @property
+    def focus(self) -> np.ndarray:
+        """How much each page passage is about its own entry (computed once, on first use)."""
+        if self._focus is None:
+            n = self.stored.faiss_index.ntotal
+            vectors = self.stored.faiss_index.reconstruct_n(0, n) if n else np.zeros((0, 1), np.float32)
+            self._focus = passage_focus(vectors, self.layout)
+        return self._focus
 
     @classmethod
     def open(cls, index_dir: Path, *, model: str | None = None, settings: Settings | None = None,
@@ -132,7 +134,7 @@ class Searcher:
         """The index at `index_dir`; queries use the build's ONNX export under `cache_dir` when it is there.
 
         `encoder_for(model name)` supplies an already loaded encoder instead (the app keeps one
-        per process across rebuilds).
+        per process across rebuilds). `threshold` overrides every other (indexer/threshold.py).
         """
         settings = settings or Settings()
         stored = store.load(Path(index_dir))
@@ -149,57 +151,57 @@ class Searcher:
         if embedder.dimension != stored.manifest.get("dimension"):
             raise ModelMismatch(f"{index_dir}: model {built_with!r} gives {embedder.dimension}-d vectors, the index "
                                 f"holds {stored.manifest.get('dimension')}-d; rebuild the index")
-        env_threshold = os.environ.get("FAQ_ANSWER_THRESHOLD")
-        if threshold is None and env_threshold:
-            threshold = float(env_threshold)
         return cls(stored, embedder, settings.search, threshold=threshold)
 
     def with_settings(self, settings: SearchSettings, *, threshold: float | None = None) -> "Searcher":
         """The same loaded index and model under other settings (for tuning and benchmarks)."""
-        return Searcher(self.stored, self.embedder, settings, threshold=threshold if threshold is not None
-                        else self.threshold, lexical=self.lexical)
+        other = Searcher(self.stored, self.embedder, settings, threshold=threshold if threshold is not None
+                         else self.threshold, lexical=self.lexical)
+        other._focus = self._focus
+        return other
 
     # -- scoring ------------------------------------------------------------------
     def prepare(self, query: str) -> PreparedQuery:
         return prepare(query, self.lexical, self.embedder.count_tokens, self.embedder.max_tokens - 2)
 
-    def unit_scores(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> np.ndarray:
-        """Every unit's score as evidence for its entry: its match, kind-weighted and in entry context."""
-        return self.weigh(self.match_scores(prepared, vector))
-
-    def match_scores(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> np.ndarray:
-        """How well each unit's own text matches the query (fused); -inf where a unit is not a candidate."""
+    def signals(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(dense cosine, normalised BM25) per unit; -inf / 0 where a unit is not a candidate or its kind is off."""
         s = self.settings
         n = len(self.units)
-        fused = np.full(n, -np.inf, dtype=np.float32)
-        if n == 0:
-            return fused
         k = min(s.candidates, n)
         dense = np.full(n, -np.inf, dtype=np.float32)
-        if s.mode in ("dense", "hybrid"):
-            if vector is None:
-                vector = self.embedder.encode([prepared.dense_text])[0]
-            sims, ids = self.stored.faiss_index.search(vector.reshape(1, -1), k)
-            valid = ids[0] >= 0
-            dense[ids[0][valid]] = sims[0][valid]
         lexical = np.zeros(n, dtype=np.float32)
+        if n == 0:
+            return dense, lexical
         if s.mode in ("lexical", "hybrid") and prepared.terms:
             if s.lexical_norm == "max":
                 raw = self.lexical.scores(prepared.terms)
                 lexical = raw / raw.max() if raw.max() > 0 else raw
             else:
                 lexical = self.lexical.normalised_scores(prepared.terms)
+        if s.mode in ("dense", "hybrid"):
+            if vector is None:
+                vector = self.embedder.encode([prepared.dense_text])[0]
+            sims, ids = self.stored.faiss_index.search(vector.reshape(1, -1), k)
+            valid = ids[0] >= 0
+            dense[ids[0][valid]] = sims[0][valid]
+            if s.mode == "hybrid" and k < n:  # lexical-only candidates still need their dense score
+                extra = np.argpartition(-lexical, k - 1)[:k]
+                extra = extra[(lexical[extra] > 0) & ~np.isfinite(dense[extra])]
+                if len(extra):
+                    vectors = np.vstack([self.stored.faiss_index.reconstruct(int(i)) for i in extra])
+                    dense[extra] = vectors @ vector
+        return (np.where(self.unit_mask, dense, -np.inf).astype(np.float32),
+                np.where(self.unit_mask, lexical, 0.0).astype(np.float32))
+
+    def match_scores(self, dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+        """How well each unit's own text matches the query; -inf where a unit is not a candidate."""
+        s = self.settings
         if s.mode == "dense":
-            fused = dense
-        elif s.mode == "lexical":
-            fused = np.where(lexical > 0, lexical, -np.inf).astype(np.float32)
-        else:
-            extra = np.argsort(-lexical)[:k]
-            extra = extra[(lexical[extra] > 0) & ~np.isfinite(dense[extra])]
-            for i in extra:  # lexical-only candidates still need their dense score
-                dense[i] = float(self.stored.faiss_index.reconstruct(int(i)) @ vector)
-            fused = _fuse(dense, lexical, s)
-        return np.where(self.unit_mask, fused, -np.inf).astype(np.float32)
+            return dense
+        if s.mode == "lexical":
+            return np.where(lexical > 0, lexical, -np.inf).astype(np.float32)
+        return fusion.fuse_units(dense, lexical, s)
 
     def weigh(self, matches: np.ndarray) -> np.ndarray:
         """Match scores as evidence for the entries: kind-weighted, passages in their entry's context.
@@ -217,23 +219,46 @@ class Searcher:
         use = self.is_passage & np.isfinite(fused) & np.isfinite(context)
         return np.where(use, mixed, fused).astype(np.float32)
 
-    def entry_scores(self, fused: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(score per entry, index of its best unit) from unit scores."""
+    def best_units(self, fused: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(score per entry, index of its best unit) from unit scores, plus `second_unit_weight` of the runner-up."""
         n_entries = len(self.entry_ids)
         best = np.full(n_entries, -np.inf, dtype=np.float32)
         best_unit = np.full(n_entries, -1, dtype=np.int64)
-        second = np.full(n_entries, -np.inf, dtype=np.float32)
-        for u in np.argsort(-fused):
-            if not np.isfinite(fused[u]):
-                break
-            e = self.unit_entry[u]
-            if best_unit[e] < 0:
-                best[e], best_unit[e] = fused[u], u
-            elif not np.isfinite(second[e]):
-                second[e] = fused[u]
+        finite = np.flatnonzero(np.isfinite(fused))
+        if not len(finite):
+            return best, best_unit
+        order = finite[np.lexsort((-fused[finite], self.unit_entry[finite]))]  # by entry, best unit first
+        entries = self.unit_entry[order]
+        first = np.r_[True, entries[1:] != entries[:-1]]
+        best[entries[first]] = fused[order[first]]
+        best_unit[entries[first]] = order[first]
         if self.settings.second_unit_weight:
-            best = best + self.settings.second_unit_weight * np.where(np.isfinite(second), np.maximum(second, 0), 0)
+            second_pos = np.flatnonzero(~first & np.r_[False, first[:-1]])
+            second = np.zeros(n_entries, dtype=np.float32)
+            second[entries[second_pos]] = np.maximum(fused[order[second_pos]], 0)
+            best = best + self.settings.second_unit_weight * second
         return best, best_unit
+
+    def score(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> Scored:
+        """Every entry's score for the query, under this searcher's fusion."""
+        dense, lexical = self.signals(prepared, vector)
+        matches = self.match_scores(dense, lexical)
+        s = self.settings
+        if s.mode != "hybrid" or s.fusion in fusion.UNIT_FUSIONS:
+            return Scored(self.best_units(self.weigh(matches))[0], matches)
+        features = entry_features(dense, lexical, self.layout, self.focus)
+        scores = features.scatter(fusion.fuse_entries(features, s, self.ranker), len(self.entry_ids))
+        if s.learned:  # the evidence shown: the unit whose text matched best, by the plain mix
+            matches = fusion.fuse_units(dense, lexical, SearchSettings(fusion="weighted"))
+        return Scored(scores, matches, features)
+
+    @staticmethod
+    def rank(scores: np.ndarray, k: int) -> list[int]:
+        """Positions of the `k` best finite scores, best first."""
+        finite = np.flatnonzero(np.isfinite(scores))
+        if len(finite) > k:
+            finite = finite[np.argpartition(-scores[finite], k - 1)[:k]]
+        return [int(e) for e in finite[np.argsort(-scores[finite], kind="stable")]]
 
     # -- public -------------------------------------------------------------------
     def search(self, query: str, *, top_k: int | None = None) -> SearchResponse:
@@ -241,10 +266,10 @@ class Searcher:
         prepared = self.prepare(query)
         if not prepared.text or not self.units:
             return SearchResponse(query=query, answered=False, results=[], threshold=self.threshold)
-        matches = self.match_scores(prepared)
-        scores, _ = self.entry_scores(self.weigh(matches))
-        ranked = [int(e) for e in np.argsort(-scores) if np.isfinite(scores[e])][:top_k]
-        results = [self._result(e, float(scores[e]), self._evidence_unit(e, matches), prepared) for e in ranked]
+        scored = self.score(prepared)
+        ranked = self.rank(scored.entries, top_k)
+        results = [self._result(e, float(scored.entries[e]), self._evidence_unit(e, scored.matches), prepared)
+                   for e in ranked]
         answered = bool(results) and results[0].score >= self.threshold
         return SearchResponse(query=query, answered=answered, results=results, threshold=self.threshold,
                               corrections=prepared.corrections)
@@ -252,10 +277,9 @@ class Searcher:
     def _evidence_unit(self, entry_pos: int, matches: np.ndarray) -> int:
         """The entry's unit whose own text matches the query best.
 
-        Kind weights say how far a unit kind is trusted to rank an entry; what to
-        show as the reason is the text that matched best, so a page passage that
-        explains the answer wins over a terse link title that scores a little higher
-        once weighted.
+        Kind weights and the ranker say how far a unit kind is trusted to rank an
+        entry; what to show as the reason is the text that matched best, so a page
+        passage that explains the answer wins over a terse link title.
         """
         units = self.entry_units[entry_pos]
         return int(units[np.argmax(matches[units])])

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from . import store
-from .calibrate import calibrated_threshold
 from .config import SearchSettings
+from .threshold import resolve
 
 
 def file_sha256(path: Path) -> str:
@@ -24,14 +24,15 @@ def source_state(path: Path, sha256: str | None) -> tuple[bool, bool]:
 
 
 def index_status(index_dir: Path, settings: SearchSettings | None = None) -> dict[str, Any]:
-    """The manifest's facts, and the threshold searches will use (calibrated, or the fallback)."""
+    """The manifest's facts, and the threshold searches will use (and where it comes from)."""
     settings = settings or SearchSettings()
     manifest = store.read_manifest(Path(index_dir))
-    calibrated = calibrated_threshold(manifest, settings)
+    threshold = resolve(manifest, settings)
     sources = [{"path": src["path"], "sha256": src["sha256"],
                 "changed": source_state(Path(src["path"]), src["sha256"])[0]}
                for src in manifest.get("sources", [])]
     return {"model": manifest.get("model"), "dimension": manifest.get("dimension"),
             "built_at": manifest.get("built_at"), "counts": manifest.get("counts", {}),
-            "sources": sources, "answer_threshold": settings.answer_threshold if calibrated is None else calibrated,
-            "threshold_calibrated": calibrated is not None, "build_id": manifest.get("build_id")}
+            "sources": sources, "answer_threshold": threshold.value,
+            "threshold_calibrated": threshold.calibrated, "threshold_source": threshold.source,
+            "fusion": settings.fusion, "build_id": manifest.get("build_id")}

@@ -1,4 +1,5 @@
-"""The "no good answer" threshold: chosen from labelled queries, stored per index, kept by rebuilds."""
+"""The "no good answer" threshold (indexer/threshold.py): which one applies, the calibration rule, stored per
+index, kept by rebuilds, overridden by FAQ_ANSWER_THRESHOLD everywhere."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import pytest
 
 from conftest import REPO_ROOT
 from indexer.build import build_index
-from indexer.calibrate import calibrate, calibrate_index, refusal_rates
-from indexer.config import SearchSettings, Settings, settings_fingerprint
+from indexer.calibrate import calibrate_index
+from indexer.config import SearchSettings, Settings
+from indexer.ranker import load as load_ranker
 from indexer.search import Searcher
 from indexer.status import index_status
 from indexer.store import read_manifest
+from indexer.threshold import ENV_VAR, ThresholdError, calibrate, fingerprint, refusal_rates, resolve
 
 FAQ = """# Basics
 
@@ -81,15 +84,56 @@ def test_calibration_is_stored_used_and_kept_by_rebuilds(small_index):
     build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True)
     assert read_manifest(index_dir)["answer_threshold"] == result.threshold
 
-    other = replace(Settings(), search=replace(SearchSettings(), lexical_weight=0.5, answer_threshold=0.123))
+    other = replace(Settings(), search=replace(SearchSettings(), fusion="weighted", answer_threshold=0.123))
     # Searching under other scoring settings: the calibration does not apply, the fallback does.
     assert Searcher.open(index_dir, settings=other).threshold == 0.123
     assert index_status(index_dir, other.search)["threshold_calibrated"] is False
-    other = replace(Settings(), search=replace(SearchSettings(), lexical_weight=0.5))
+    assert index_status(index_dir, other.search)["threshold_source"] == "default"
     build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True, settings=other)
     rebuilt = read_manifest(index_dir)
     assert rebuilt["calibration"] is None, "a threshold calibrated under other scoring must not be kept"
-    assert rebuilt["answer_threshold"] == SearchSettings().answer_threshold
+    assert rebuilt["answer_threshold"] is None
+    # Uncalibrated, the learned ranker's own threshold applies.
+    assert Searcher.open(index_dir).threshold == load_ranker().answer_threshold
+    assert index_status(index_dir)["threshold_source"] == "default"
+
+
+def test_the_environment_override_is_honoured_by_search_and_status(small_index, monkeypatch):
+    _, _, index_dir, _ = small_index
+    monkeypatch.setenv(ENV_VAR, "0.875")
+    assert Searcher.open(index_dir).threshold == 0.875
+    status = index_status(index_dir)
+    assert (status["answer_threshold"], status["threshold_source"]) == (0.875, "environment")
+    # A value given by the caller (--threshold) beats the environment.
+    assert Searcher.open(index_dir, threshold=0.5).threshold == 0.5
+    proc = subprocess.run([sys.executable, "-m", "indexer", "status", "--json", "--index-dir", str(index_dir)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert json.loads(proc.stdout)["answer_threshold"] == 0.875
+
+
+def test_a_bad_environment_threshold_is_a_one_line_error(small_index, monkeypatch):
+    _, _, index_dir, _ = small_index
+    monkeypatch.setenv(ENV_VAR, "high")
+    with pytest.raises(ThresholdError, match=ENV_VAR):
+        resolve({}, SearchSettings())
+    proc = subprocess.run([sys.executable, "-m", "indexer", "search", "--index-dir", str(index_dir), "what is relu"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and ENV_VAR in lines[0], proc.stderr
+
+
+def test_resolve_order_given_environment_calibrated_default(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    settings = SearchSettings()
+    calibrated = {"answer_threshold": 0.3, "calibration": {"search_settings": fingerprint(settings)}}
+    assert resolve(calibrated, settings, given=0.7).source == "given"
+    assert (resolve(calibrated, settings).value, resolve(calibrated, settings).source) == (0.3, "calibrated")
+    assert resolve({}, settings).value == load_ranker().answer_threshold
+    stale = {"answer_threshold": 0.3, "calibration": {"search_settings": "something else"}}
+    assert resolve(stale, settings).source == "default"
+    monkeypatch.setenv(ENV_VAR, "0.4")
+    assert (resolve(calibrated, settings).value, resolve(calibrated, settings).source) == (0.4, "environment")
 
 
 def test_cli_calibrate_names_a_bad_expected_value(small_index, tmp_path):
@@ -103,9 +147,15 @@ def test_cli_calibrate_names_a_bad_expected_value(small_index, tmp_path):
     assert len(lines) == 1 and f"{bad}:1" in lines[0], proc.stderr
 
 
-def test_only_scoring_settings_make_a_calibration_stale():
+def test_only_scoring_settings_make_a_calibration_stale(tmp_path):
     base = SearchSettings()
-    assert settings_fingerprint(replace(base, top_k=20, answer_threshold=0.9)) == settings_fingerprint(base)
+    assert fingerprint(replace(base, top_k=20, answer_threshold=0.9)) == fingerprint(base)
     for change in ({"lexical_weight": 0.3}, {"passage_context": 0.0}, {"fusion": "rrf"},
                    {"kind_weights": {**base.kind_weights, "title": 0.5}}):
-        assert settings_fingerprint(replace(base, **change)) != settings_fingerprint(base), change
+        assert fingerprint(replace(base, **change)) != fingerprint(base), change
+    # Retraining the ranker changes the scores' scale too.
+    retrained = load_ranker().to_dict()
+    retrained["intercept"] += 0.5
+    path = tmp_path / "ranker.json"
+    path.write_text(json.dumps(retrained), "utf-8")
+    assert fingerprint(replace(base, ranker=str(path))) != fingerprint(base)

@@ -1,0 +1,211 @@
+"""Per-entry evidence for one query: what each kind of unit of an entry says about the match.
+
+Search scores units (question, entry profile, answer passages, link titles, page
+passages) with two retrievers, a dense cosine and a BM25 share; an entry is
+answered by its units together. This module turns the two unit arrays into one
+row of named features per FAQ entry, the input of every entry-level fusion
+(indexer/fusion.py) and of the learned ranker (indexer/ranker.py).
+
+The features are chosen to mean the same thing in any FAQ, whatever its size
+or how much page text it has, so that weights learned on some FAQs hold on
+another:
+
+- raw dense cosines per unit kind (one model, one scale) and BM25 as a share of
+  the best score the query's terms can reach (in [0, 1], indexer/lexical.py);
+- page evidence both at its best passage and as the mean of its best three, so
+  one lucky passage of a broad page (a book chapter) counts less than a page
+  whose passages keep matching;
+- how broad the entry's pages are: the number of passages (the best of many
+  passages of a book chapter is high for many queries) and how much the best
+  passage is about its own entry (its cosine to the entry's own text, computed
+  once per index: `passage_focus`);
+- where the query stands among the candidates: z-scores, the gap to the best
+  entry and the lead over the best other entry (the margin an answer needs).
+
+A kind an entry lacks (no written answer, no fetched page) takes the entry's
+best direct match instead, so that missing page text neither helps nor hurts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+KINDS = ("question", "entry", "answer", "title", "passage")
+DIRECT_KINDS = ("question", "entry", "answer", "title")
+#: How many of an entry's best passages are averaged for `d_pages`.
+TOP_PASSAGES = 3
+
+FEATURES = (
+    "d_question", "d_entry", "d_answer", "d_title", "d_passage", "d_pages", "d_best",
+    "l_direct", "l_passage", "l_best",
+    "z_dense", "z_lexical", "gap_dense", "gap_lexical", "lead_dense", "lead_lexical",
+    "has_pages", "page_size", "focus_best",
+)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which entry and kind each unit belongs to: fixed per index, built once per searcher."""
+
+    unit_entry: np.ndarray
+    unit_kind: np.ndarray
+    n_entries: int
+
+    @classmethod
+    def of(cls, unit_entry: Sequence[int], unit_kinds: Sequence[str], n_entries: int) -> "Layout":
+        code = {k: i for i, k in enumerate(KINDS)}
+        unknown = sorted(set(unit_kinds) - set(code))
+        if unknown:
+            raise ValueError(f"unknown unit kinds {unknown} (known: {', '.join(KINDS)})")
+        return cls(np.asarray(unit_entry, dtype=np.int64),
+                   np.array([code[k] for k in unit_kinds], dtype=np.int8), int(n_entries))
+
+    def kind_mask(self, *kinds: str) -> np.ndarray:
+        return np.isin(self.unit_kind, [KINDS.index(k) for k in kinds])
+
+
+def segment_max(values: np.ndarray, segments: np.ndarray, n: int, fill: float = -np.inf) -> np.ndarray:
+    """Max of `values` per segment id (`fill` where a segment has none)."""
+    out = np.full(n, -np.inf, dtype=np.float64)
+    if len(values):
+        np.maximum.at(out, segments, values)
+    return np.where(np.isfinite(out), out, fill)
+
+
+def top_mean(values: np.ndarray, segments: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Mean of each segment's `k` best finite values (-inf where it has none)."""
+    keep = np.isfinite(values)
+    values, segments = values[keep], segments[keep]
+    out = np.full(n, -np.inf, dtype=np.float64)
+    if not len(values):
+        return out
+    order = np.lexsort((-values, segments))
+    values, segments = values[order], segments[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(segments)) + 1]
+    rank = np.arange(len(values)) - np.repeat(starts, np.diff(np.r_[starts, len(values)]))
+    chosen = rank < k
+    sums = np.zeros(n)
+    counts = np.zeros(n)
+    np.add.at(sums, segments[chosen], values[chosen])
+    np.add.at(counts, segments[chosen], 1)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    if not len(x):
+        return x
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 1e-9 else np.zeros_like(x)
+
+
+def _lead(x: np.ndarray) -> np.ndarray:
+    """Each value minus the best value among the others (positive only for a clear leader)."""
+    if len(x) < 2:
+        return np.zeros_like(x)
+    top2 = np.partition(x, len(x) - 2)[-2:]
+    best, second = top2.max(), top2.min()
+    return x - np.where(x >= best, second, best)
+
+
+@dataclass
+class EntryFeatures:
+    """One row of FEATURES per candidate entry of one query."""
+
+    #: Entry positions of the rows (the candidates: entries with a finite dense score or BM25 > 0).
+    entries: np.ndarray
+    matrix: np.ndarray
+
+    def column(self, name: str) -> np.ndarray:
+        return self.matrix[:, FEATURES.index(name)]
+
+    def scatter(self, values: np.ndarray, n_entries: int) -> np.ndarray:
+        """Per-candidate values laid out over all entries (-inf for non-candidates)."""
+        out = np.full(n_entries, -np.inf, dtype=np.float64)
+        out[self.entries] = values
+        return out
+
+
+def passage_focus(vectors: np.ndarray, layout: Layout) -> np.ndarray:
+    """Per unit: a passage's cosine to its entry's profile (question + answer + link titles); 1 elsewhere.
+
+    A passage of a focused page sits close to its entry; one from a broad page (a whole
+    chapter linked for one question) sits far from it.
+    """
+    focus = np.ones(len(layout.unit_entry), dtype=np.float64)
+    profile = np.flatnonzero(layout.kind_mask("entry"))
+    if not len(profile):
+        return focus
+    by_entry = np.full(layout.n_entries, -1, dtype=np.int64)
+    by_entry[layout.unit_entry[profile]] = profile
+    passages = np.flatnonzero(layout.kind_mask("passage") & (by_entry[layout.unit_entry] >= 0))
+    focus[passages] = np.einsum("ij,ij->i", vectors[passages], vectors[by_entry[layout.unit_entry[passages]]])
+    return focus
+
+
+def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
+                   focus: np.ndarray | None = None) -> EntryFeatures:
+    """FEATURES for every candidate entry from unit scores.
+
+    `dense`: each unit's cosine (-inf where the unit was not a dense candidate or its kind is
+    switched off); `lexical`: each unit's normalised BM25 (0 where no query term matches);
+    `focus`: `passage_focus` of the index (None: every passage counts as focused).
+    """
+    n = layout.n_entries
+    ue = layout.unit_entry
+    dense = np.asarray(dense, dtype=np.float64)
+    lexical = np.asarray(lexical, dtype=np.float64)
+    active = np.isfinite(dense) | (lexical > 0)
+    d = {k: segment_max(dense[layout.kind_mask(k)], ue[layout.kind_mask(k)], n) for k in KINDS}
+    direct = layout.kind_mask(*DIRECT_KINDS)
+    passage = layout.kind_mask("passage")
+    d_direct = np.maximum.reduce([d[k] for k in DIRECT_KINDS])
+    l_direct = segment_max(lexical[direct], ue[direct], n, fill=0.0)
+    l_passage = segment_max(lexical[passage], ue[passage], n, fill=0.0)
+    has_pages = segment_max(np.ones(int(passage.sum())), ue[passage], n, fill=0.0)
+    page_size = np.log1p(np.bincount(ue[passage], minlength=n).astype(np.float64))
+    focus_best = np.ones(n)
+    if focus is not None and passage.any():
+        p_units = np.flatnonzero(passage & np.isfinite(dense))
+        if len(p_units):  # the focus of each entry's best passage
+            order = p_units[np.lexsort((-dense[p_units], ue[p_units]))]
+            first = np.r_[True, ue[order][1:] != ue[order][:-1]]
+            focus_best[ue[order[first]]] = focus[order[first]]
+    d_pages = top_mean(dense[passage], ue[passage], n, TOP_PASSAGES)
+
+    candidates = np.flatnonzero(segment_max(active.astype(np.float64), ue, n, fill=0.0) > 0)
+    cand_direct = d_direct[candidates]
+    if len(candidates) and not np.isfinite(cand_direct).all():
+        # A lexical-only candidate whose direct units were not dense candidates: its weakest plausible cosine.
+        floor = np.nanmin(np.where(np.isfinite(dense), dense, np.nan)) if np.isfinite(dense).any() else 0.0
+        cand_direct = np.where(np.isfinite(cand_direct), cand_direct, floor)
+
+    def pick(values: np.ndarray, impute: np.ndarray) -> np.ndarray:
+        v = values[candidates]
+        return np.where(np.isfinite(v), v, impute)
+
+    cols: dict[str, np.ndarray] = {
+        "d_question": pick(d["question"], cand_direct),
+        "d_entry": pick(d["entry"], cand_direct),
+        "d_answer": pick(d["answer"], cand_direct),
+        "d_title": pick(d["title"], cand_direct),
+        "d_passage": pick(d["passage"], cand_direct),
+        "d_pages": pick(d_pages, cand_direct),
+        "l_direct": l_direct[candidates],
+        "l_passage": np.where(has_pages[candidates] > 0, l_passage[candidates], l_direct[candidates]),
+        "has_pages": has_pages[candidates],
+        "page_size": page_size[candidates],
+        "focus_best": focus_best[candidates],
+    }
+    cols["d_best"] = np.maximum(cand_direct, cols["d_passage"])
+    cols["l_best"] = np.maximum(cols["l_direct"], cols["l_passage"])
+    cols["z_dense"] = _zscore(cols["d_best"])
+    cols["z_lexical"] = _zscore(cols["l_best"])
+    cols["gap_dense"] = cols["d_best"] - (cols["d_best"].max() if len(candidates) else 0.0)
+    cols["gap_lexical"] = cols["l_best"] - (cols["l_best"].max() if len(candidates) else 0.0)
+    cols["lead_dense"] = _lead(cols["d_best"])
+    cols["lead_lexical"] = _lead(cols["l_best"])
+    matrix = np.column_stack([cols[f] for f in FEATURES]) if len(candidates) else np.zeros((0, len(FEATURES)))
+    return EntryFeatures(entries=candidates, matrix=matrix)

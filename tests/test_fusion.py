@@ -1,0 +1,138 @@
+"""Entry features (indexer/features.py) and the fusion strategies (indexer/fusion.py) on hand-made unit scores."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from indexer import fusion
+from indexer.config import SearchSettings
+from indexer.features import FEATURES, Layout, entry_features, passage_focus, top_mean
+
+NEG = -np.inf
+# Three entries. Entry 0: question, profile, 3 passages (a broad page); entry 1: question, profile, title;
+# entry 2: question, profile, answer.
+KINDS = ["question", "entry", "passage", "passage", "passage", "question", "entry", "title", "question", "entry",
+         "answer"]
+ENTRY = [0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
+LAYOUT = Layout.of(ENTRY, KINDS, 3)
+
+
+def features(dense, lexical, focus=None):
+    f = entry_features(np.array(dense, dtype=np.float32), np.array(lexical, dtype=np.float32), LAYOUT, focus)
+    return {name: dict(zip(f.entries.tolist(), f.column(name).tolist())) for name in FEATURES}, f
+
+
+def test_per_kind_maxima_and_missing_kinds_take_the_direct_match():
+    dense = [0.2, 0.3, 0.5, 0.7, 0.1, 0.6, 0.4, 0.65, 0.1, 0.2, 0.15]
+    lexical = [0, 0, 0.5, 0, 0, 0.2, 0, 0, 0, 0, 0]
+    f, _ = features(dense, lexical)
+    assert f["d_question"] == pytest.approx({0: 0.2, 1: 0.6, 2: 0.1})
+    assert f["d_passage"][0] == pytest.approx(0.7)
+    assert f["d_pages"][0] == pytest.approx((0.7 + 0.5 + 0.1) / 3)
+    # Entry 1 has no passage and no answer: both read as its best direct match (the title, 0.65).
+    assert f["d_passage"][1] == pytest.approx(0.65) and f["d_answer"][1] == pytest.approx(0.65)
+    assert f["d_best"] == pytest.approx({0: 0.7, 1: 0.65, 2: 0.2})
+    assert f["l_passage"][0] == pytest.approx(0.5) and f["l_direct"][0] == 0
+    assert f["l_passage"][1] == pytest.approx(0.2), "without pages, the page signal is the direct one"
+    assert f["has_pages"] == {0: 1.0, 1: 0.0, 2: 0.0}
+    assert f["page_size"][0] == pytest.approx(np.log1p(3)) and f["page_size"][1] == 0
+
+
+def test_leads_and_gaps_measure_the_margin_over_the_other_entries():
+    dense = [0.2, 0.3, 0.5, 0.7, 0.1, 0.6, 0.4, 0.65, 0.1, 0.2, 0.15]
+    f, _ = features(dense, [0] * 11)
+    assert f["lead_dense"] == pytest.approx({0: 0.05, 1: -0.05, 2: -0.5})
+    assert f["gap_dense"] == pytest.approx({0: 0.0, 1: -0.05, 2: -0.5})
+    z = np.array(list(f["z_dense"].values()))
+    assert z.mean() == pytest.approx(0, abs=1e-9) and z.std() == pytest.approx(1)
+    assert f["lead_lexical"] == {0: 0.0, 1: 0.0, 2: 0.0} and f["z_lexical"] == {0: 0.0, 1: 0.0, 2: 0.0}
+
+
+def test_only_entries_some_retriever_found_are_candidates():
+    dense = [NEG] * 5 + [0.6, 0.4, NEG, NEG, NEG, NEG]
+    lexical = [0] * 10 + [0.3]
+    f, raw = features(dense, lexical)
+    assert raw.entries.tolist() == [1, 2]
+    # Entry 2 was found by BM25 alone: its dense features take the weakest cosine seen, not -inf.
+    assert np.isfinite(raw.matrix).all()
+    assert f["d_best"][2] == pytest.approx(0.4)
+    scattered = raw.scatter(np.array([1.0, 2.0]), 3)
+    assert scattered[0] == -np.inf and scattered.tolist()[1:] == [1.0, 2.0]
+
+
+def test_no_candidate_at_all_gives_no_rows():
+    _, raw = features([NEG] * 11, [0] * 11)
+    assert raw.matrix.shape == (0, len(FEATURES))
+
+
+def test_passage_focus_is_the_cosine_to_the_entrys_profile_and_reaches_the_best_passage():
+    vectors = np.zeros((11, 2), dtype=np.float32)
+    vectors[:, 0] = 1.0
+    vectors[3] = [0.0, 1.0]  # the third unit of entry 0 is a passage about something else
+    focus = passage_focus(vectors, LAYOUT)
+    assert focus[2] == pytest.approx(1.0) and focus[3] == pytest.approx(0.0) and focus[0] == 1.0
+    dense = [0.2, 0.3, 0.5, 0.7, 0.1, 0.6, 0.4, 0.65, 0.1, 0.2, 0.15]
+    f, _ = features(dense, [0] * 11, focus)
+    assert f["focus_best"][0] == pytest.approx(0.0), "entry 0's best passage is its off-topic one"
+    assert f["focus_best"][1] == 1.0
+
+
+def test_top_mean_averages_each_segments_best_values():
+    values = np.array([0.1, 0.9, 0.5, 0.3, NEG, 0.8])
+    segments = np.array([0, 0, 0, 0, 1, 2])
+    out = top_mean(values, segments, 4, 2)
+    assert out[0] == pytest.approx(0.7) and out[2] == pytest.approx(0.8)
+    assert out[1] == -np.inf and out[3] == -np.inf
+
+
+def test_unknown_unit_kinds_are_refused():
+    with pytest.raises(ValueError, match="unknown unit kinds"):
+        Layout.of([0], ["footnote"], 1)
+
+
+# -- strategies -------------------------------------------------------------------------------------
+def test_zscore_and_minmax_mix_both_signals_with_one_weight():
+    dense = [0.2, 0.3, 0.5, 0.7, 0.1, 0.6, 0.4, 0.65, 0.1, 0.2, 0.15]
+    lexical = [0, 0, 0, 0, 0, 0, 0, 0, 0.9, 0, 0]
+    _, raw = features(dense, lexical)
+    for name in ("zscore", "minmax"):
+        dense_only = fusion.fuse_entries(raw, replace(SearchSettings(), fusion=name, lexical_weight=0.0))
+        assert int(np.argmax(dense_only)) == 0, name
+        lexical_only = fusion.fuse_entries(raw, replace(SearchSettings(), fusion=name, lexical_weight=1.0))
+        assert int(np.argmax(lexical_only)) == 2, name
+    mm = fusion.fuse_entries(raw, replace(SearchSettings(), fusion="minmax", lexical_weight=0.0))
+    assert mm.min() == 0.0 and mm.max() == 1.0
+
+
+def test_learned_fusion_needs_a_ranker_and_gives_probabilities():
+    from indexer.ranker import load
+
+    _, raw = features([0.2, 0.3, 0.5, 0.7, 0.1, 0.6, 0.4, 0.65, 0.1, 0.2, 0.15], [0] * 11)
+    with pytest.raises(ValueError, match="needs a ranker"):
+        fusion.fuse_entries(raw, SearchSettings(fusion="learned"))
+    p = fusion.fuse_entries(raw, SearchSettings(fusion="learned"), load())
+    assert ((0 < p) & (p < 1)).all() and int(np.argmin(p)) == 2
+
+
+def test_a_unit_fusion_is_not_an_entry_fusion():
+    _, raw = features([0.2] * 11, [0] * 11)
+    with pytest.raises(ValueError, match="not an entry fusion"):
+        fusion.fuse_entries(raw, SearchSettings(fusion="rrf"))
+
+
+def test_rrf_sums_reciprocal_ranks_of_both_retrievers():
+    dense = np.array([0.9, 0.5, NEG], dtype=np.float32)
+    lexical = np.array([0.0, 0.7, 0.2], dtype=np.float32)
+    out = fusion.rrf(dense, lexical, 60)
+    assert out[0] == pytest.approx(1 / 61)
+    assert out[1] == pytest.approx(1 / 62 + 1 / 61)
+    assert out[2] == pytest.approx(1 / 62)
+    assert fusion.rrf(np.array([NEG]), np.array([0.0]), 60)[0] == -np.inf
+
+
+def test_unknown_fusions_are_named():
+    with pytest.raises(ValueError, match="unknown fusion 'mean'"):
+        fusion.check("mean")
