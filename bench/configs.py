@@ -5,6 +5,11 @@
 - `dense-all`: dense over all units (question, answer, link title, page passage).
 - `rrf`: dense + BM25 over all units fused by reciprocal rank (k = rrf_k).
 - `hybrid`: dense + BM25 over all units fused by config.py's weighted sum.
+- `legacy`: the previous product ranking: the weighted sum (lexical weight 0.15) with kind
+  weights and passages read in their entry's context (0.3), tuned on the earlier dev sets.
+- `zscore`, `minmax`: each entry's best dense and best BM25 score normalised over the query's
+  candidate entries, mixed by one weight (chosen leave-one-set-out by bench/quality.py).
+- `learned`: the logistic ranker over each entry's features (indexer/ranker.py).
 - `final`: `SearchSettings()` as config.py defines it now (what the product runs).
 
 The references score an entry by its best unit with no kind weights, no
@@ -27,7 +32,11 @@ from indexer.config import SearchSettings
 
 #: Unit kinds every index has; kinds config.py adds (e.g. "entry") join them in all_units().
 BASE_UNITS = ("question", "answer", "title", "passage")
-CONFIG_NAMES = ("dense-questions", "bm25", "dense-all", "rrf", "hybrid", "final")
+CONFIG_NAMES = ("dense-questions", "bm25", "dense-all", "rrf", "hybrid", "legacy", "zscore", "minmax", "learned",
+                "final")
+#: The previous product ranking (before the learned ranker), kept as a reference.
+LEGACY = {"fusion": "weighted", "lexical_weight": 0.15, "passage_context": 0.3,
+          "kind_weights": {"question": 1.0, "entry": 1.0, "answer": 0.85, "title": 1.0, "passage": 0.85}}
 
 
 def all_units(base: SearchSettings | None = None) -> tuple[str, ...]:
@@ -37,6 +46,7 @@ def all_units(base: SearchSettings | None = None) -> tuple[str, ...]:
 
 
 def _plain(base: SearchSettings, **changes: object) -> SearchSettings:
+    changes.setdefault("fusion", "weighted")
     return replace(base, kind_weights={k: 1.0 for k in all_units(base)}, second_unit_weight=0.0, passage_context=0.0,
                    **changes)
 
@@ -88,6 +98,10 @@ def config_settings(name: str) -> SearchSettings:
         return _plain(base, mode="hybrid", fusion="rrf", unit_kinds=ALL_UNITS)
     if name == "hybrid":
         return _plain(base, mode="hybrid", fusion="weighted", unit_kinds=ALL_UNITS)
+    if name == "legacy":
+        return replace(base, mode="hybrid", **LEGACY)
+    if name in ("zscore", "minmax", "learned"):
+        return _plain(base, mode="hybrid", fusion=name, unit_kinds=ALL_UNITS)
     if name == "final":
         return base
     raise ValueError(f"unknown configuration {name!r} (known: {', '.join(CONFIG_NAMES)}, each optionally "
@@ -99,8 +113,10 @@ def describe(settings: SearchSettings) -> str:
     parts = [f"mode={settings.mode}", f"units={'+'.join(settings.unit_kinds)}"]
     if settings.mode == "hybrid" and settings.fusion == "rrf":
         parts.append(f"fusion=rrf (k={settings.rrf_k})")
+    elif settings.mode == "hybrid" and settings.fusion == "learned":
+        parts.append("fusion=learned (indexer/ranker.json)")
     elif settings.mode == "hybrid":
-        parts.append(f"fusion=weighted, lexical_weight={settings.lexical_weight:g}")
+        parts.append(f"fusion={settings.fusion}, lexical_weight={settings.lexical_weight:g}")
     if settings.mode != "dense" and getattr(settings, "lexical_norm", None):
         parts.append(f"lexical_norm={settings.lexical_norm}")
     weights = {k: v for k, v in settings.kind_weights.items() if k in settings.unit_kinds}

@@ -42,6 +42,18 @@ from bench.common import BENCH, OUT, ROOT, SHARED, SetUnavailable, StaticServer
 log = logging.getLogger(__name__)
 
 SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq")
+#: The query families of each FAQ: (family name, query file in bench/eval or None for the set's own
+#: split). A family is one way of asking (hand-written mixes, hard paraphrases, answer-derived
+#: questions, short and misspelt queries); leave-one-set-out holds out one family at a time.
+FAMILIES = {
+    "shipped": (("shipped-queries", "shipped_faq.jsonl"), ("shipped-paraphrases", "shipped_paraphrases.jsonl"),
+                ("shipped-short", "shipped_short.jsonl")),
+    "articles": (("articles-queries", "articles.jsonl"), ("articles-answers", "articles_answers.jsonl"),
+                 ("articles-short", "articles_short.jsonl")),
+    "stackfaq": (("stackfaq-rephrasings", None), ("stackfaq-answers", "stackfaq_answers.jsonl"),
+                 ("stackfaq-short", "stackfaq_short.jsonl")),
+}
+FAMILIES["shipped-online"] = FAMILIES["shipped"]
 EVAL = BENCH / "eval"
 SHIPPED_FAQ = ROOT / "data" / "faq.md"
 HTML_FIXTURES = SHARED / "fixtures" / "html"
@@ -72,16 +84,23 @@ def _require(path: Path, what: str) -> None:
 
 
 # -- the three sets ---------------------------------------------------------------------------------
-def split_halves(cases: Path, folder: Path) -> tuple[Path, Path]:
-    """Dev half (queries 1, 3, 5, ...) and test half (2, 4, 6, ...) of a hand-written query file.
+def split_halves(cases: Path, folder: Path, stem: str = "") -> tuple[Path, Path]:
+    """Dev half and test half of a hand-written query file, alternating lines.
 
-    Alternating lines keep both halves balanced over entries and over out-of-scope queries,
-    which the file lists entry by entry.
+    Answerable and out-of-scope lines alternate separately (1st, 3rd, ... of each to dev), so both
+    halves get their share of each, however the file orders them (entry by entry).
     """
     lines = [line for line in cases.read_text("utf-8").splitlines() if line.strip()]
+    halves: tuple[list[str], list[str]] = ([], [])
+    seen = {True: 0, False: 0}
+    for line in lines:
+        answerable = json.loads(line).get("expected") is not None
+        halves[seen[answerable] % 2].append(line)
+        seen[answerable] += 1
     folder.mkdir(parents=True, exist_ok=True)
-    dev = _write_if_changed(folder / "dev.jsonl", "".join(line + "\n" for line in lines[0::2]))
-    test = _write_if_changed(folder / "test.jsonl", "".join(line + "\n" for line in lines[1::2]))
+    prefix = f"{stem}-" if stem else ""
+    dev = _write_if_changed(folder / f"{prefix}dev.jsonl", "".join(line + "\n" for line in halves[0]))
+    test = _write_if_changed(folder / f"{prefix}test.jsonl", "".join(line + "\n" for line in halves[1]))
     return dev, test
 
 
@@ -171,6 +190,17 @@ class EvalSet:
     note: str
     #: Files whose content goes into the index besides the FAQ (served pages).
     extra_inputs: list[Path] = field(default_factory=list)
+
+    def families(self) -> dict[str, tuple[Path, Path]]:
+        """(dev, test) case files of each query family of this set (the set's own split first)."""
+        out: dict[str, tuple[Path, Path]] = {}
+        for family, filename in FAMILIES.get(self.name, ()):
+            if filename is None:
+                if self.test_cases is not None:
+                    out[family] = (self.dev_cases, self.test_cases)
+            elif (EVAL / filename).exists():
+                out[family] = split_halves(EVAL / filename, self.folder, family)
+        return out
 
     @property
     def index_dir(self) -> Path:

@@ -1,0 +1,60 @@
+"""Train the learned ranker on the pooled dev halves of every set and ship it as indexer/ranker.json.
+
+Collects every dev query of every family (bench/collect.py), fits the logistic
+regression and its answer threshold (bench/learn.py, every family weighing the
+same), and writes plain JSON coefficients; no test half is read. How well the
+same procedure does on a family it never saw is bench/quality.py's
+leave-one-set-out table.
+
+    .venv/bin/python -m bench.train_ranker
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+
+import argparse  # noqa: E402
+from collections import Counter  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+from bench import learn  # noqa: E402
+from bench.common import OUT, git_revision, now  # noqa: E402
+from bench.datasets import SET_NAMES  # noqa: E402
+from bench.quality import collect  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    from indexer.ranker import DEFAULT_PATH
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_PATH, help="where to write the ranker (indexer/ranker.json)")
+    parser.add_argument("--work-dir", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    records, _ = collect(SET_NAMES, args.work_dir, rebuild=False, latency_sample=0)
+    dev = [r for r in records if r.half == "dev"]
+    ranker = learn.fit_ranker(dev)
+    counts = Counter(f"{r.set} / {r.family}" for r in dev)
+    ranker = replace(ranker, trained={
+        "by": "bench/train_ranker.py", "date": now(), "revision": git_revision(),
+        "model": "logistic regression, L2, C=%g, standardised features, coefficients held to signs %s" % (
+            learn.C, "(>= 0 except page_size <= 0)"),
+        "examples": "each dev query's expected entry and its hardest wrong entries (top %d by dense and by BM25); "
+                    "out-of-scope queries contribute only wrong entries" % learn.HARD_NEGATIVES,
+        "weighting": "every (set, family) weighs the same; each of its queries equally",
+        "threshold": "refuse at most %.0f%% of answerable dev queries, then as many out-of-scope ones as possible"
+                     % (100 * learn.MAX_REFUSED_ANSWERABLE),
+        "dev_queries": dict(sorted(counts.items()))})
+    ranker.save(args.out)
+    print(f"{args.out}: {len(ranker.features)} features, threshold {ranker.answer_threshold:.4f}, "
+          f"from {len(dev)} dev queries")
+    for name, coef in sorted(zip(ranker.features, ranker.coef), key=lambda x: -abs(x[1])):
+        print(f"  {name:14s} {coef:+.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
