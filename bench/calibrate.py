@@ -34,7 +34,8 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-from indexer.calibrate import OBJECTIVES, Calibration, calibrate, refusal_rates, top_scores  # noqa: E402,F401
+from indexer.calibrate import top_scores  # noqa: E402
+from indexer.threshold import OBJECTIVES, Calibration, calibrate, refusal_rates  # noqa: E402,F401
 
 
 # -- CLI ------------------------------------------------------------------------------------------
