@@ -95,8 +95,6 @@ def top_mean(values: np.ndarray, segments: np.ndarray, n: int, k: int) -> np.nda
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
-    if not len(x):
-        return x
     sd = x.std()
     return (x - x.mean()) / sd if sd > 1e-9 else np.zeros_like(x)
 
@@ -158,14 +156,18 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     dense = np.asarray(dense, dtype=np.float64)
     lexical = np.asarray(lexical, dtype=np.float64)
     active = np.isfinite(dense) | (lexical > 0)
+    candidates = np.flatnonzero(segment_max(active.astype(np.float64), ue, n, fill=0.0) > 0)
+    if not len(candidates):
+        return EntryFeatures(entries=candidates, matrix=np.zeros((0, len(FEATURES))))
     d = {k: segment_max(dense[layout.kind_mask(k)], ue[layout.kind_mask(k)], n) for k in KINDS}
     direct = layout.kind_mask(*DIRECT_KINDS)
     passage = layout.kind_mask("passage")
     d_direct = np.maximum.reduce([d[k] for k in DIRECT_KINDS])
     l_direct = segment_max(lexical[direct], ue[direct], n, fill=0.0)
     l_passage = segment_max(lexical[passage], ue[passage], n, fill=0.0)
-    has_pages = segment_max(np.ones(int(passage.sum())), ue[passage], n, fill=0.0)
-    page_size = np.log1p(np.bincount(ue[passage], minlength=n).astype(np.float64))
+    passages_per_entry = np.bincount(ue[passage], minlength=n).astype(np.float64)
+    has_pages = (passages_per_entry > 0).astype(np.float64)
+    page_size = np.log1p(passages_per_entry)
     focus_best = np.ones(n)
     if focus is not None and passage.any():
         p_units = np.flatnonzero(passage & np.isfinite(dense))
@@ -175,9 +177,8 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
             focus_best[ue[order[first]]] = focus[order[first]]
     d_pages = top_mean(dense[passage], ue[passage], n, TOP_PASSAGES)
 
-    candidates = np.flatnonzero(segment_max(active.astype(np.float64), ue, n, fill=0.0) > 0)
     cand_direct = d_direct[candidates]
-    if len(candidates) and not np.isfinite(cand_direct).all():
+    if not np.isfinite(cand_direct).all():
         # A lexical-only candidate whose direct units were not dense candidates: its weakest plausible cosine.
         floor = np.nanmin(np.where(np.isfinite(dense), dense, np.nan)) if np.isfinite(dense).any() else 0.0
         cand_direct = np.where(np.isfinite(cand_direct), cand_direct, floor)
@@ -203,9 +204,8 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     cols["l_best"] = np.maximum(cols["l_direct"], cols["l_passage"])
     cols["z_dense"] = _zscore(cols["d_best"])
     cols["z_lexical"] = _zscore(cols["l_best"])
-    cols["gap_dense"] = cols["d_best"] - (cols["d_best"].max() if len(candidates) else 0.0)
-    cols["gap_lexical"] = cols["l_best"] - (cols["l_best"].max() if len(candidates) else 0.0)
+    cols["gap_dense"] = cols["d_best"] - cols["d_best"].max()
+    cols["gap_lexical"] = cols["l_best"] - cols["l_best"].max()
     cols["lead_dense"] = _lead(cols["d_best"])
     cols["lead_lexical"] = _lead(cols["l_best"])
-    matrix = np.column_stack([cols[f] for f in FEATURES]) if len(candidates) else np.zeros((0, len(FEATURES)))
-    return EntryFeatures(entries=candidates, matrix=matrix)
+    return EntryFeatures(entries=candidates, matrix=np.column_stack([cols[f] for f in FEATURES]))

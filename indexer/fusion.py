@@ -49,7 +49,10 @@ def rrf(dense: np.ndarray, lexical: np.ndarray, k: int) -> np.ndarray:
 
 
 def fuse_units(dense: np.ndarray, lexical: np.ndarray, s: SearchSettings) -> np.ndarray:
-    """One hybrid score per unit from its dense cosine and its normalised BM25 score."""
+    """One hybrid score per unit from its dense cosine and its normalised BM25 score.
+
+    Under an entry fusion this is only what picks the evidence shown (the weighted mix).
+    """
     if s.fusion == "rrf":
         return rrf(dense, lexical, s.rrf_k)
     return ((1 - s.lexical_weight) * dense + s.lexical_weight * lexical).astype(np.float32)

@@ -27,7 +27,7 @@ from .lexical import Lexical, highlight_spans
 from .onnx_encoder import OnnxQueryEncoder, load_query_encoder
 from .query import PreparedQuery, prepare
 from .records import Entry, Resource
-from .threshold import Threshold, resolve
+from .threshold import Threshold, is_answer, resolve
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class Searcher:
         self.layout = Layout.of(self.unit_entry, [u.kind for u in self.units], len(self.entry_ids))
         self.kind_weight = np.array([self.settings.kind_weights.get(u.kind, 1.0) for u in self.units], np.float32)
         self.unit_mask = np.array([u.kind in self.settings.unit_kinds for u in self.units], dtype=bool)
-        self.is_passage = np.array([u.kind == "passage" for u in self.units], dtype=bool)
+        self.is_passage = self.layout.kind_mask("passage")
         order = np.argsort(self.unit_entry, kind="stable")
         self.entry_units = np.split(order, np.searchsorted(self.unit_entry[order], np.arange(1, len(self.entry_ids))))
         self.lexical = lexical or Lexical([u.text for u in self.units])
@@ -248,8 +248,6 @@ class Searcher:
             return Scored(self.best_units(self.weigh(matches))[0], matches)
         features = entry_features(dense, lexical, self.layout, self.focus)
         scores = features.scatter(fusion.fuse_entries(features, s, self.ranker), len(self.entry_ids))
-        if s.learned:  # the evidence shown: the unit whose text matched best, by the plain mix
-            matches = fusion.fuse_units(dense, lexical, SearchSettings(fusion="weighted"))
         return Scored(scores, matches, features)
 
     @staticmethod
@@ -270,7 +268,7 @@ class Searcher:
         ranked = self.rank(scored.entries, top_k)
         results = [self._result(e, float(scored.entries[e]), self._evidence_unit(e, scored.matches), prepared)
                    for e in ranked]
-        answered = bool(results) and results[0].score >= self.threshold
+        answered = bool(results) and is_answer(results[0].score, self.threshold)
         return SearchResponse(query=query, answered=answered, results=results, threshold=self.threshold,
                               corrections=prepared.corrections)
 

@@ -108,7 +108,8 @@ def resolve(manifest: dict[str, Any], settings: SearchSettings, given: float | N
     return Threshold(default_threshold(settings), "default")
 
 
-def answered(top_score: float | None, threshold: float) -> bool:
+def is_answer(top_score: float | None, threshold: float) -> bool:
+    """Whether a top entry with this score (None: no result) is presented as the answer."""
     return top_score is not None and top_score >= threshold
 
 
