@@ -8,14 +8,19 @@ one-weight fusions and the answer threshold, every set weighing the same.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any, Sequence
 
 import numpy as np
 
 from bench.collect import Ranking, Record, ranking_from
-from indexer.features import FEATURES
+from indexer.config import SearchSettings
+from indexer.evaluate import evaluate
+from indexer.features import FEATURES, EntryFeatures
+from indexer.fusion import fuse_entries
 from indexer.ranker import LearnedRanker
-from indexer.threshold import calibrate
+from indexer.threshold import calibrate, is_answer
 
 #: Negatives per query for training: the best-scoring wrong entries by dense and by BM25.
 HARD_NEGATIVES = 30
@@ -51,18 +56,27 @@ def rank_of(ranking: Ranking, expected: str | None) -> int:
     return ranking.ids.index(expected) + 1 if expected in ranking.ids else 0
 
 
-def metrics(records: Sequence[Record], rankings: Sequence[Ranking], threshold: float) -> dict[str, float]:
-    """top-1, MRR@10, recall@5 over answerable records; refusal shares at `threshold`."""
-    ranks = [rank_of(r, rec.expected) for rec, r in zip(records, rankings) if rec.answerable]
-    answered = [r.top_score is not None and r.top_score >= threshold for r in rankings]
-    ans = [a for rec, a in zip(records, answered) if rec.answerable]
-    oos = [a for rec, a in zip(records, answered) if not rec.answerable]
-    n = max(len(ranks), 1)
-    return {"queries": len(records), "answerable": len(ranks), "unanswerable": len(oos),
-            "top1": sum(r == 1 for r in ranks) / n, "mrr": sum(1 / r for r in ranks if r) / n,
-            "recall_at_5": sum(0 < r <= 5 for r in ranks) / n,
-            "refused_unanswerable": (sum(not a for a in oos) / len(oos)) if oos else None,
-            "refused_answerable": sum(not a for a in ans) / n}
+class Replay:
+    """Quacks like a Searcher for `indexer.evaluate.evaluate`: answers from rankings already computed."""
+
+    def __init__(self, records: Sequence[Record], rankings: Sequence[Ranking], threshold: float) -> None:
+        self.by_query = {rec.query: rk for rec, rk in zip(records, rankings)}
+        self.threshold = threshold
+
+    def search(self, query: str, *, top_k: int | None = None) -> Any:
+        rk = self.by_query[query]
+        results = [SimpleNamespace(id=i, score=s) for i, s in zip(rk.ids[:top_k], rk.scores[:top_k])]
+        return SimpleNamespace(answered=is_answer(rk.top_score, self.threshold), results=results)
+
+
+def metrics(records: Sequence[Record], rankings: Sequence[Ranking], threshold: float) -> dict[str, Any]:
+    """The `eval` metrics (top-1, MRR@10, recall@5, refusals at `threshold`) of precomputed rankings."""
+    report = evaluate(Replay(records, rankings, threshold), records, [r.expected for r in records])
+    out = {k: getattr(report, k) for k in ("queries", "answerable", "unanswerable", "top1", "mrr", "recall_at_5",
+                                           "refused_unanswerable", "refused_answerable")}
+    if not report.unanswerable:
+        out["refused_unanswerable"] = None
+    return out
 
 
 def mean_mrr(records: Sequence[Record], rankings: Sequence[Ranking]) -> float:
@@ -82,26 +96,12 @@ def fit_threshold(records: Sequence[Record], rankings: Sequence[Ranking]) -> flo
 
 
 # -- one-weight fusions -------------------------------------------------------------------------------
-def _minmax(x: np.ndarray) -> np.ndarray:
-    span = x.max() - x.min() if len(x) else 0.0
-    return (x - x.min()) / span if span > 1e-9 else np.zeros_like(x)
-
-
 def weighted_rankings(records: Sequence[Record], fusion: str, weight: float) -> list[Ranking]:
-    d, l_ = FEATURES.index("d_best"), FEATURES.index("l_best")
-    zd, zl = FEATURES.index("z_dense"), FEATURES.index("z_lexical")
-    out = []
-    for rec in records:
-        if not len(rec.entry_ids):
-            out.append(Ranking())
-            continue
-        m = rec.matrix
-        if fusion == "zscore":
-            s = (1 - weight) * m[:, zd] + weight * m[:, zl]
-        else:
-            s = (1 - weight) * _minmax(m[:, d]) + weight * _minmax(m[:, l_])
-        out.append(ranking_from(rec.entry_ids, s))
-    return out
+    """Rankings under the product's zscore / minmax fusion (indexer/fusion.py) with lexical weight `weight`."""
+    settings = replace(SearchSettings(), fusion=fusion, lexical_weight=weight)
+    return [ranking_from(rec.entry_ids, fuse_entries(EntryFeatures(np.arange(len(rec.entry_ids)), rec.matrix),
+                                                     settings)) if len(rec.entry_ids) else Ranking()
+            for rec in records]
 
 
 def choose_weight(records: Sequence[Record], fusion: str) -> float:
@@ -163,8 +163,7 @@ def fit_ranker(records: Sequence[Record], features: Sequence[str] = RANKER_FEATU
     ranker = LearnedRanker(features=tuple(features), mean=mean, scale=scale, coef=coef, intercept=intercept,
                            answer_threshold=0.5)
     threshold = fit_threshold(records, learned_rankings(records, ranker))
-    return LearnedRanker(features=ranker.features, mean=mean, scale=scale, coef=ranker.coef,
-                         intercept=ranker.intercept, answer_threshold=min(max(threshold, 0.0), 1.0))
+    return replace(ranker, answer_threshold=min(max(threshold, 0.0), 1.0))
 
 
 def learned_rankings(records: Sequence[Record], ranker: LearnedRanker) -> list[Ranking]:

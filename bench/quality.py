@@ -46,6 +46,7 @@ from bench.common import OUT, SetUnavailable, command_line, git_revision, machin
     update_section  # noqa: E402
 from bench.configs import config_settings, describe  # noqa: E402
 from bench.datasets import SET_NAMES, ensure_index, open_set  # noqa: E402
+from indexer.threshold import is_answer  # noqa: E402
 
 log = logging.getLogger("bench.quality")
 
@@ -121,7 +122,7 @@ def pooled_refusal(items: Sequence[tuple[Record, Ranking, float]]) -> dict[str, 
     if not items:
         return {}
     w = learn.family_weights([rec for rec, _, _ in items])
-    refused = np.array([not (rk.top_score is not None and rk.top_score >= t) for _, rk, t in items])
+    refused = np.array([not is_answer(rk.top_score, t) for _, rk, t in items])
     ans = np.array([rec.answerable for rec, _, _ in items])
     out = {"refused_answerable": float((refused[ans] * w[ans]).sum() / w[ans].sum())}
     if (~ans).any():
@@ -162,7 +163,7 @@ def write_misses(path: Path, records: Sequence[Record], ranker: Any, threshold: 
     """The dev queries the shipped ranker gets wrong (wrong top-1, wrongly refused, wrongly answered)."""
     lines = []
     for rec, rk in zip(records, learn.learned_rankings(records, ranker)):
-        answered = rk.top_score is not None and rk.top_score >= threshold
+        answered = is_answer(rk.top_score, threshold)
         if rec.answerable and rk.ids[:1] == [rec.expected] and answered or not rec.answerable and not answered:
             continue
         kind = ("answered (out of scope)" if not rec.answerable else
@@ -189,14 +190,12 @@ def _table(rows: dict[str, dict[str, Any]], configs: Sequence[str], bold: str = 
              "| --- |" + " ---: |" * (len(configs) + 1)]
     for row, by_config in rows.items():
         m = by_config[bold]
-        best_ref = max((by_config[r]["mrr"], r) for r in REFERENCES if r in by_config)
         cells = []
         for c in configs:
             cell = _pair(by_config[c])
             cells.append(f"**{cell}**" if c == bold else cell)
         refusal = f"{fmt(m['refused_unanswerable'], 2)} / {fmt(m['refused_answerable'], 2)}"
         lines.append(f"| {row} ({m['answerable']}+{m['unanswerable']}) | " + " | ".join(cells) + f" | {refusal} |")
-        del best_ref
     return lines
 
 
