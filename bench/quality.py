@@ -250,13 +250,15 @@ def render(run: dict[str, Any]) -> str:
         if "skipped" in res:
             lines.append(f"| {set_name} | skipped: {res['skipped']} | | | | | |")
             continue
-        lat = res["latency"]
-        med, mean = lat["median_ms"], lat["mean_ms"]
         build = res["build"]
         how = "reused" if build["reused"] else f"built in {build['seconds']:.0f}s"
+        timing = "not measured (`--latency-sample 0`) | –"
+        if "latency" in res:
+            med, mean = res["latency"]["median_ms"], res["latency"]["mean_ms"]
+            timing = (f"{med['final']:.1f} ({mean['final']:.1f}) / {med['dense-all']:.1f} ({mean['dense-all']:.1f}) "
+                      f"| {med['final'] / med['dense-all']:.2f}×")
         lines.append(f"| {set_name} | {res['entries']} | {res['units']} | {how} | {res['open_seconds']:.1f}s "
-                     f"| {med['final']:.1f} ({mean['final']:.1f}) / {med['dense-all']:.1f} "
-                     f"({mean['dense-all']:.1f}) | {med['final'] / med['dense-all']:.2f}× |")
+                     f"| {timing} |")
     lines += ["", "Latency: `Searcher.search` wall time with the query embedding, the two configurations "
               "interleaved query by query on an evenly spaced sample of the set's queries. Misses of the shipped "
               "ranker on the dev halves: `bench/out/misses.txt`; raw numbers: `bench/out/quality.json` "

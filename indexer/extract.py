@@ -4,7 +4,8 @@ Trafilatura is right for articles, but some pages give it nothing worth
 indexing: a YouTube watch page yields footer boilerplate, a JavaScript-only
 page yields a line. Then the page's own metadata (title, description, an
 abstract) is the honest summary, and `method` says which path was taken.
-Paywalled teasers (Medium's "member-only story") are flagged `thin`.
+Paywalled teasers (Medium's "member-only story") are flagged `thin`. Credits, share
+prompts and TeX are tidied by indexer/cleanup.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import lxml.html
 import trafilatura
 from trafilatura.deduplication import LRUCache
 
+from .cleanup import clean_text
 from .config import ExtractSettings
 from .faq import repair_text
 from .records import Document, Page
@@ -91,7 +93,7 @@ def extract(page: Page, settings: ExtractSettings = ExtractSettings()) -> Docume
         doc.author = meta.author or ""
         doc.date = meta.date or ""
         doc.site = meta.sitename or ""
-    text = repair_text(text).strip()
+    text = clean_text(repair_text(text)).strip()
     junk = _looks_like_junk(text, settings)
     if not junk:
         doc.text, doc.method = text, "trafilatura"

@@ -201,3 +201,17 @@ def test_repeated_paragraphs_within_one_page_are_still_deduplicated():
                    f"networks, with example {i}.</p>{para}" for i in range(6))
     doc = extract(html_page(f"<html><head><title>Residuals</title></head><body><article>{body}</article></body></html>"))
     assert doc.text.count("Subscribe to our newsletter") < 6
+
+
+def test_page_furniture_and_tex_are_cleaned_at_extraction():
+    paragraphs = "".join(f"<p>Paragraph {i}: the derivative $\\partial C / \\partial w$ tells how fast the "
+                         f"cost changes when a weight moves, which is what gradient descent follows.</p>"
+                         for i in range(8))
+    page = (f"<html><head><title>Backprop</title></head><body><article><h1>Backprop</h1>"
+            f"<p>Photo by G. Crescoli on Unsplash</p>{paragraphs}<p>Originally posted on Towards Data Science.</p>"
+            f"<p>Share on Twitter</p></article></body></html>")
+    doc = extract(html_page(page))
+    assert doc.method == "trafilatura"
+    assert "Unsplash" not in doc.text and "Originally posted" not in doc.text and "Share on" not in doc.text
+    assert "\\partial" not in doc.text and "∂ C / ∂ w tells how fast" in doc.text
+    assert "Paragraph 7" in doc.text
