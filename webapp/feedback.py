@@ -13,13 +13,19 @@ The path defaults to `data/app.sqlite` (git-ignored); `FAQ_APP_DB` overrides it.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only the type: the search module loads numpy, FAISS and BM25
+    from indexer.search import SearchResponse
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DB = Path("data/app.sqlite")
 MAX_QUERY_CHARS = 500
@@ -94,13 +100,11 @@ class FeedbackStore:
             (_now(), _clip(query), top_id, None if top_score is None else float(top_score), int(bool(answered)),
              int(n_results)))
 
-    def log_response(self, response: Any) -> int:
-        """Log a `search.SearchResponse` (or its dict): the query, its top result, whether answered."""
-        data = response if isinstance(response, dict) else response.to_dict()
-        results = data.get("results") or []
-        top = results[0] if results else {}
-        return self.log_query(data.get("query", ""), top_id=top.get("id"), top_score=top.get("score"),
-                              answered=bool(data.get("answered")), n_results=len(results))
+    def log_response(self, response: SearchResponse) -> int:
+        """Log one search as the searcher returned it: the query, its top result, whether answered."""
+        top = response.results[0] if response.results else None
+        return self.log_query(response.query, top_id=top.id if top else None, top_score=top.score if top else None,
+                              answered=response.answered, n_results=len(response.results))
 
     def record_vote(self, query: str, entry_id: str, vote: int, *, rank: int | None = None) -> int:
         if vote not in (1, -1):
