@@ -24,6 +24,7 @@ import streamlit as st
 
 from indexer.config import DEFAULT_CACHE_DIR, DEFAULT_FAQ, DEFAULT_INDEX_DIR, env_path
 from indexer.store import IndexError_, read_report
+from indexer.text import clip_query
 from webapp import browse, cards, index_state
 from webapp.feedback import FeedbackStore, default_db_path
 from webapp.html import md_escape
@@ -34,7 +35,6 @@ if TYPE_CHECKING:  # loaded in the loader thread (see SearcherLoader), not befor
 ROOT = Path(__file__).resolve().parent
 STYLE = ROOT / "webapp" / "style.css"
 TOP_K = 5
-MAX_QUERY_CHARS = 500
 #: The two views; the label is also the `?view=` value of a deep link (`?view=Browse`).
 VIEWS = ["Search", "Browse"]
 log = logging.getLogger("faq_app")
@@ -287,7 +287,7 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
                           placeholder="Ask a question, e.g. what is log loss?", icon=":material/search:")
     st.html(FOCUS_JS, unsafe_allow_javascript=True)
     sidebar(manifest, token)  # after the box, so the box is on screen first
-    query = " ".join((query or "").split())[:MAX_QUERY_CHARS]
+    query = clip_query(query)
     searcher = load_searcher(token, manifest)
     if searcher is None:
         return

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import unicodedata
-from typing import Any, Iterable
+from typing import Iterable
 
 from indexer.records import Entry
+from indexer.text import fold
 
 from .cards import kind_label
 
@@ -18,11 +18,6 @@ def group_by_category(entries: Iterable[Entry]) -> list[tuple[str, list[Entry]]]
     for entry in entries:
         groups.setdefault(entry.category or UNCATEGORISED, []).append(entry)
     return list(groups.items())
-
-
-def fold(text: Any) -> str:
-    text = unicodedata.normalize("NFKD", str(text or "").lower())
-    return "".join(c for c in text if not unicodedata.combining(c))
 
 
 def _haystack(entry: Entry) -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
-from urllib.parse import urlsplit
 
 from indexer.records import Document, Entry, Resource
+from indexer.text import site_name
 
 from .html import clean_spans, entry_href, esc, highlight_html, link_html, linked_marked_html, text_html
 
@@ -104,7 +104,7 @@ def evidence_html(result: Result, documents: Mapping[str, Document] | None = Non
     text, url, spans = ev.text or "", ev.url or "", ev.highlights
     doc = (documents or {}).get(url)
     title = (doc.title if doc is not None else "") or _resource_title(result.resources, url) or url
-    site = (doc.site if doc is not None else "") or _site(url)
+    site = (doc.site if doc is not None else "") or site_name(url)
     site_html = f' <span class="faq-site">{esc(site)}</span>' if site else ""
     if ev.source == "title":
         return (f'<div class="faq-ev"><div class="faq-ev-label">Matched the title of a linked page'
@@ -115,14 +115,6 @@ def evidence_html(result: Result, documents: Mapping[str, Document] | None = Non
                 f'<blockquote class="faq-ev-text">{highlight_html(text, spans, max_chars=EVIDENCE_CHARS)}'
                 f"</blockquote></div>")
     return ""
-
-
-def _site(url: str) -> str:
-    try:
-        host = (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return ""
-    return host[4:] if host.startswith("www.") else host
 
 
 def _place(spans: list[tuple[int, int]], offset: int, field: str, used: set[tuple[int, int]]) -> list[list[int]]:

@@ -4,7 +4,7 @@ Two tables: `queries` (one row per search: the query, its top entry and score,
 whether the FAQ answered it, how many results) and `feedback` (a thumbs up or
 down on one result of one query). Nothing personal is stored: no IP address,
 no user or session id, no browser details; only the query text, which is what
-the feedback is about, cut to `MAX_QUERY_CHARS`.
+the feedback is about, cut to `indexer.text.MAX_QUERY_CHARS`.
 
 Each write is one short transaction on its own connection, so Streamlit's
 per-session threads can share one `FeedbackStore` without locking.
@@ -18,9 +18,10 @@ import os
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from indexer.text import clip_query, utc_now
 
 if TYPE_CHECKING:  # only the type: the search module loads numpy, FAISS and BM25
     from indexer.search import SearchResponse
@@ -28,7 +29,6 @@ if TYPE_CHECKING:  # only the type: the search module loads numpy, FAISS and BM2
 log = logging.getLogger(__name__)
 
 DEFAULT_DB = Path("data/app.sqlite")
-MAX_QUERY_CHARS = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queries (
@@ -60,14 +60,6 @@ def default_db_path(root: Path | None = None) -> Path:
     return (root / DEFAULT_DB) if root else DEFAULT_DB
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _clip(query: str) -> str:
-    return " ".join(str(query).split())[:MAX_QUERY_CHARS]
-
-
 @dataclass(frozen=True)
 class VoteCount:
     entry_id: str
@@ -97,7 +89,7 @@ class FeedbackStore:
                   n_results: int) -> int:
         return self._write(
             "INSERT INTO queries (ts, query, top_id, top_score, answered, n_results) VALUES (?, ?, ?, ?, ?, ?)",
-            (_now(), _clip(query), top_id, None if top_score is None else float(top_score), int(bool(answered)),
+            (utc_now(), clip_query(query), top_id, None if top_score is None else float(top_score), int(bool(answered)),
              int(n_results)))
 
     def log_response(self, response: SearchResponse) -> int:
@@ -110,7 +102,7 @@ class FeedbackStore:
         if vote not in (1, -1):
             raise ValueError(f"vote must be +1 or -1, not {vote!r}")
         return self._write("INSERT INTO feedback (ts, query, entry_id, vote, rank) VALUES (?, ?, ?, ?, ?)",
-                           (_now(), _clip(query), str(entry_id), int(vote), rank))
+                           (utc_now(), clip_query(query), str(entry_id), int(vote), rank))
 
     # -- reads ----------------------------------------------------------------
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
