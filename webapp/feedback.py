@@ -13,7 +13,6 @@ The path defaults to `data/app.sqlite` (git-ignored); `FAQ_APP_DB` overrides it.
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 from contextlib import closing
@@ -25,8 +24,6 @@ from indexer.text import clip_query, utc_now
 
 if TYPE_CHECKING:  # only the type: the search module loads numpy, FAISS and BM25
     from indexer.search import SearchResponse
-
-log = logging.getLogger(__name__)
 
 DEFAULT_DB = Path("data/app.sqlite")
 
