@@ -1,8 +1,10 @@
 """Course FAQ search: the web app (`streamlit run app.py`).
 
-Thin by design: searching is `indexer.search`, everything shown is built by
-`indexer.present` (escaped, safe HTML), the query log and votes are
-`indexer.feedback`. This file only wires Streamlit widgets to them.
+Thin by design: searching is `indexer.search` (this file opens the searcher and
+renders the `SearchResponse` it returns), everything shown is built by the
+`webapp` package (escaped, safe HTML: `webapp.html`, `webapp.cards`,
+`webapp.browse`, `webapp.index_state`; the look is `webapp/style.css`), the query
+log and votes are `webapp.feedback`. This file only wires Streamlit widgets to them.
 
 Configuration (environment): FAQ_INDEX_DIR (default data/index), FAQ_APP_DB
 (default data/app.sqlite), FAQ_CACHE_DIR (default data/cache: rebuilds, and the ONNX query encoder).
@@ -16,83 +18,27 @@ import sqlite3
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from indexer import present
-from indexer.feedback import FeedbackStore, default_db_path
 from indexer.config import DEFAULT_CACHE_DIR, DEFAULT_FAQ, DEFAULT_INDEX_DIR, env_path
 from indexer.store import IndexError_, read_report
+from indexer.text import clip_query
+from webapp import browse, cards, index_state
+from webapp.feedback import FeedbackStore, default_db_path
+from webapp.html import md_escape
+
+if TYPE_CHECKING:  # loaded in the loader thread (see SearcherLoader), not before the page draws
+    from indexer.search import Searcher, SearchResponse
 
 ROOT = Path(__file__).resolve().parent
+STYLE = ROOT / "webapp" / "style.css"
 TOP_K = 5
-MAX_QUERY_CHARS = 500
 #: The two views; the label is also the `?view=` value of a deep link (`?view=Browse`).
 VIEWS = ["Search", "Browse"]
 log = logging.getLogger("faq_app")
 
-CSS = """
-<style>
-[data-testid="stMainBlockContainer"]{padding-top:3.5rem;padding-bottom:4rem}
-[data-testid="stMetricValue"]{font-size:1.5rem}
-[data-testid="stAppDeployButton"]{display:none}
-.faq-title{font-size:2.1rem;font-weight:700;line-height:1.2;margin:0 0 .3rem}
-.faq-sub{opacity:.7;font-size:.95rem}
-@media (max-width:640px){.faq-title{font-size:1.6rem}.faq-sub{font-size:.88rem}}
-.faq-card{line-height:1.5}
-.faq-head{display:flex;gap:.6rem;align-items:flex-start}
-.faq-rank{flex:none;display:inline-flex;width:1.55rem;height:1.55rem;margin-top:.1rem;border-radius:50%;
-  align-items:center;justify-content:center;background:rgba(128,128,128,.16);font-size:.8rem;font-weight:600}
-.faq-q{font-size:1.12rem;font-weight:600;line-height:1.35;overflow-wrap:anywhere}
-.faq-meta{display:flex;flex-wrap:wrap;gap:.35rem .6rem;align-items:center;margin:.4rem 0 .5rem}
-.faq-rel{font-size:.75rem;font-weight:600;padding:.08rem .55rem;border-radius:1rem;white-space:nowrap}
-.faq-rel-strong{background:rgba(34,160,84,.16);color:#1f9d55}
-.faq-rel-good{background:rgba(34,160,84,.11);color:#2f9e5e}
-.faq-rel-weak{background:rgba(230,150,0,.16);color:#c27c00}
-.faq-rel-low{background:rgba(128,128,128,.16);color:inherit;opacity:.8}
-.faq-bar{display:inline-block;width:4.5rem;height:.42rem;border-radius:.21rem;background:rgba(128,128,128,.2);
-  overflow:hidden}
-.faq-bar>span{display:block;height:100%;border-radius:.21rem;background:#2f9e5e}
-.faq-bar-weak>span{background:#e0a000}.faq-bar-low>span{background:#9a9a9a}
-.faq-cat,.faq-matched,.faq-site,.faq-count{font-size:.78rem;opacity:.7}
-.faq-matched{font-style:italic}
-.faq-answer{overflow-wrap:anywhere}
-.faq-answer p{margin:.15rem 0 .5rem}
-.faq-muted{opacity:.7;font-style:italic}
-.faq-ev{margin:.3rem 0 .55rem}
-.faq-ev-label{font-size:.78rem;opacity:.8;margin-bottom:.2rem;overflow-wrap:anywhere}
-.faq-ev-text{margin:0;padding:.45rem .75rem;border-left:3px solid rgba(240,180,0,.85);border-radius:0 .35rem .35rem 0;
-  background:rgba(128,128,128,.08);font-size:.92rem;overflow-wrap:anywhere}
-.faq-card mark,.faq-item mark{background:rgba(255,205,0,.42);color:inherit;padding:0 .12em;border-radius:.2em}
-.faq-res,.faq-pp{list-style:none;padding:0!important;margin:.35rem 0 .2rem!important}
-.faq-res li,.faq-pp li{margin-left:0!important;padding-left:0}
-.faq-res li{display:flex;flex-wrap:wrap;gap:.2rem .45rem;align-items:baseline;margin:.3rem 0;overflow-wrap:anywhere}
-.faq-kind{flex:none;font-size:.68rem;font-weight:700;letter-spacing:.04em;text-transform:uppercase;
-  padding:.05rem .42rem;border-radius:.3rem}
-.faq-kind-article{background:rgba(45,120,230,.15);color:#3b7ddd}
-.faq-kind-video{background:rgba(230,50,50,.15);color:#de4545}
-.faq-kind-qa{background:rgba(240,140,0,.17);color:#d27800}
-.faq-kind-paper{background:rgba(140,80,220,.16);color:#8a5cd6}
-.faq-kind-book{background:rgba(0,150,136,.16);color:#139a8c}
-.faq-kind-other{background:rgba(128,128,128,.18)}
-.faq-foot{font-size:.8rem;margin-top:.25rem}
-.faq-group{margin:.4rem 0 1rem}
-.faq-group-title{margin:.6rem 0 .3rem;font-size:1.05rem}
-.faq-item{border-bottom:1px solid rgba(128,128,128,.2);padding:.1rem 0}
-.faq-item summary{cursor:pointer;padding:.45rem 0;display:flex;gap:.5rem;align-items:baseline;list-style:none}
-.faq-item summary::-webkit-details-marker{display:none}
-.faq-item summary::before{content:"▸";opacity:.55;flex:none}
-.faq-item[open] summary::before{content:"▾"}
-.faq-item-q{font-weight:500;flex:1;overflow-wrap:anywhere}
-.faq-item-body{padding:0 0 .6rem 1.1rem}
-.faq-pp{font-size:.8rem}
-.faq-pp li{margin:0 0 .55rem;overflow-wrap:anywhere}
-.faq-pp-status{font-weight:600;color:#d9534f}
-.faq-pp-reason{opacity:.8}
-.faq-notice{padding:.75rem 1rem;border-radius:.5rem;background:rgba(240,170,0,.13);margin:.2rem 0 .6rem}
-.faq-notice b{display:block;margin-bottom:.15rem}
-</style>
-"""
 
 # Puts the cursor in the search box when the page opens (constant code: no user or page text in it).
 FOCUS_JS = """
@@ -156,8 +102,15 @@ class SearcherLoader:
             failed = self._future is not None and self._future.done() and self._future.exception() is not None
             if stale or failed:
                 self._key = key
-                self._future = self._pool.submit(present.open_searcher, Path(key[0]), encoder_for)
+                self._future = self._pool.submit(self._open, Path(key[0]))
             return self._future
+
+    @staticmethod
+    def _open(path: Path) -> Searcher:
+        # Imported here, in the loader thread: numpy, FAISS and BM25 load while the page draws.
+        from indexer.search import Searcher
+
+        return Searcher.open(path, encoder_for=encoder_for)
 
 
 @st.cache_resource(show_spinner=False)
@@ -165,7 +118,7 @@ def searcher_loader() -> SearcherLoader:
     return SearcherLoader()
 
 
-def get_searcher(path: str, build_id: str):
+def get_searcher(path: str, build_id: str) -> Searcher:
     """The searcher for one build (waits for the background load if it is still running)."""
     return searcher_loader().start((path, build_id)).result()
 
@@ -185,8 +138,9 @@ def build_lock() -> threading.Lock:
 
 
 @st.cache_data(show_spinner=False, max_entries=2000)
-def run_search(path: str, build_id: str, query: str, top_k: int) -> dict:
-    return present.response_dict(get_searcher(path, build_id).search(query, top_k=top_k))
+def run_search(path: str, build_id: str, query: str, top_k: int) -> SearchResponse:
+    """The searcher's response, cached per build (st.cache_data pickles it: plain dataclasses)."""
+    return get_searcher(path, build_id).search(query, top_k=top_k)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -197,7 +151,7 @@ def load_report(path: str, build_id: str) -> list[dict]:
 # -- actions ----------------------------------------------------------------------------------------
 def faq_sources(manifest: dict | None) -> list[Path]:
     if manifest and manifest.get("sources"):
-        return [present.resolve_source(s["path"], [ROOT]) for s in manifest["sources"]]
+        return [index_state.resolve_source(s["path"], [ROOT]) for s in manifest["sources"]]
     return [ROOT / DEFAULT_FAQ]
 
 
@@ -254,9 +208,9 @@ def on_vote(key: str, query: str, entry_id: str, rank: int) -> None:
     st.toast("Thanks! Your feedback helps improve the FAQ.", icon=":material/thumb_up:")
 
 
-def log_query(build_id: str, response: dict) -> None:
+def log_query(build_id: str, response: SearchResponse) -> None:
     """One row per query asked in this session (reruns for feedback clicks are not new queries)."""
-    key = (build_id, response["query"])
+    key = (build_id, response.query)
     if st.session_state.get("_logged") == key:
         return
     st.session_state["_logged"] = key
@@ -274,7 +228,7 @@ def sidebar(manifest: dict | None, token: tuple[str, str] | None) -> None:
         st.subheader("Index status")
         msg = st.session_state.pop("_rebuild_msg", None)
         if msg:
-            (st.success if msg[0] == "success" else st.error)(present.md_escape(msg[1]))
+            (st.success if msg[0] == "success" else st.error)(md_escape(msg[1]))
         if manifest is None:
             st.warning("No index yet: build it to start searching.")
         else:
@@ -287,21 +241,21 @@ def sidebar(manifest: dict | None, token: tuple[str, str] | None) -> None:
             c1.metric("Failed", counts.get("pages_failed", 0))
             if counts.get("pages_thin"):
                 c2.metric("Paywalled", counts.get("pages_thin", 0))
-            st.caption(f"Model: {present.md_escape(present.short_model(manifest.get('model')))}  \n"
-                       f"Built: {present.md_escape(present.built_at_text(manifest.get('built_at')))}")
-            for src in present.source_changes(manifest, [ROOT]):
+            st.caption(f"Model: {md_escape(index_state.short_model(manifest.get('model')))}  \n"
+                       f"Built: {md_escape(index_state.built_at_text(manifest.get('built_at')))}")
+            for src in index_state.source_changes(manifest, [ROOT]):
                 if src["missing"]:
-                    st.warning(f"{present.md_escape(src['path'])} is missing: the index still holds it.")
+                    st.warning(f"{md_escape(src['path'])} is missing: the index still holds it.")
                 elif src["changed"]:
-                    st.warning(f"{present.md_escape(src['path'])} changed since this index was built. "
+                    st.warning(f"{md_escape(src['path'])} changed since this index was built. "
                                "Rebuild to include the changes.")
-            problems = present.problem_pages(load_report(*token)) if token else []
+            problems = index_state.problem_pages(load_report(*token)) if token else []
             if problems:
                 with st.expander(f"Pages not indexed ({len(problems)})"):
-                    st.html(present.problem_pages_html(problems))
+                    st.html(index_state.problem_pages_html(problems))
         with st.expander("Rebuild the index", expanded=manifest is None):
             st.markdown("In a terminal, in the project folder:")
-            st.code(present.BUILD_COMMAND, language="bash", wrap_lines=True)
+            st.code(index_state.BUILD_COMMAND, language="bash", wrap_lines=True)
             st.caption("Or rebuild here; the app switches to the new index when it is done.")
             offline = st.checkbox("Cached pages only (offline)", key="offline_build")
             if st.button("Rebuild now", key="rebuild", icon=":material/refresh:"):
@@ -311,20 +265,20 @@ def sidebar(manifest: dict | None, token: tuple[str, str] | None) -> None:
 def no_index_panel(problem: str, manifest: dict | None) -> None:
     st.info("**The search index is not built yet** (or cannot be read). Build it once with this command "
             "in the project folder, then reload this page:", icon=":material/build:")
-    st.code(present.BUILD_COMMAND, language="bash")
-    st.caption(present.md_escape(problem))
+    st.code(index_state.BUILD_COMMAND, language="bash")
+    st.caption(md_escape(problem))
     if st.button("Build the index now", key="build_main", type="primary"):
         rebuild(manifest, offline=False)
 
 
-def entry_view(searcher, entry_id: str) -> None:
+def entry_view(searcher: Searcher, entry_id: str) -> None:
     entry = searcher.stored.entries.get(entry_id)
     st.button("← Back", key="close_entry", on_click=close_entry, type="tertiary")
     if entry is None:
         st.warning("That FAQ entry does not exist (any more). Try searching for it instead.")
         return
     with st.container(border=True, key="entry_card"):
-        st.html(present.entry_card_html(entry))
+        st.html(cards.entry_card_html(entry))
 
 
 def search_view(token: tuple[str, str], manifest: dict) -> None:
@@ -333,12 +287,12 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
                           placeholder="Ask a question, e.g. what is log loss?", icon=":material/search:")
     st.html(FOCUS_JS, unsafe_allow_javascript=True)
     sidebar(manifest, token)  # after the box, so the box is on screen first
-    query = " ".join((query or "").split())[:MAX_QUERY_CHARS]
+    query = clip_query(query)
     searcher = load_searcher(token, manifest)
     if searcher is None:
         return
     if not query:
-        examples = present.example_questions(searcher.stored.entries.values(), n=2)
+        examples = browse.example_questions(searcher.stored.entries.values(), n=2)
         if examples:
             st.caption("Or try an example:")
             row = st.container(horizontal=True, gap="small", key="examples")
@@ -352,38 +306,38 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
         st.error("The search failed. Please try again; if it keeps failing, rebuild the index.")
         return
     log_query(token[1], response)
-    results = response.get("results", [])
-    if response.get("corrections"):
-        fixes = ", ".join(f"{present.md_escape(fixed)} (for {present.md_escape(typed)})"
-                          for typed, fixed in response["corrections"].items())
+    results = response.results
+    if response.corrections:
+        fixes = ", ".join(f"{md_escape(fixed)} (for {md_escape(typed)})"
+                          for typed, fixed in response.corrections.items())
         st.caption(f"Also searched for: {fixes}")
     if not results:
         st.info("Nothing to search for in that question. Try a few words about your problem.")
         return
-    if not response.get("answered"):
+    if not response.answered:
         st.warning("**The FAQ has no good answer to this question.** These are the nearest entries; "
                    "they may still help.", icon=":material/help:")
-    threshold = float(response.get("threshold", 0.0))
+    threshold = response.threshold
     qkey = query_key(query)
-    top = results[0].get("score")
+    top = results[0].score
     for rank, result in enumerate(results, start=1):
         with st.container(border=True, key=f"result_{rank}"):
-            st.html(present.result_card_html(result, rank, threshold, searcher.stored.documents, top_score=top,
-                                             query_key=qkey))
+            st.html(cards.result_card_html(result, rank, threshold, searcher.stored.documents, top_score=top,
+                                           query_key=qkey))
             key = f"vote_{qkey}_{rank}"
-            st.feedback("thumbs", key=key, on_change=on_vote, args=(key, query, result["id"], rank))
+            st.feedback("thumbs", key=key, on_change=on_vote, args=(key, query, result.id, rank))
 
 
-def browse_view(searcher) -> None:
+def browse_view(searcher: Searcher) -> None:
     text = st.text_input("Filter the FAQ", key="filter", bind="query-params", label_visibility="collapsed",
                          placeholder="Filter by a word, e.g. loss, video, arxiv", icon=":material/filter_list:")
     entries = list(searcher.stored.entries.values())
-    shown = present.filter_entries(entries, text)
+    shown = browse.filter_entries(entries, text)
     if not shown:
         st.info("No FAQ entry contains all of those words. Try fewer words, or use Search.")
         return
     st.caption(f"{len(shown)} of {len(entries)} entries" if text else f"{len(entries)} entries")
-    st.html(present.browse_html(present.group_by_category(shown), expanded=bool(text and text.strip())))
+    st.html(cards.browse_html(browse.group_by_category(shown), expanded=bool(text and text.strip())))
 
 
 def main() -> None:
@@ -391,7 +345,7 @@ def main() -> None:
     token: tuple[str, str] | None = None
     problem: str | None = None
     try:
-        token, manifest = present.current_index(index_dir())
+        token, manifest = index_state.current_index(index_dir())
     except IndexError_ as exc:
         problem = str(exc)
     st.html('<div class="faq-title" role="heading" aria-level="1">Course FAQ search</div>'
@@ -406,7 +360,7 @@ def main() -> None:
         sidebar(manifest, token)
         st.info("The index is empty: the FAQ had no entries when it was built. Add entries to the FAQ, "
                 "then rebuild:", icon=":material/build:")
-        st.code(present.BUILD_COMMAND, language="bash")
+        st.code(index_state.BUILD_COMMAND, language="bash")
         return
     entry_id = st.query_params.get("entry")
     if entry_id:
@@ -426,7 +380,7 @@ def main() -> None:
         search_view(token, manifest)
 
 
-def load_searcher(token: tuple[str, str], manifest: dict):
+def load_searcher(token: tuple[str, str], manifest: dict) -> Searcher | None:
     """The searcher for the current build (loaded once per process), or None after saying why not."""
     try:
         with st.spinner("Loading the search index…"):
@@ -443,7 +397,7 @@ def load_searcher(token: tuple[str, str], manifest: dict):
 st.set_page_config(page_title="Course FAQ search", page_icon="🔎", layout="centered")
 st.set_option("client.showErrorDetails", "none")
 st.set_option("client.toolbarMode", "minimal")
-st.html(CSS)
+st.html(f"<style>\n{STYLE.read_text('utf-8')}</style>")
 try:
     main()
 except Exception:  # never a stack trace in front of a learner; the log has it

@@ -13,7 +13,6 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,6 +29,7 @@ from .fetch import Fetcher
 from .onnx_encoder import ensure_export
 from .records import Document, Entry, Page, ReportRecord, Unit
 from .status import file_sha256
+from .text import utc_now
 from .threshold import calibrated_threshold
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
         "build_id": uuid.uuid4().hex,
         "model": embedder.name,
         "dimension": embedder.dimension,
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "built_at": utc_now(),
         "sources": sources,
         "counts": {"entries": summary.entries, "resources": summary.resources,
                    "pages_fetched": summary.pages_fetched, "pages_cached": summary.pages_cached,

@@ -8,10 +8,10 @@ module only runs the index's searcher over the queries and records the result
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from .text import utc_now
 from .threshold import Calibration, calibrate, fingerprint
 
 
@@ -38,5 +38,5 @@ def calibrate_index(index_dir: Path, cases_path: Path, *, max_refused_answerable
     store.update_manifest(index_dir, {"answer_threshold": result.threshold, "calibration": result.to_dict() | {
         "cases": str(cases_path), "cases_sha256": hashlib.sha256(Path(cases_path).read_bytes()).hexdigest(),
         "search_settings": fingerprint(searcher.settings),
-        "calibrated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}})
+        "calibrated_at": utc_now()}})
     return result

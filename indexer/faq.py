@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import ftfy
 
 from .records import Entry, Resource, ResourceKind
+from .text import site_name
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +95,6 @@ def resource_kind(url: str, title: str = "") -> ResourceKind:
     if re.search(r"\.(zip|tar|gz|csv|json|ipynb|py)$", path) or host in ("github.com", "gitlab.com"):
         return "other"
     return "article"
-
-
-def site_name(url: str) -> str:
-    host = (urlsplit(url).hostname or "").lower()
-    return host[4:] if host.startswith("www.") else host
 
 
 def check_url(url: str, where: str) -> str:

@@ -26,6 +26,7 @@ import httpx
 from .cache import PageCache
 from .config import FetchSettings
 from .records import Page
+from .text import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,6 @@ class FetchFailure(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
         self.host_down = host_down
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -250,6 +247,6 @@ class Fetcher:
                     raise FetchFailure("empty body")
                 return Page(url=url, status="fetched", final_url=str(resp.url), http_status=resp.status_code,
                             content_type=ctype, body=body, etag=resp.headers.get("ETag", ""),
-                            last_modified=resp.headers.get("Last-Modified", ""), fetched_at=now_iso())
+                            last_modified=resp.headers.get("Last-Modified", ""), fetched_at=utc_now())
         except httpx.RequestError as exc:  # TooManyRedirects and DecodingError are not TransportErrors
             raise self._transport_failure(exc) from None

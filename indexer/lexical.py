@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-import unicodedata
 from functools import lru_cache
 from typing import Sequence
 
@@ -19,6 +18,8 @@ import bm25s
 import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+from .text import fold
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
@@ -31,12 +32,6 @@ _stemmer = Stemmer.Stemmer("english")
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     return _stemmer.stemWord(word)
-
-
-def fold(text: str) -> str:
-    """Case- and accent-insensitive form used for matching."""
-    text = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in text if not unicodedata.combining(c))
 
 
 def words(text: str) -> list[tuple[str, int, int]]:

@@ -1,8 +1,9 @@
-"""The web app: its plain functions (present, feedback, query encoder) and every page and state via AppTest.
+"""The running web app: every page and state through Streamlit's AppTest, and the searcher it opens.
 
 The app tests run `app.py` with Streamlit's AppTest against a real index built
 once per session from a tiny FAQ (tests/app_fixtures.py), one of whose pages is
 hostile. Each test points the app at its own SQLite file through FAQ_APP_DB.
+The `webapp` modules' own tests are tests/test_webapp_*.py.
 """
 
 from __future__ import annotations
@@ -11,248 +12,30 @@ import html
 import json
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timezone
 
 import pytest
 
 from app_fixtures import APP, HOSTILE_QUERY, REPO_ROOT, XSS_TEXT, AppIndex, app_index, build  # noqa: F401
-from indexer import present
-from indexer.feedback import FeedbackStore, default_db_path
-from indexer.status import file_sha256
+from webapp.feedback import FeedbackStore
 
 TIMEOUT = 60
 
 
-# == present: escaping, links, highlighting ===================================================
-@pytest.mark.parametrize("url", ["http://example.com", "https://example.com/a?b=1&c=<2>", "HTTPS://EXAMPLE.COM/x",
-                                 "http://127.0.0.1:8000/page.html"])
-def test_safe_url_accepts_http_and_https(url):
-    assert present.safe_url(url) == url
-
-
-@pytest.mark.parametrize("url", ["javascript:alert(1)", "JavaScript:alert(1)", " javascript:alert(1)",
-                                 "data:text/html,<script>alert(1)</script>", "vbscript:msgbox(1)",
-                                 "file:///etc/passwd", "//evil.example/x", "/relative", "http://", "https:///x",
-                                 "java\nscript:alert(1)", "http://exa mple.com", "https:\\\\evil.example", "", None,
-                                 "http://ex\x00ample.com", 42])
-def test_safe_url_rejects_everything_else(url):
-    assert present.safe_url(url) is None
-
-
-def test_link_html_links_only_http_and_escapes_text():
-    good = present.link_html("https://example.com/?a=1&b=\"2\"", "<b>Title</b>")
-    assert good.startswith('<a href="https://example.com/?a=1&amp;b=&quot;2&quot;"')
-    assert "&lt;b&gt;Title&lt;/b&gt;" in good and "<b>" not in good
-    assert 'rel="noopener noreferrer nofollow"' in good
-    bad = present.link_html("javascript:alert(1)", "click <me>")
-    assert "<a" not in bad and "href" not in bad and "click &lt;me&gt;" in bad
-
-
-def test_highlight_html_escapes_every_piece_and_marks_spans():
-    text = "see " + XSS_TEXT + " and momentum"
-    start = text.index("momentum")
-    out = present.highlight_html(text, [[start, start + 8], [0, 3]])
-    assert "<script" not in out and "<img" not in out
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in out
-    assert out.count("<mark>") == 2 and "<mark>momentum</mark>" in out and out.startswith("<mark>see</mark>")
-    # A mark over the hostile text is escaped inside the mark too.
-    tag = text.index("<script>")
-    assert "<mark>&lt;script&gt;</mark>" in present.highlight_html(text, [[tag, tag + 8]])
-
-
-def test_highlight_html_tolerates_bad_spans_and_cuts_long_text():
-    assert present.highlight_html("abc", [[2, 99], [-5, 1], [2, 1], ["x", 3], [1]]) == "<mark>a</mark>b<mark>c</mark>"
-    assert present.highlight_html("abcdef", [[0, 3], [2, 5]]) == "<mark>abcde</mark>f"
-    long = ("word " * 400) + "target " + ("word " * 400)
-    pos = long.index("target")
-    out = present.highlight_html(long, [[pos, pos + 6]], max_chars=200)
-    assert "<mark>target</mark>" in out and out.startswith("… ") and out.endswith(" …")
-    assert len(out) < 260
-
-
-def test_text_html_paragraphs_links_and_escaping():
-    out = present.text_html("First <b>para</b> see https://example.com/x.\n\nSecond javascript:alert(1) line")
-    assert out.count("<p>") == 2
-    assert '<a href="https://example.com/x"' in out and "x.</a>" not in out  # the full stop is not in the link
-    assert "&lt;b&gt;para&lt;/b&gt;" in out and "javascript:alert(1)" in out and 'href="javascript' not in out
-
-
-def test_md_escape_neutralises_markdown():
-    out = present.md_escape("[click](javascript:alert(1)) **bold** <img src=x>")
-    assert "\\[click\\]\\(javascript\\:alert\\(1\\)\\)" in out and "\\*\\*bold\\*\\*" in out and "\\<img" in out
-
-
-# == present: labels, grouping, filtering, status ===============================================
-def test_relevance_labels_follow_the_threshold_and_the_best_result():
-    assert present.relevance(0.9, 0.45) == present.Relevance("Strong match", "strong", 90)
-    assert present.relevance(0.6, 0.45).level == "good"
-    assert present.relevance(0.5, 0.45).level == "weak"  # just above the answer bar
-    assert present.relevance(0.4, 0.45) == present.Relevance("Weak match", "low", 40)  # below it
-    # With a low calibrated threshold, a runner-up far below the best result is only a possible match.
-    assert present.relevance(0.68, 0.11, top=0.68).level == "strong"
-    assert present.relevance(0.25, 0.11, top=0.68).level == "weak"
-    assert present.relevance(0.45, 0.11, top=0.68).level == "good"
-    assert present.relevance(-0.3, 0.45).percent == 0 and present.relevance(1.7, 0.45).percent == 100
-    assert present.relevance(float("nan"), 0.45).percent == 0 and present.relevance("x", 0.45).level == "low"
-
-
-def test_kind_badges():
-    assert [present.kind_label(k) for k in ("article", "video", "qa", "paper", "book", "other", "weird")] == \
-        ["Article", "Video", "Q&A", "Paper", "Book", "Link", "Link"]
-    assert present.kind_badge_html("qa") == '<span class="faq-kind faq-kind-qa">Q&amp;A</span>'
-    assert 'faq-kind-other' in present.kind_badge_html('"><script>')
-
-
-def _entry(id_, question, category="", answer="", resources=()):
-    from indexer.records import Entry, Resource
-
-    return Entry(id=id_, question=question, answer=answer, category=category,
-                 resources=tuple(Resource(url=u, title=t, kind=k, site=s) for u, t, k, s in resources))
-
-
-def test_group_and_filter_entries():
-    entries = [_entry("a", "What is ReLU?", "Activations"), _entry("b", "Why Adam?", "Optimisers", "Adaptive moments"),
-               _entry("c", "What is GELU?", "Activations"), _entry("d", "Where is the syllabus?", "",
-                                                                    resources=[("https://x.org/v", "Intro vidéo",
-                                                                                "video", "x.org")])]
-    groups = present.group_by_category(entries)
-    assert [(c, [e.id for e in es]) for c, es in groups] == [
-        ("Activations", ["a", "c"]), ("Optimisers", ["b"]), (present.UNCATEGORISED, ["d"])]
-    assert [e.id for e in present.filter_entries(entries, "  ")] == ["a", "b", "c", "d"]
-    assert [e.id for e in present.filter_entries(entries, "what")] == ["a", "c"]
-    assert [e.id for e in present.filter_entries(entries, "ADAPTIVE adam")] == ["b"]
-    assert [e.id for e in present.filter_entries(entries, "video")] == ["d"]  # kind, title with accents
-    assert [e.id for e in present.filter_entries(entries, "activations gelu")] == ["c"]
-    assert present.filter_entries(entries, "nothing-like-this") == []
-
-
-def test_browse_html_escapes_and_links_entries():
-    links = [("javascript:alert(1)", "bad link", "other", ""), ("https://ok.org", "<i>ok</i>", "paper", "ok.org")]
-    entries = [_entry("x<1", "Why <script>alert(1)</script>?", "<b>Cat</b>", "A <img src=x onerror=alert(1)>", links)]
-    out = present.browse_html(present.group_by_category(entries), expanded=True)
-    assert "<script" not in out and "<img" not in out and "<b>Cat" not in out and "<i>ok" not in out
-    assert 'href="javascript' not in out and '<a href="https://ok.org"' in out
-    assert 'href="?entry=x%3C1"' in out and "<details" in out and " open>" in out
-
-
-def test_example_questions_are_short_and_varied():
-    entries = [_entry(str(i), f"Question number {i} about things?", f"C{i % 3}") for i in range(12)]
-    entries.append(_entry("long", "x" * 200, "C9"))
-    picked = present.example_questions(entries, n=2)
-    assert len(picked) == 2 and len(set(picked)) == 2 and all(len(q) <= 60 for q in picked)
-    assert present.example_questions([], n=2) == []
-    assert present.example_questions([_entry("a", "Only one?")], n=2) == ["Only one?"]
-
-
-def test_built_at_and_model_names():
-    now = datetime(2026, 1, 2, 12, 0, tzinfo=timezone.utc)
-    assert present.built_at_text("2026-01-02T09:00:00+00:00", now) == "2026-01-02 09:00 UTC (3 hours ago)"
-    assert present.built_at_text("2026-01-02T11:59:30+00:00", now).endswith("(just now)")
-    assert present.built_at_text("2025-12-20T12:00:00+00:00", now).endswith("(13 days ago)")
-    assert present.built_at_text(None, now) == "unknown"
-    assert present.short_model("sentence-transformers/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
-
-
-def test_source_changes_and_problem_pages(tmp_path):
-    faq = tmp_path / "faq.md"
-    faq.write_text("one", "utf-8")
-    manifest = {"sources": [{"path": "faq.md", "sha256": file_sha256(faq)},
-                            {"path": str(tmp_path / "gone.md"), "sha256": "0"}]}
-    first, gone = present.source_changes(manifest, [tmp_path])
-    assert not first["changed"] and not first["missing"] and gone["missing"]
-    faq.write_text("two", "utf-8")
-    assert present.source_changes(manifest, [tmp_path])[0]["changed"]
-    report = [{"url": "https://a", "status": "fetched"},
-              {"url": "javascript:x", "status": "failed", "reason": "HTTP 404", "title": "<b>t</b>"},
-              {"url": "https://c", "status": "thin", "reason": "paywall"}]
-    problems = present.problem_pages(report)
-    assert [p["status"] for p in problems] == ["failed", "thin"]
-    out = present.problem_pages_html(problems)
-    assert "HTTP 404" in out and "&lt;b&gt;t&lt;/b&gt;" in out and 'href="javascript' not in out
-
-
-def test_result_card_escapes_hostile_fields():
-    result = {"id": "e\"1", "question": "Why <script>alert(1)</script>?", "answer": XSS_TEXT, "category": "<i>c</i>",
-              "score": 0.8,
-              "resources": [{"url": "javascript:alert(1)", "title": XSS_TEXT, "kind": "video", "site": "<s>"},
-                            {"url": "https://ok.example/p", "title": "Fine", "kind": "paper", "site": "ok.example"}],
-              "evidence": {"source": "resource", "url": "https://ok.example/p", "text": "momentum " + XSS_TEXT,
-                           "highlights": [[0, 8]]}}
-    out = present.result_card_html(result, 1, 0.45, {"https://ok.example/p": {"title": XSS_TEXT, "site": "ok"}})
-    assert "<script" not in out and "<img" not in out and "<i>c" not in out and "<s>" not in out
-    assert 'href="javascript' not in out
-    assert "<mark>momentum</mark>" in out and "From the linked page" in out
-    assert 'data-entry="e&quot;1"' in out and 'href="?entry=e%221"' in out
-    assert "Strong match" in out and "Video" in out and "Paper" in out
-
-
-def test_result_card_marks_question_or_answer_in_place():
-    q = {"id": "a", "question": "What is log loss?", "answer": "", "category": "", "score": 0.3, "resources": [],
-         "evidence": {"source": "question", "text": "What is log loss?", "highlights": [[8, 11], [12, 16]]}}
-    out = present.result_card_html(q, 2, 0.45)
-    assert "What is <mark>log</mark> <mark>loss</mark>?" in out and "Matched the FAQ question" in out
-    a = {**q, "answer": "Intro.\n\nLog loss is cross entropy.",
-         "evidence": {"source": "answer", "text": "Log loss is cross entropy.", "highlights": [[0, 3]]}}
-    out = present.result_card_html(a, 1, 0.45)
-    assert "<mark>Log</mark> loss is cross entropy." in out and "Matched the FAQ answer" in out
-    other = {**q, "evidence": {"source": "question", "text": "Something else entirely", "highlights": [[0, 9]]}}
-    assert "<mark>Something</mark> else" in present.result_card_html(other, 1, 0.45)
-
-
-# == query encoder ===============================================================================
+# == the searcher the app opens ===============================================================================
 def test_app_searches_with_the_builds_onnx_export_and_never_imports_torch(app_index: AppIndex):
     """The build left an ONNX export in the cache folder; the app's searcher encodes queries with it, torch-free."""
-    code = ("import sys; from pathlib import Path; from indexer import present; "
+    code = ("import sys; from pathlib import Path; from indexer.search import Searcher; "
+            "import webapp.browse, webapp.cards, webapp.feedback, webapp.html, webapp.index_state; "
             "from indexer.onnx_encoder import load_query_encoder; "
-            f"s = present.open_searcher(Path({str(app_index.index_dir)!r}), "
+            f"s = Searcher.open(Path({str(app_index.index_dir)!r}), encoder_for="
             f"lambda m: load_query_encoder(m, Path({str(app_index.cache_dir)!r}))); "
             "r = s.search('what is log loss'); "
             "print(type(s.embedder).__name__, r.results[0].id, sorted({'torch', 'transformers', "
             "'sentence_transformers', 'optimum'} & set(sys.modules)))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["OnnxQueryEncoder", "what-is-cross-entropy-loss", "[]"], proc.stderr
-
-
-# == feedback store ===============================================================================
-def test_feedback_store_logs_queries_and_votes(tmp_path):
-    store = FeedbackStore(tmp_path / "sub" / "app.sqlite")
-    store.log_query("  what is   log loss ", top_id="loss", top_score=0.71, answered=True, n_results=5)
-    store.log_response({"query": "pizza", "answered": False, "results": []})
-    store.record_vote("what is log loss", "loss", 1, rank=1)
-    store.record_vote("what is log loss", "loss", -1, rank=1)
-    store.record_vote("what is log loss", "other", -1, rank=2)
-    with pytest.raises(ValueError):
-        store.record_vote("q", "loss", 0)
-    queries = store.queries()
-    assert [(q["query"], q["top_id"], q["answered"], q["n_results"]) for q in queries] == [
-        ("pizza", None, 0, 0), ("what is log loss", "loss", 1, 5)]
-    assert queries[1]["top_score"] == pytest.approx(0.71)
-    assert [(v["entry_id"], v["vote"], v["rank"]) for v in store.votes()] == [("other", -1, 2), ("loss", -1, 1),
-                                                                                ("loss", 1, 1)]
-    counts = store.vote_counts()
-    assert (counts["loss"].up, counts["loss"].down, counts["other"].down) == (1, 1, 1)
-    assert store.unanswered()[0]["query"] == "pizza"
-    FeedbackStore(tmp_path / "sub" / "app.sqlite")  # reopening keeps the data
-    assert len(store.queries()) == 2
-
-
-def test_feedback_store_keeps_nothing_personal(tmp_path):
-    FeedbackStore(tmp_path / "app.sqlite")
-    db = sqlite3.connect(tmp_path / "app.sqlite")
-    columns = {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in ("queries", "feedback")}
-    db.close()
-    assert columns == {"queries": ["id", "ts", "query", "top_id", "top_score", "answered", "n_results"],
-                       "feedback": ["id", "ts", "query", "entry_id", "vote", "rank"]}
-
-
-def test_feedback_db_path_from_env(tmp_path, monkeypatch):
-    monkeypatch.delenv("FAQ_APP_DB", raising=False)
-    assert default_db_path(tmp_path) == tmp_path / "data" / "app.sqlite"
-    monkeypatch.setenv("FAQ_APP_DB", str(tmp_path / "x.sqlite"))
-    assert default_db_path(tmp_path) == tmp_path / "x.sqlite"
 
 
 # == the app, through AppTest ======================================================================
@@ -529,31 +312,3 @@ def test_a_rebuild_elsewhere_is_picked_up_on_the_next_run(tmp_path, monkeypatch)
     build(faq, index_dir, cache_dir, offline=True)  # e.g. `python -m indexer build` in a terminal
     at.run()
     assert card_ids(at)[0] == "what-is-weight-decay"
-
-
-def test_result_card_spreads_entry_profile_marks_over_its_fields():
-    question, answer, title = "What is log loss?", "It is cross entropy.", "Log loss explained"
-    profile = f"{question} {answer} {title}"
-    spans = [[profile.index("log"), profile.index("log") + 3], [profile.index("cross"), profile.index("cross") + 5],
-             [profile.index("Log"), profile.index("Log") + 3]]
-    result = {"id": "a", "question": question, "answer": answer, "category": "", "score": 0.6,
-              "resources": [{"url": "https://x.org/a", "title": title, "kind": "article", "site": "x.org"}],
-              "evidence": {"source": "question", "text": profile, "highlights": spans}}
-    out = present.result_card_html(result, 1, 0.45)
-    assert "What is <mark>log</mark> loss?" in out and "It is <mark>cross</mark> entropy." in out
-    assert ">" + "<mark>Log</mark> loss explained</a>" in out
-    assert "faq-ev-text" not in out and "Matched the FAQ entry" in out
-
-
-def test_result_card_marks_a_matching_link_title_in_the_link_list():
-    title = "Gradient descent, how neural networks learn"
-    result = {"id": "gd", "question": "What is Gradient Descent?", "answer": "", "category": "", "score": 0.5,
-              "resources": [{"url": "https://youtube.com/watch?v=1", "title": title, "kind": "video",
-                             "site": "youtube.com"}],
-              "evidence": {"source": "title", "url": "https://youtube.com/watch?v=1", "text": title,
-                           "highlights": [[0, 8]]}}
-    out = present.result_card_html(result, 1, 0.45)
-    assert "<mark>Gradient</mark> descent, how neural networks learn</a>" in out
-    assert "Matched a linked page&#x27;s title" in out and "faq-ev" not in out
-    other = {**result, "evidence": {**result["evidence"], "url": "https://elsewhere.org/x"}}
-    assert "Matched the title of a linked page" in present.result_card_html(other, 1, 0.45)

@@ -4,7 +4,7 @@ Two tables: `queries` (one row per search: the query, its top entry and score,
 whether the FAQ answered it, how many results) and `feedback` (a thumbs up or
 down on one result of one query). Nothing personal is stored: no IP address,
 no user or session id, no browser details; only the query text, which is what
-the feedback is about, cut to `MAX_QUERY_CHARS`.
+the feedback is about, cut to `indexer.text.MAX_QUERY_CHARS`.
 
 Each write is one short transaction on its own connection, so Streamlit's
 per-session threads can share one `FeedbackStore` without locking.
@@ -17,12 +17,15 @@ import os
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from indexer.text import clip_query, utc_now
+
+if TYPE_CHECKING:  # only the type: the search module loads numpy, FAISS and BM25
+    from indexer.search import SearchResponse
 
 DEFAULT_DB = Path("data/app.sqlite")
-MAX_QUERY_CHARS = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queries (
@@ -54,14 +57,6 @@ def default_db_path(root: Path | None = None) -> Path:
     return (root / DEFAULT_DB) if root else DEFAULT_DB
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _clip(query: str) -> str:
-    return " ".join(str(query).split())[:MAX_QUERY_CHARS]
-
-
 @dataclass(frozen=True)
 class VoteCount:
     entry_id: str
@@ -91,22 +86,20 @@ class FeedbackStore:
                   n_results: int) -> int:
         return self._write(
             "INSERT INTO queries (ts, query, top_id, top_score, answered, n_results) VALUES (?, ?, ?, ?, ?, ?)",
-            (_now(), _clip(query), top_id, None if top_score is None else float(top_score), int(bool(answered)),
+            (utc_now(), clip_query(query), top_id, None if top_score is None else float(top_score), int(bool(answered)),
              int(n_results)))
 
-    def log_response(self, response: Any) -> int:
-        """Log a `search.SearchResponse` (or its dict): the query, its top result, whether answered."""
-        data = response if isinstance(response, dict) else response.to_dict()
-        results = data.get("results") or []
-        top = results[0] if results else {}
-        return self.log_query(data.get("query", ""), top_id=top.get("id"), top_score=top.get("score"),
-                              answered=bool(data.get("answered")), n_results=len(results))
+    def log_response(self, response: SearchResponse) -> int:
+        """Log one search as the searcher returned it: the query, its top result, whether answered."""
+        top = response.results[0] if response.results else None
+        return self.log_query(response.query, top_id=top.id if top else None, top_score=top.score if top else None,
+                              answered=response.answered, n_results=len(response.results))
 
     def record_vote(self, query: str, entry_id: str, vote: int, *, rank: int | None = None) -> int:
         if vote not in (1, -1):
             raise ValueError(f"vote must be +1 or -1, not {vote!r}")
         return self._write("INSERT INTO feedback (ts, query, entry_id, vote, rank) VALUES (?, ?, ?, ?, ?)",
-                           (_now(), _clip(query), str(entry_id), int(vote), rank))
+                           (utc_now(), clip_query(query), str(entry_id), int(vote), rank))
 
     # -- reads ----------------------------------------------------------------
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:

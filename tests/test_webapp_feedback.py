@@ -1,0 +1,48 @@
+"""webapp/feedback.py: the query log and votes in SQLite, and nothing personal in them."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from indexer.search import SearchResponse
+from webapp.feedback import FeedbackStore, default_db_path
+
+
+def test_feedback_store_logs_queries_and_votes(tmp_path):
+    store = FeedbackStore(tmp_path / "sub" / "app.sqlite")
+    store.log_query("  what is   log loss ", top_id="loss", top_score=0.71, answered=True, n_results=5)
+    store.log_response(SearchResponse(query="pizza", answered=False, results=[], threshold=0.2))
+    store.record_vote("what is log loss", "loss", 1, rank=1)
+    store.record_vote("what is log loss", "loss", -1, rank=1)
+    store.record_vote("what is log loss", "other", -1, rank=2)
+    with pytest.raises(ValueError):
+        store.record_vote("q", "loss", 0)
+    queries = store.queries()
+    assert [(q["query"], q["top_id"], q["answered"], q["n_results"]) for q in queries] == [
+        ("pizza", None, 0, 0), ("what is log loss", "loss", 1, 5)]
+    assert queries[1]["top_score"] == pytest.approx(0.71)
+    assert [(v["entry_id"], v["vote"], v["rank"]) for v in store.votes()] == [("other", -1, 2), ("loss", -1, 1),
+                                                                                ("loss", 1, 1)]
+    counts = store.vote_counts()
+    assert (counts["loss"].up, counts["loss"].down, counts["other"].down) == (1, 1, 1)
+    assert store.unanswered()[0]["query"] == "pizza"
+    FeedbackStore(tmp_path / "sub" / "app.sqlite")  # reopening keeps the data
+    assert len(store.queries()) == 2
+
+
+def test_feedback_store_keeps_nothing_personal(tmp_path):
+    FeedbackStore(tmp_path / "app.sqlite")
+    db = sqlite3.connect(tmp_path / "app.sqlite")
+    columns = {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in ("queries", "feedback")}
+    db.close()
+    assert columns == {"queries": ["id", "ts", "query", "top_id", "top_score", "answered", "n_results"],
+                       "feedback": ["id", "ts", "query", "entry_id", "vote", "rank"]}
+
+
+def test_feedback_db_path_from_env(tmp_path, monkeypatch):
+    monkeypatch.delenv("FAQ_APP_DB", raising=False)
+    assert default_db_path(tmp_path) == tmp_path / "data" / "app.sqlite"
+    monkeypatch.setenv("FAQ_APP_DB", str(tmp_path / "x.sqlite"))
+    assert default_db_path(tmp_path) == tmp_path / "x.sqlite"

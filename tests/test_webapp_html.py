@@ -1,0 +1,66 @@
+"""webapp/html.py: escaping, http(s)-only links, highlighting, Markdown escaping."""
+
+from __future__ import annotations
+
+import pytest
+
+from app_fixtures import XSS_TEXT
+from webapp import html
+
+
+@pytest.mark.parametrize("url", ["http://example.com", "https://example.com/a?b=1&c=<2>", "HTTPS://EXAMPLE.COM/x",
+                                 "http://127.0.0.1:8000/page.html"])
+def test_safe_url_accepts_http_and_https(url):
+    assert html.safe_url(url) == url
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "JavaScript:alert(1)", " javascript:alert(1)",
+                                 "data:text/html,<script>alert(1)</script>", "vbscript:msgbox(1)",
+                                 "file:///etc/passwd", "//evil.example/x", "/relative", "http://", "https:///x",
+                                 "java\nscript:alert(1)", "http://exa mple.com", "https:\\\\evil.example", "", None,
+                                 "http://ex\x00ample.com", 42])
+def test_safe_url_rejects_everything_else(url):
+    assert html.safe_url(url) is None
+
+
+def test_link_html_links_only_http_and_escapes_text():
+    good = html.link_html("https://example.com/?a=1&b=\"2\"", "<b>Title</b>")
+    assert good.startswith('<a href="https://example.com/?a=1&amp;b=&quot;2&quot;"')
+    assert "&lt;b&gt;Title&lt;/b&gt;" in good and "<b>" not in good
+    assert 'rel="noopener noreferrer nofollow"' in good
+    bad = html.link_html("javascript:alert(1)", "click <me>")
+    assert "<a" not in bad and "href" not in bad and "click &lt;me&gt;" in bad
+
+
+def test_highlight_html_escapes_every_piece_and_marks_spans():
+    text = "see " + XSS_TEXT + " and momentum"
+    start = text.index("momentum")
+    out = html.highlight_html(text, [[start, start + 8], [0, 3]])
+    assert "<script" not in out and "<img" not in out
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in out
+    assert out.count("<mark>") == 2 and "<mark>momentum</mark>" in out and out.startswith("<mark>see</mark>")
+    # A mark over the hostile text is escaped inside the mark too.
+    tag = text.index("<script>")
+    assert "<mark>&lt;script&gt;</mark>" in html.highlight_html(text, [[tag, tag + 8]])
+
+
+def test_highlight_html_tolerates_bad_spans_and_cuts_long_text():
+    assert html.highlight_html("abc", [[2, 99], [-5, 1], [2, 1], ["x", 3], [1]]) == "<mark>a</mark>b<mark>c</mark>"
+    assert html.highlight_html("abcdef", [[0, 3], [2, 5]]) == "<mark>abcde</mark>f"
+    long = ("word " * 400) + "target " + ("word " * 400)
+    pos = long.index("target")
+    out = html.highlight_html(long, [[pos, pos + 6]], max_chars=200)
+    assert "<mark>target</mark>" in out and out.startswith("… ") and out.endswith(" …")
+    assert len(out) < 260
+
+
+def test_text_html_paragraphs_links_and_escaping():
+    out = html.text_html("First <b>para</b> see https://example.com/x.\n\nSecond javascript:alert(1) line")
+    assert out.count("<p>") == 2
+    assert '<a href="https://example.com/x"' in out and "x.</a>" not in out  # the full stop is not in the link
+    assert "&lt;b&gt;para&lt;/b&gt;" in out and "javascript:alert(1)" in out and 'href="javascript' not in out
+
+
+def test_md_escape_neutralises_markdown():
+    out = html.md_escape("[click](javascript:alert(1)) **bold** <img src=x>")
+    assert "\\[click\\]\\(javascript\\:alert\\(1\\)\\)" in out and "\\*\\*bold\\*\\*" in out and "\\<img" in out

@@ -1,0 +1,115 @@
+"""The index as the app's sidebar reports it: which build is current, its age, its sources, its failed pages.
+
+`current_index` reads only the manifest (no FAISS, no model), so the app can
+tell on every run, cheaply, whether a rebuild was swapped in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from indexer import store
+from indexer.status import source_state
+
+from .html import esc, link_html
+
+log = logging.getLogger(__name__)
+
+BUILD_COMMAND = "python -m indexer build"
+
+
+def current_index(index_dir: Path) -> tuple[tuple[str, str], dict[str, Any]]:
+    """(token, manifest) of the current build, read once per run.
+
+    The token, (resolved index folder, build id + threshold), changes when a rebuild is swapped
+    in, or when `calibrate` sets a new threshold in the manifest.
+    Raises `store.IndexError_` when there is no readable index.
+    """
+    real = Path(index_dir).resolve()
+    manifest = store.read_manifest(real)
+    build = str(manifest.get("build_id", "")) or _mtime_token(real)
+    return (str(real), f"{build}@{manifest.get('answer_threshold')}"), manifest
+
+
+def _mtime_token(path: Path) -> str:
+    try:
+        return str((path / store.MANIFEST_FILE).stat().st_mtime_ns)
+    except OSError as exc:
+        log.debug("no manifest time for %s: %s", path, exc)
+        return ""
+
+
+def resolve_source(path: str, bases: Sequence[Path] = ()) -> Path:
+    """A manifest's source path: absolute as is; relative against the working folder, then `bases`."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    for base in bases:
+        if (Path(base) / p).exists():
+            return Path(base) / p
+    return p
+
+
+def source_changes(manifest: Mapping[str, Any], bases: Sequence[Path] = ()) -> list[dict[str, Any]]:
+    """Each FAQ source of the build: its path, where it is now, and whether it changed or went missing."""
+    out = []
+    for src in manifest.get("sources", []) or []:
+        path = resolve_source(str(src.get("path", "")), bases)
+        changed, missing = source_state(path, src.get("sha256"))
+        out.append({"path": str(src.get("path", "")), "resolved": str(path), "changed": changed,
+                    "missing": missing})
+    return out
+
+
+def built_at_text(iso: Any, now: datetime | None = None) -> str:
+    """'2026-11-25 18:37 UTC (3 hours ago)' from the manifest's ISO time."""
+    try:
+        when = datetime.fromisoformat(str(iso))
+    except (TypeError, ValueError):
+        return "unknown"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    when = when.astimezone(timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    seconds = (now - when).total_seconds()
+    if seconds < 90:  # a clock a little ahead counts as now too
+        ago = "just now"
+    elif seconds < 3600 * 1.5:
+        ago = f"{round(seconds / 60)} minutes ago"
+    elif seconds < 86400 * 1.5:
+        ago = f"{round(seconds / 3600)} hours ago"
+    else:
+        ago = f"{round(seconds / 86400)} days ago"
+    return f"{when:%Y-%m-%d %H:%M} UTC ({ago})"
+
+
+def short_model(name: Any) -> str:
+    """A model's short name (`all-MiniLM-L6-v2`); a local folder path is kept whole."""
+    name = str(name or "?")
+    return name.split("/")[-1] if "/" in name and not os.path.isabs(name) else name
+
+
+def problem_pages(report: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Resources whose page could not be used (failed, or a paywalled teaser), with the reason."""
+    out = []
+    for rec in report or []:
+        status = rec.get("status")
+        if status in ("failed", "thin"):
+            out.append({"url": str(rec.get("url", "")), "title": str(rec.get("title", "") or ""),
+                        "status": str(status), "reason": str(rec.get("reason", "") or "no reason recorded")})
+    return out
+
+
+def problem_pages_html(problems: Sequence[Mapping[str, str]]) -> str:
+    """The pages not indexed, each linked (when http(s)) with its status and reason, all escaped."""
+    items = []
+    for p in problems:
+        label = "paywalled / thin" if p["status"] == "thin" else "failed"
+        items.append(f'<li><div class="faq-pp-title">{link_html(p["url"], p["title"] or p["url"])}</div>'
+                     f'<div class="faq-pp-reason"><span class="faq-pp-status">{esc(label)}</span> '
+                     f'{esc(p["reason"])}</div></li>')
+    return f'<ul class="faq-pp">{"".join(items)}</ul>'
