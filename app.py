@@ -7,13 +7,17 @@ renders the `SearchResponse` it returns), everything shown is built by the
 log and votes are `webapp.feedback`. This file only wires Streamlit widgets to them.
 
 Configuration (environment): FAQ_INDEX_DIR (default data/index), FAQ_APP_DB
-(default data/app.sqlite), FAQ_CACHE_DIR (default data/cache: rebuilds, and the ONNX query encoder).
+(default data/app.sqlite), FAQ_CACHE_DIR (default data/cache: rebuilds, and the ONNX query encoder),
+FAQ_EXAMPLES (default data/examples.txt: example questions offered under the empty search box, one per
+line; only those the current index answers are shown), FAQ_CONTACT (where a learner can ask when the
+FAQ has no answer: a URL, an e-mail address or a sentence; shown on the "no good answer" panel).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sqlite3
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,14 +31,18 @@ from indexer.store import IndexError_, read_report
 from indexer.text import clip_query
 from webapp import browse, cards, index_state
 from webapp.feedback import FeedbackStore, default_db_path
-from webapp.html import md_escape
+from webapp.html import esc, link_html, md_escape, safe_url
 
 if TYPE_CHECKING:  # loaded in the loader thread (see SearcherLoader), not before the page draws
     from indexer.search import Searcher, SearchResponse
 
 ROOT = Path(__file__).resolve().parent
 STYLE = ROOT / "webapp" / "style.css"
-TOP_K = 5
+#: Results asked for: the answer, the related entries shown, and the rest behind "show more".
+TOP_K = 8
+#: Related (or, without an answer, nearest) entries shown before "show more".
+RELATED_SHOWN = 3
+EXAMPLES_SHOWN = 3
 #: The two views; the label is also the `?view=` value of a deep link (`?view=Browse`).
 VIEWS = ["Search", "Browse"]
 log = logging.getLogger("faq_app")
@@ -67,6 +75,14 @@ def cache_dir() -> Path:
 
 def db_path() -> Path:
     return default_db_path(ROOT)
+
+
+def examples_path() -> Path:
+    return env_path("FAQ_EXAMPLES", ROOT / "data" / "examples.txt")
+
+
+def contact() -> str:
+    return " ".join(os.environ.get("FAQ_CONTACT", "").split())
 
 
 # -- loaded once per process ---------------------------------------------------------------------
@@ -273,12 +289,68 @@ def no_index_panel(problem: str, manifest: dict | None) -> None:
 
 def entry_view(searcher: Searcher, entry_id: str) -> None:
     entry = searcher.stored.entries.get(entry_id)
-    st.button("← Back", key="close_entry", on_click=close_entry, type="tertiary")
+    back = ("← Back to your search" if st.query_params.get("q") else
+            "← Back to the list" if st.query_params.get("view") == VIEWS[1] else "← Back")
+    st.button(back, key="close_entry", on_click=close_entry, type="tertiary")
     if entry is None:
         st.warning("That FAQ entry does not exist (any more). Try searching for it instead.")
         return
     with st.container(border=True, key="entry_card"):
         st.html(cards.entry_card_html(entry))
+
+
+def examples(token: tuple[str, str], searcher: Searcher) -> list[str]:
+    """Example questions the current index answers: the configured ones, else a few FAQ questions."""
+    configured = browse.read_examples(examples_path())
+    if configured:
+        return [q for q in configured if run_search(*token, q, 1).answered][:EXAMPLES_SHOWN]
+    return browse.example_questions(searcher.stored.entries.values(), n=2)
+
+
+def on_suggest(query: str) -> None:
+    st.session_state["_suggested"] = query
+    store = get_store(str(db_path()))
+    try:
+        if store is None:
+            raise sqlite3.Error("no feedback database")
+        store.record_suggestion(query)
+    except sqlite3.Error as exc:
+        log.warning("suggestion not saved: %s", exc)
+        st.toast("Sorry, your suggestion could not be saved.")
+        return
+    st.toast("Thanks! The FAQ's maintainer will see your question.", icon=":material/mail:")
+
+
+def no_answer_panel(query: str) -> None:
+    """Say plainly that the FAQ has no good answer, and what the learner can do next."""
+    where = contact()
+    if not where:
+        ask = ""
+    elif safe_url(where):
+        ask = f" You can also ask the course team: {link_html(where, where)}."
+    elif "@" in where and " " not in where:
+        ask = f" You can also ask the course team at <b>{esc(where)}</b>."
+    else:
+        ask = f" {esc(where)}"
+    st.html('<div class="faq-notice" role="status"><b>The FAQ has no good answer to this question.</b>'
+            "The entries below are the nearest; they may still help. Try other words, or suggest this "
+            f"question for the FAQ.{ask}</div>")
+    done = st.session_state.get("_suggested") == query
+    st.button("Question suggested ✓" if done else "Suggest this question for the FAQ", key="suggest",
+              on_click=on_suggest, args=(query,), disabled=done, icon=":material/add_comment:")
+
+
+def results_list(title: str, results: list, threshold: float, qkey: str, query: str) -> None:
+    """A heading, the first RELATED_SHOWN results one line each, the rest behind "show more"."""
+    if not results:
+        return
+    st.html(f'<div class="faq-section">{esc(title)}</div>')
+    shown, more = results[:RELATED_SHOWN], results[RELATED_SHOWN:]
+    with st.container(key="related"):
+        st.html(cards.related_html(shown, threshold, query_key=qkey, query=query))
+    if more:
+        with st.expander(f"Show {len(more)} more"):
+            st.html(cards.related_html(more, threshold, query_key=qkey, query=query))
 
 
 def search_view(token: tuple[str, str], manifest: dict) -> None:
@@ -292,12 +364,12 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
     if searcher is None:
         return
     if not query:
-        examples = browse.example_questions(searcher.stored.entries.values(), n=2)
-        if examples:
+        shown = examples(token, searcher)
+        if shown:
             st.caption("Or try an example:")
             row = st.container(horizontal=True, gap="small", key="examples")
-            for i, text in enumerate(examples):
-                row.button(text, key=f"example_{i}", on_click=set_query, args=(text,), type="secondary")
+            for i, text in enumerate(shown):  # a label is Markdown: escaped, so FAQ text stays text
+                row.button(md_escape(text), key=f"example_{i}", on_click=set_query, args=(text,), type="secondary")
         return
     try:
         response = run_search(*token, query, TOP_K)
@@ -312,20 +384,23 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
                           for typed, fixed in response.corrections.items())
         st.caption(f"Also searched for: {fixes}")
     if not results:
-        st.info("Nothing to search for in that question. Try a few words about your problem.")
+        st.info("**Nothing to search for** in that question: it has no words the search can use. "
+                "Try a few words about your problem, e.g. *why does a neuron need a bias?*",
+                icon=":material/edit:")
         return
-    if not response.answered:
-        st.warning("**The FAQ has no good answer to this question.** These are the nearest entries; "
-                   "they may still help.", icon=":material/help:")
     threshold = response.threshold
     qkey = query_key(query)
-    top = results[0].score
-    for rank, result in enumerate(results, start=1):
-        with st.container(border=True, key=f"result_{rank}"):
-            st.html(cards.result_card_html(result, rank, threshold, searcher.stored.documents, top_score=top,
-                                           query_key=qkey))
-            key = f"vote_{qkey}_{rank}"
-            st.feedback("thumbs", key=key, on_change=on_vote, args=(key, query, result.id, rank))
+    if not response.answered:
+        no_answer_panel(query)
+        results_list(f"Nearest entries ({len(results)})", results, threshold, qkey, query)
+        return
+    best, related = results[0], results[1:]
+    st.caption(f"1 answer{f' and {len(related)} related entries' if related else ''} in the FAQ")
+    with st.container(border=True, key="result_1"):
+        st.html(cards.answer_card_html(best, threshold, searcher.stored.documents, query_key=qkey, query=query))
+        key = f"vote_{qkey}_1"
+        st.feedback("thumbs", key=key, on_change=on_vote, args=(key, query, best.id, 1))
+    results_list("Related questions", related, threshold, qkey, query)
 
 
 def browse_view(searcher: Searcher) -> None:
@@ -337,7 +412,8 @@ def browse_view(searcher: Searcher) -> None:
         st.info("No FAQ entry contains all of those words. Try fewer words, or use Search.")
         return
     st.caption(f"{len(shown)} of {len(entries)} entries" if text else f"{len(entries)} entries")
-    st.html(cards.browse_html(browse.group_by_category(shown), expanded=bool(text and text.strip())))
+    st.html(cards.browse_html(browse.group_by_category(shown), expanded=bool(text and text.strip()), view=VIEWS[1],
+                              filter_text=(text or "").strip()))
 
 
 def main() -> None:

@@ -74,7 +74,8 @@ def ask(page, query: str, timeout_ms: int = 120_000) -> None:
     box = page.locator(".st-key-q input")
     box.fill(query)
     box.press("Enter")
-    page.locator(f'.st-key-result_1 .faq-card[data-q="{query_key(query)}"]').wait_for(timeout=timeout_ms)
+    # The answer card, or without an answer the list of nearest entries: both carry the query's key.
+    page.locator(f'[data-q="{query_key(query)}"]').first.wait_for(timeout=timeout_ms)
 
 
 def one_run(browser, env: dict[str, str], later: list[str], log_path: Path, shots: Path | None,

@@ -90,7 +90,7 @@ def collect_set(set_name: str, eset: Any) -> tuple[list[Record], dict[str, Any]]
 
     per_query: dict[str, tuple[list[str], np.ndarray, dict[str, Ranking]]] = {}
     for q in queries:
-        if not prepared[q].text:
+        if not prepared[q].searchable:
             per_query[q] = ([], np.zeros((0, 0)), {name: Ranking() for name in FIXED})
             continue
         scored = base.score(prepared[q], vectors[q])

@@ -19,6 +19,12 @@ class PreparedQuery:
     terms: list[str] = field(default_factory=list)
     corrections: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def searchable(self) -> bool:
+        """False for a query of only stop words, punctuation or short numbers ("the", "???", "what is it"):
+        any entry would be a guess, so nothing is searched and the user is asked for words."""
+        return bool(self.terms)
+
 
 def clean(query: str) -> str:
     query = unicodedata.normalize("NFKC", query)

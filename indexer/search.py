@@ -262,7 +262,7 @@ class Searcher:
     def search(self, query: str, *, top_k: int | None = None) -> SearchResponse:
         top_k = top_k or self.settings.top_k
         prepared = self.prepare(query)
-        if not prepared.text or not self.units:
+        if not prepared.searchable or not self.units:
             return SearchResponse(query=query, answered=False, results=[], threshold=self.threshold)
         scored = self.score(prepared)
         ranked = self.rank(scored.entries, top_k)

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.parse
 
 import pytest
 
@@ -46,7 +47,9 @@ def app_env(app_index: AppIndex, tmp_path, monkeypatch):
     monkeypatch.setenv("FAQ_INDEX_DIR", str(app_index.index_dir))
     monkeypatch.setenv("FAQ_APP_DB", str(db))
     monkeypatch.setenv("FAQ_CACHE_DIR", str(app_index.cache_dir))
+    monkeypatch.setenv("FAQ_EXAMPLES", str(tmp_path / "no-examples.txt"))  # the FAQ's own questions
     monkeypatch.delenv("FAQ_ANSWER_THRESHOLD", raising=False)
+    monkeypatch.delenv("FAQ_CONTACT", raising=False)
     return db
 
 
@@ -64,6 +67,16 @@ def cards(at) -> list[str]:
 
 def card_ids(at) -> list[str]:
     return [re.search(r'data-entry="([^"]*)"', c).group(1) for c in cards(at)]
+
+
+def related(at) -> list[str]:
+    """The one-line results below the answer (or, without one, the nearest entries), in order."""
+    return [m for h in at.main.html if 'class="faq-related' in h.value
+            for m in re.findall(r'<li class="faq-rel-item" data-entry="([^"]*)"', h.value)]
+
+
+def shown_ids(at) -> list[str]:
+    return card_ids(at) + related(at)
 
 
 def plain(markup: str) -> str:
@@ -101,7 +114,33 @@ def test_home_page_has_search_box_and_examples(app_env, app_index):
     at = examples[0].click().run()
     assert at.text_input(key="q").value == examples[0].label
     by_question = {e.question: e.id for e in load(app_index.index_dir).entries.values()}
-    assert card_ids(at)[0] == by_question[examples[0].label]
+    assert shown_ids(at)[0] == by_question[examples[0].label]
+
+
+def test_configured_examples_are_shown_only_when_the_index_answers_them(app_env, tmp_path, monkeypatch):
+    path = tmp_path / "examples.txt"
+    path.write_text("# comment\nhow do I measure the error of predicted probabilities?\n\n"
+                    "how do I bake sourdough bread at home\n**bold** [x](javascript:alert(1))\n", "utf-8")
+    monkeypatch.setenv("FAQ_EXAMPLES", str(path))
+    at = new_app()
+    assert_no_trace(at)
+    labels = [b.label for b in at.button if str(b.key).startswith("example_")]
+    assert labels and labels[0] == "how do I measure the error of predicted probabilities?"
+    assert all("sourdough" not in label for label in labels)
+    at = [b for b in at.button if str(b.key) == "example_0"][0].click().run()
+    assert card_ids(at) == ["what-is-cross-entropy-loss"]
+
+
+def test_an_example_label_is_text_not_markdown(app_env, tmp_path, monkeypatch):
+    from webapp.html import md_escape
+
+    path = tmp_path / "examples.txt"
+    hostile = "what is log loss ![x](https://evil.example/x.png) **bold**"
+    path.write_text(hostile + "\n", "utf-8")
+    monkeypatch.setenv("FAQ_EXAMPLES", str(path))
+    at = new_app()
+    labels = [b.label for b in at.button if str(b.key).startswith("example_")]
+    assert labels == [md_escape(hostile)]
 
 
 def test_search_shows_results_with_resources_evidence_and_logs_the_query(app_env):
@@ -115,11 +154,14 @@ def test_search_shows_results_with_resources_evidence_and_logs_the_query(app_env
     assert "Understanding binary cross-entropy / log loss" in plain(top) and "faq-kind-article" in top
     assert "127.0.0.1" in top  # the site name
     assert "<mark>" in top
-    assert len(at.feedback) == len(cards(at))
+    assert len(cards(at)) == 1 and len(at.feedback) == 1  # the answer in full; the rest one line each
+    rest = related(at)
+    assert rest and "what-is-cross-entropy-loss" not in rest and len(rest) == len(set(rest))
+    assert any("1 answer and" in c.value for c in at.caption)
     rows = FeedbackStore(app_env).queries()
     assert [(r["query"], r["top_id"], r["answered"]) for r in rows] == [
         ("what is log loss", "what-is-cross-entropy-loss", 1)]
-    assert rows[0]["top_score"] > 0 and rows[0]["n_results"] == len(cards(at))
+    assert rows[0]["top_score"] > 0 and rows[0]["n_results"] == 1 + len(rest)
     at.run()  # a rerun (e.g. a feedback click) is not a new query
     assert len(FeedbackStore(app_env).queries()) == 1
     search(at, "striped momentum")
@@ -131,16 +173,45 @@ def test_evidence_from_a_page_links_to_its_source(app_env, app_index):
     assert_no_trace(at)
     assert card_ids(at)[0] == "what-is-striped-momentum"
     top = cards(at)[0]
-    assert "From the linked page" in top and f'href="{app_index.base_url}/striped-momentum.html"' in top
+    page = f"{app_index.base_url}/striped-momentum.html"
+    assert "From “" in top and f'href="{page}"' in top  # the FAQ's link to the page, to its top
+    # and "read this passage" opens the page at the passage (a URL text fragment)
+    fragment = re.search(r'href="(' + re.escape(page) + r'#:~:text=[^"]+)"', top)
+    assert fragment and "Read this passage on the page" in plain(top)
+    start = html.unescape(fragment.group(1)).split("#:~:text=")[1].split(",")[0]
+    assert urllib.parse.unquote(start) in plain(top)
     assert "<mark>alternates</mark>" in top
 
 
 def test_no_answer_says_so_and_still_offers_the_nearest_entries(app_env):
     at = search(new_app(), "how do I bake sourdough bread at home")
     assert_no_trace(at)
-    assert any("no good answer" in w.value for w in at.warning)
-    assert len(cards(at)) >= 3
+    notice = [h.value for h in at.main.html if "faq-notice" in h.value]
+    assert notice and "no good answer" in notice[0]
+    assert not cards(at) and len(related(at)) >= 3  # nearest entries, compact: nothing looks like an answer
     assert FeedbackStore(app_env).queries()[0]["answered"] == 0
+    at.button(key="suggest").click().run()
+    assert_no_trace(at)
+    assert [r["query"] for r in FeedbackStore(app_env).suggestions()] == ["how do I bake sourdough bread at home"]
+    assert at.button(key="suggest").disabled and any("maintainer" in t.value for t in at.toast)
+
+
+def test_no_answer_points_to_the_configured_contact(app_env, monkeypatch):
+    monkeypatch.setenv("FAQ_CONTACT", "https://forum.example/c/course")
+    at = search(new_app(), "how do I bake sourdough bread at home")
+    notice = [h.value for h in at.main.html if "faq-notice" in h.value][0]
+    assert '<a href="https://forum.example/c/course"' in notice
+    monkeypatch.setenv("FAQ_CONTACT", "<b>Ask</b> in the Tuesday lab")
+    notice = [h.value for h in search(new_app(), "how do I bake sourdough bread at home").main.html if "faq-notice" in h.value][0]
+    assert "&lt;b&gt;Ask&lt;/b&gt; in the Tuesday lab" in notice
+
+
+@pytest.mark.parametrize("query", ["???", "the", "what is it?", "..."])
+def test_a_query_with_nothing_to_search_for_says_so(app_env, query):
+    at = search(new_app(), query)
+    assert_no_trace(at)
+    assert any("Nothing to search for" in i.value for i in at.info)
+    assert not shown_ids(at) and not [h for h in at.main.html if "faq-notice" in h.value]
 
 
 def test_feedback_is_stored_with_the_query(app_env):
@@ -150,10 +221,11 @@ def test_feedback_is_stored_with_the_query(app_env):
     votes = FeedbackStore(app_env).votes()
     assert [(v["query"], v["entry_id"], v["vote"], v["rank"]) for v in votes] == [
         ("what is log loss", "what-is-cross-entropy-loss", 1, 1)]
-    at.feedback[1].set_value(0).run()
-    votes = FeedbackStore(app_env).votes()
-    assert (votes[0]["vote"], votes[0]["rank"], votes[0]["entry_id"]) == (-1, 2, card_ids(at)[1])
     assert any("Thanks" in t.value for t in at.toast)
+    at = search(at, "striped momentum")
+    at.feedback[0].set_value(0).run()
+    votes = FeedbackStore(app_env).votes()
+    assert (votes[0]["query"], votes[0]["vote"], votes[0]["entry_id"]) == ("striped momentum", -1, card_ids(at)[0])
 
 
 def test_deep_link_runs_the_query(app_env):
@@ -171,6 +243,20 @@ def test_deep_link_to_one_entry_and_back(app_env):
     assert not at.text_input  # the entry alone
     at.button(key="close_entry").click().run()
     assert "entry" not in at.query_params and at.text_input(key="q")
+
+
+def test_an_entry_opened_from_a_search_comes_back_to_the_same_search(app_env):
+    at = search(new_app(), "what is log loss")
+    href = re.search(r'href="(\?entry=[^"]+)"', cards(at)[0]).group(1)
+    params = dict(urllib.parse.parse_qsl(html.unescape(href)[1:]))
+    assert params == {"entry": "what-is-cross-entropy-loss", "q": "what is log loss"}
+    opened = new_app(**params)  # the link reloads the page: a new session with these params
+    assert card_ids(opened) == ["what-is-cross-entropy-loss"] and not opened.text_input
+    assert opened.button(key="close_entry").label == "← Back to your search"
+    back = opened.button(key="close_entry").click().run()
+    assert_no_trace(back)
+    assert back.text_input(key="q").value == "what is log loss"
+    assert card_ids(back) == ["what-is-cross-entropy-loss"] and related(back)
     missing = new_app(entry="no-such-entry")
     assert_no_trace(missing)
     assert any("does not exist" in w.value for w in missing.warning)
@@ -183,7 +269,7 @@ def test_browse_groups_every_entry_by_category_and_filters(app_env):
     page = "".join(h.value for h in at.main.html)
     assert page.count('class="faq-item"') == 5
     assert [m for m in re.findall(r'faq-group-title">([^<]*?) <', page)] == ["Neural networks", "Tools and setup"]
-    assert "Striped momentum notes" in page and 'href="?entry=what-is-striped-momentum"' in page
+    assert "Striped momentum notes" in page and 'href="?entry=what-is-striped-momentum&amp;view=Browse"' in page
     at.text_input(key="filter").input("momentum").run()
     page = "".join(h.value for h in at.main.html)
     assert page.count('class="faq-item"') == 1 and " open>" in page
@@ -191,7 +277,14 @@ def test_browse_groups_every_entry_by_category_and_filters(app_env):
     at.text_input(key="filter").input("zzzz nothing").run()
     assert any("No FAQ entry" in i.value for i in at.info)
     deep = new_app(view="Browse", filter="pytorch")
-    assert "".join(h.value for h in deep.main.html).count('class="faq-item"') == 1
+    page = "".join(h.value for h in deep.main.html)
+    assert page.count('class="faq-item"') == 1
+    href = html.unescape(re.search(r'href="(\?entry=[^"]+)"', page).group(1))
+    back = new_app(**dict(urllib.parse.parse_qsl(href[1:]))).button(key="close_entry")
+    assert back.label == "← Back to the list"
+    back = back.click().run()
+    assert back.text_input(key="filter").value == "pytorch"
+    assert "".join(h.value for h in back.main.html).count('class="faq-item"') == 1
 
 
 def test_sidebar_shows_index_status_and_failed_pages(app_env, app_index):
@@ -215,8 +308,9 @@ def test_sidebar_shows_index_status_and_failed_pages(app_env, app_index):
 
 
 def test_hostile_page_faq_and_query_are_shown_as_text(app_env):
-    at = search(new_app(), "striped momentum")
+    at = search(new_app(), "striped momentum: careful readers notice the page tries to inject markup")
     assert_no_trace(at)
+    assert card_ids(at) == ["what-is-striped-momentum"]  # the hostile passage is the evidence
     at2 = search(new_app(), "why do I see img src onerror in my notebook")
     at3 = search(new_app(), HOSTILE_QUERY)
     assert_no_trace(at3)
@@ -285,7 +379,7 @@ def test_rebuild_button_swaps_in_the_new_index(tmp_path, monkeypatch, app_index)
     monkeypatch.setenv("FAQ_CACHE_DIR", str(cache_dir))
     monkeypatch.setenv("FAQ_APP_DB", str(tmp_path / "app.sqlite"))
     at = search(new_app(), "batch normalisation layers")
-    assert card_ids(at) == ["what-is-dropout"]
+    assert shown_ids(at) == ["what-is-dropout"]
     faq.write_text(faq.read_text("utf-8") + "\n**Q: What is batch normalisation?**\n\nIt normalises layer inputs.\n",
                    "utf-8")
     at.run()
@@ -295,7 +389,7 @@ def test_rebuild_button_swaps_in_the_new_index(tmp_path, monkeypatch, app_index)
     assert_no_trace(at)
     assert any("Index rebuilt" in s.value for s in at.sidebar.success)
     assert not at.sidebar.warning
-    assert card_ids(at)[0] == "what-is-batch-normalisation"  # the same query, now on the new build
+    assert shown_ids(at)[0] == "what-is-batch-normalisation"  # the same query, now on the new build
     assert {m.label: m.value for m in at.sidebar.metric}["Entries"] == "2"
 
 
@@ -307,8 +401,8 @@ def test_a_rebuild_elsewhere_is_picked_up_on_the_next_run(tmp_path, monkeypatch)
     monkeypatch.setenv("FAQ_INDEX_DIR", str(index_dir))
     monkeypatch.setenv("FAQ_APP_DB", str(tmp_path / "app.sqlite"))
     at = search(new_app(), "weight decay")
-    assert card_ids(at) == ["what-is-dropout"]
+    assert shown_ids(at) == ["what-is-dropout"]
     faq.write_text(faq.read_text("utf-8") + "\n**Q: What is weight decay?**\n\nAn L2 penalty on weights.\n", "utf-8")
     build(faq, index_dir, cache_dir, offline=True)  # e.g. `python -m indexer build` in a terminal
     at.run()
-    assert card_ids(at)[0] == "what-is-weight-decay"
+    assert shown_ids(at)[0] == "what-is-weight-decay"

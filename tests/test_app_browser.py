@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
+import urllib.parse
 
 import pytest
 
-from app_fixtures import (CHROMIUM_ARGS, HOSTILE_QUERY, XSS_TEXT, AppIndex, RunningApp, app_index,  # noqa: F401
-                          chromium_or_skip)
+from app_fixtures import (CHROMIUM_ARGS, HOSTILE_QUERY, ROUTES, XSS_TEXT, AppIndex, RunningApp,  # noqa: F401
+                          app_index, chromium_or_skip)
 
 pytestmark = pytest.mark.browser
 
@@ -38,12 +39,19 @@ def _wait_for(predicate, timeout: float = 30.0):
     return predicate()
 
 
+def shoot(page, folder, name: str) -> None:
+    """A full-page screenshot kept in the test's tmp dir (`<name>.png`), for a person to look at."""
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
 def test_search_feedback_and_safety_in_headless_chromium(app_index: AppIndex, tmp_path):
     chromium = chromium_or_skip()
     from playwright.sync_api import expect, sync_playwright
 
     db = tmp_path / "app.sqlite"
-    env = {"FAQ_INDEX_DIR": str(app_index.index_dir), "FAQ_APP_DB": str(db), "FAQ_CACHE_DIR": str(app_index.cache_dir)}
+    env = {"FAQ_INDEX_DIR": str(app_index.index_dir), "FAQ_APP_DB": str(db), "FAQ_CACHE_DIR": str(app_index.cache_dir),
+           "FAQ_EXAMPLES": str(tmp_path / "no-examples.txt"), "FAQ_ADMIN": ""}
     with RunningApp(env, tmp_path / "streamlit.log") as app, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
@@ -71,12 +79,12 @@ def test_search_feedback_and_safety_in_headless_chromium(app_index: AppIndex, tm
             page.locator(".st-key-result_1 [data-testid='stFeedback'] button").first.click()
             votes = _wait_for(lambda: _votes(db))
             assert votes == [("what is log loss", "what-is-cross-entropy-loss", 1, 1)], app.log_text()
-            page.screenshot(path=str(tmp_path / "search-laptop.png"), full_page=True)
+            shoot(page, tmp_path, "search-laptop")
 
             # A hostile query, then the hostile page's passage: shown as text, nothing runs.
             box.fill(HOSTILE_QUERY)
             box.press("Enter")
-            expect(page.locator(".st-key-result_1 .faq-card")).to_be_visible(timeout=WAIT_MS)
+            expect(page.locator(".faq-card, .faq-related").first).to_be_visible(timeout=WAIT_MS)
             box.fill("alternates the momentum coefficient every other mini-batch")
             box.press("Enter")
             hostile = page.locator(".st-key-result_1 .faq-card")
@@ -87,14 +95,61 @@ def test_search_feedback_and_safety_in_headless_chromium(app_index: AppIndex, tm
             assert page.evaluate("() => window.__pwned") is None
             assert page.locator("img[src='x']").count() == 0
             assert page.locator("[data-testid='stMain'] script").count() <= 1  # only the app's own focus script
-            hrefs = page.eval_on_selector_all(".faq-card a[href]", "els => els.map(e => e.getAttribute('href'))")
+            hrefs = page.eval_on_selector_all(".faq-card a[href], .faq-related a[href]",
+                                              "els => els.map(e => e.getAttribute('href'))")
             assert hrefs and all(re.match(r"^(https?://|\?entry=)", h) for h in hrefs), hrefs
 
-            # Phone width: nothing wider than the screen.
+            # The passage is one click away: a text-fragment link whose words are on the source page.
+            fragment = hostile.locator(".faq-ev-open a").get_attribute("href")
+            source, directive = fragment.split("#:~:text=")
+            assert source == f"{app_index.base_url}/striped-momentum.html"
+            body = ROUTES["/striped-momentum.html"][2].decode("utf-8")  # what the index was built from
+            for part in directive.split(","):
+                assert urllib.parse.unquote(part) in " ".join(re.sub(r"<[^>]+>", " ", body).split())
+
+            # Open the entry, come back: the query and its results are still there.
+            hostile.locator(".faq-foot a").click()
+            entry = page.locator(".st-key-entry_card .faq-card")
+            expect(entry).to_have_attribute("data-entry", "what-is-striped-momentum", timeout=WAIT_MS)
+            shoot(page, tmp_path, "entry-laptop")
+            page.locator(".st-key-close_entry button").click()
+            expect(page.locator(".st-key-q input")).to_have_value(
+                "alternates the momentum coefficient every other mini-batch", timeout=WAIT_MS)
+            expect(page.locator(".st-key-result_1 .faq-card")).to_have_attribute(
+                "data-entry", "what-is-striped-momentum", timeout=WAIT_MS)
+
+            # No good answer: said so, the nearest entries compact, a next step.
+            box = page.locator(".st-key-q input")
+            box.fill("how do I bake sourdough bread at home")
+            box.press("Enter")
+            expect(page.locator(".faq-notice")).to_contain_text("no good answer", timeout=WAIT_MS)
+            expect(page.locator(".faq-related li").first).to_be_visible()
+            expect(page.locator(".st-key-suggest button")).to_be_visible()
+            assert page.locator(".faq-card").count() == 0
+            shoot(page, tmp_path, "no-answer-laptop")
+
+            # Learners see no index internals.
+            for internal in ("Rebuild", "Index status", "Pages fetched", "HTTP 404"):
+                assert page.get_by_text(internal).count() == 0, internal
+
+            # Phone width: nothing wider than the screen, in every state.
             page.set_viewport_size({"width": 390, "height": 844})
             page.wait_for_timeout(500)
             assert page.evaluate("() => document.documentElement.scrollWidth") <= 391
-            page.screenshot(path=str(tmp_path / "search-phone.png"), full_page=True)
+            shoot(page, tmp_path, "no-answer-phone")
+            box.fill("what is log loss")
+            box.press("Enter")
+            expect(page.locator(".st-key-result_1 .faq-card")).to_have_attribute(
+                "data-entry", "what-is-cross-entropy-loss", timeout=WAIT_MS)
+            page.wait_for_timeout(300)
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= 391
+            shoot(page, tmp_path, "search-phone")
+            page.locator(".st-key-result_1 .faq-foot a").click()
+            expect(page.locator(".st-key-entry_card .faq-card")).to_be_visible(timeout=WAIT_MS)
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= 391
+            shoot(page, tmp_path, "entry-phone")
+            page.locator(".st-key-close_entry button").click()
+            expect(page.locator(".st-key-q input")).to_have_value("what is log loss", timeout=WAIT_MS)
             assert (tmp_path / "search-laptop.png").stat().st_size > 0
             assert "Traceback" not in page.content()
         finally:

@@ -146,10 +146,15 @@ def test_odd_queries_do_not_crash(searcher, query):
     assert all(np.isfinite(r.score) for r in response.results)
 
 
-@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
-def test_an_empty_query_finds_nothing_and_answers_nothing(searcher, query):
+@pytest.mark.parametrize("query", ["", "   ", "\n\t", "???", "the", "what is it?", "How do I do this", "- 1 2 -"])
+def test_a_query_without_words_to_search_finds_nothing_and_answers_nothing(searcher, query):
     response = searcher.search(query)
     assert response.results == [] and response.answered is False
+
+
+@pytest.mark.parametrize("query", ["relu", "what is it about softmax?", "交叉熵损失是什么", "BCE"])
+def test_one_content_word_is_enough_to_search(searcher, query):
+    assert searcher.search(query).results
 
 
 def test_foreign_wording_still_ranks_sensibly(searcher):

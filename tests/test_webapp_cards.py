@@ -10,17 +10,35 @@ from indexer.search import Evidence, Result
 from webapp import browse, cards
 
 
-def test_relevance_labels_follow_the_threshold_and_the_best_result():
-    assert cards.relevance(0.9, 0.45) == cards.Relevance("Strong match", "strong", 90)
-    assert cards.relevance(0.6, 0.45).level == "good"
-    assert cards.relevance(0.5, 0.45).level == "weak"  # just above the answer bar
-    assert cards.relevance(0.4, 0.45) == cards.Relevance("Weak match", "low", 40)  # below it
-    # With a low calibrated threshold, a runner-up far below the best result is only a possible match.
-    assert cards.relevance(0.68, 0.11, top=0.68).level == "strong"
-    assert cards.relevance(0.25, 0.11, top=0.68).level == "weak"
-    assert cards.relevance(0.45, 0.11, top=0.68).level == "good"
+def test_relevance_reads_the_confidence_in_words():
+    strong = cards.relevance(0.9, 0.2)
+    assert (strong.label, strong.level, strong.percent) == ("Strong match", "strong", 90) and strong.meaning
+    assert cards.relevance(0.6, 0.2).level == "good"
+    assert cards.relevance(0.3, 0.2).level == "weak"  # above the answer threshold, below even odds
+    weak = cards.relevance(0.1, 0.2)
+    assert (weak.label, weak.level, weak.percent) == ("Weak match", "low", 10) and "not" in weak.meaning
+    # A calibrated threshold above even odds: nothing between it and "good" reads as "possible".
+    assert cards.relevance(0.7, 0.65).level == "good" and cards.relevance(0.6, 0.65).level == "low"
     assert cards.relevance(-0.3, 0.45).percent == 0 and cards.relevance(1.7, 0.45).percent == 100
     assert cards.relevance(float("nan"), 0.45).percent == 0 and cards.relevance("x", 0.45).level == "low"
+
+
+def test_relevance_html_explains_the_label_in_words_and_draws_the_confidence():
+    out = cards.relevance_html(cards.relevance(0.62, 0.2))
+    assert ">Good match<" in out and 'style="width:62%"' in out and "very likely answers" in out
+    assert "very likely" not in cards.relevance_html(cards.relevance(0.62, 0.2), explain=False)
+
+
+def test_related_html_is_one_escaped_line_per_result_linking_back_to_the_search():
+    results = [Result(id=f"e{i}", question=f"Question <{i}>?", answer="", category="", score=s, resources=[],
+                      evidence=Evidence(source="question", text="", highlights=[]))
+               for i, s in enumerate((0.7, 0.05))]
+    out = cards.related_html(results, 0.2, query_key="k1", query="a&b")
+    assert out.count("<li ") == 2 and 'data-q="k1"' in out
+    assert "Question &lt;0&gt;?" in out and "<0>" not in out
+    assert 'href="?entry=e0&amp;q=a%26b"' in out
+    assert out.index("Good match") < out.index("Weak match")
+    assert cards.related_html([], 0.2) == ""
 
 
 def test_kind_badges():
@@ -41,7 +59,7 @@ def test_browse_html_escapes_and_links_entries():
     assert 'href="?entry=x%3C1"' in out and "<details" in out and " open>" in out
 
 
-def test_result_card_escapes_hostile_fields():
+def test_answer_card_escapes_hostile_fields():
     result = Result(id="e\"1", question="Why <script>alert(1)</script>?", answer=XSS_TEXT, category="<i>c</i>",
                     score=0.8,
                     resources=[Resource(url="javascript:alert(1)", title=XSS_TEXT, kind="video", site="<s>"),
@@ -49,28 +67,29 @@ def test_result_card_escapes_hostile_fields():
                     evidence=Evidence(source="resource", url="https://ok.example/p", text="momentum " + XSS_TEXT,
                                       highlights=[[0, 8]]))
     documents = {"https://ok.example/p": Document(url="https://ok.example/p", title=XSS_TEXT, site="ok")}
-    out = cards.result_card_html(result, 1, 0.45, documents)
+    out = cards.answer_card_html(result, 0.45, documents, query='log <loss>')
     assert "<script" not in out and "<img" not in out and "<i>c" not in out and "<s>" not in out
     assert 'href="javascript' not in out
-    assert "<mark>momentum</mark>" in out and "From the linked page" in out
-    assert 'data-entry="e&quot;1"' in out and 'href="?entry=e%221"' in out
+    assert "<mark>momentum</mark>" in out and "From “Fine”" in out  # the page under the FAQ's name for it
+    assert 'href="https://ok.example/p#:~:text=' not in out  # no plain words to quote: the page itself
+    assert 'data-entry="e&quot;1"' in out and 'href="?entry=e%221&amp;q=log%20%3Closs%3E"' in out
     assert "Strong match" in out and "Video" in out and "Paper" in out
 
 
-def test_result_card_marks_question_or_answer_in_place():
+def test_answer_card_marks_question_or_answer_in_place():
     q = Result(id="a", question="What is log loss?", answer="", category="", score=0.3, resources=[],
                evidence=Evidence(source="question", text="What is log loss?", highlights=[[8, 11], [12, 16]]))
-    out = cards.result_card_html(q, 2, 0.45)
+    out = cards.answer_card_html(q, 0.45)
     assert "What is <mark>log</mark> <mark>loss</mark>?" in out and "Matched the FAQ question" in out
     a = replace(q, answer="Intro.\n\nLog loss is cross entropy.",
                 evidence=Evidence(source="answer", text="Log loss is cross entropy.", highlights=[[0, 3]]))
-    out = cards.result_card_html(a, 1, 0.45)
+    out = cards.answer_card_html(a, 0.45)
     assert "<mark>Log</mark> loss is cross entropy." in out and "Matched the FAQ answer" in out
     other = replace(q, evidence=Evidence(source="question", text="Something else entirely", highlights=[[0, 9]]))
-    assert "<mark>Something</mark> else" in cards.result_card_html(other, 1, 0.45)
+    assert "<mark>Something</mark> else" in cards.answer_card_html(other, 0.45)
 
 
-def test_result_card_spreads_entry_profile_marks_over_its_fields():
+def test_answer_card_spreads_entry_profile_marks_over_its_fields():
     question, answer, title = "What is log loss?", "It is cross entropy.", "Log loss explained"
     profile = f"{question} {answer} {title}"
     spans = [[profile.index("log"), profile.index("log") + 3], [profile.index("cross"), profile.index("cross") + 5],
@@ -78,21 +97,21 @@ def test_result_card_spreads_entry_profile_marks_over_its_fields():
     result = Result(id="a", question=question, answer=answer, category="", score=0.6,
                     resources=[Resource(url="https://x.org/a", title=title, kind="article", site="x.org")],
                     evidence=Evidence(source="question", text=profile, highlights=spans))
-    out = cards.result_card_html(result, 1, 0.45)
+    out = cards.answer_card_html(result, 0.45)
     assert "What is <mark>log</mark> loss?" in out and "It is <mark>cross</mark> entropy." in out
     assert ">" + "<mark>Log</mark> loss explained</a>" in out
     assert "faq-ev-text" not in out and "Matched the FAQ entry" in out
 
 
-def test_result_card_marks_a_matching_link_title_in_the_link_list():
+def test_answer_card_marks_a_matching_link_title_in_the_link_list():
     title = "Gradient descent, how neural networks learn"
     result = Result(id="gd", question="What is Gradient Descent?", answer="", category="", score=0.5,
                     resources=[Resource(url="https://youtube.com/watch?v=1", title=title, kind="video",
                                         site="youtube.com")],
                     evidence=Evidence(source="title", url="https://youtube.com/watch?v=1", text=title,
                                       highlights=[[0, 8]]))
-    out = cards.result_card_html(result, 1, 0.45)
+    out = cards.answer_card_html(result, 0.45)
     assert "<mark>Gradient</mark> descent, how neural networks learn</a>" in out
     assert "Matched a linked page&#x27;s title" in out and "faq-ev" not in out
     other = replace(result, evidence=replace(result.evidence, url="https://elsewhere.org/x"))
-    assert "Matched the title of a linked page" in cards.result_card_html(other, 1, 0.45)
+    assert "Matched the title of a linked page" in cards.answer_card_html(other, 0.45)

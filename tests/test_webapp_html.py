@@ -64,3 +64,26 @@ def test_text_html_paragraphs_links_and_escaping():
 def test_md_escape_neutralises_markdown():
     out = html.md_escape("[click](javascript:alert(1)) **bold** <img src=x>")
     assert "\\[click\\]\\(javascript\\:alert\\(1\\)\\)" in out and "\\*\\*bold\\*\\*" in out and "\\<img" in out
+
+
+def test_text_fragment_url_quotes_the_ends_of_the_passage():
+    passage = ("The bias lets a neuron fire even when all of its inputs are zero. A weight alone cannot do "
+               "that, since zero times anything is zero.")
+    assert html.text_fragment_url("https://ex.org/a", passage) == (
+        "https://ex.org/a#:~:text=The%20bias%20lets%20a,times%20anything%20is%20zero")
+    # A short passage is quoted whole; an existing fragment is kept before the text directive.
+    assert html.text_fragment_url("https://ex.org/a#sec", "Cross-entropy, or log-loss, measures the error.") == (
+        "https://ex.org/a#sec:~:text=measures%20the%20error")
+
+
+def test_text_fragment_url_encodes_directive_syntax_and_skips_formulas():
+    url = html.text_fragment_url("https://ex.org/a", "well-known trade-off words & more words here now")
+    directive = url.split("#:~:text=")[1]
+    assert "-" not in directive.replace("%2D", "") and "&" not in directive
+    assert directive.startswith("well%2Dknown%20trade%2Doff%20words")
+    # Symbols and one-letter variables next to a formula are never quoted (pages render math differently).
+    url = html.text_fragment_url("https://ex.org/a", "the rate ∂ C / ∂ w of change tells us how fast the cost moves")
+    assert url.split("#:~:text=")[1].startswith("of%20change")
+    assert html.text_fragment_url("https://ex.org/a", "∂ C / ∂ w = δ") is None
+    assert html.text_fragment_url("javascript:alert(1)", "plenty of plain words here") is None
+    assert html.text_fragment_url("https://ex.org/a", "") is None

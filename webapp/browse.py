@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 from indexer.records import Entry
@@ -53,3 +54,12 @@ def example_questions(entries: Iterable[Entry], n: int = 2) -> list[str]:
             if len(picked) >= n:
                 return picked
     return picked
+
+
+def read_examples(path: Path) -> list[str]:
+    """Example questions from a text file, one per line (blank lines and `#` comments skipped); [] if none."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from indexer.records import Document, Entry, Resource
 from indexer.text import site_name
 
-from .html import clean_spans, entry_href, esc, highlight_html, link_html, linked_marked_html, text_html
+from .html import (clean_spans, entry_href, esc, highlight_html, link_html, linked_marked_html, snippet_bounds,
+                   text_fragment_url, text_html)
 
 if TYPE_CHECKING:  # the search module loads numpy, FAISS and BM25: only its types are needed here
     from indexer.search import Result
@@ -30,15 +31,18 @@ class Relevance:
     label: str
     level: str  # strong | good | weak | low: a CSS class suffix
     percent: int
+    #: The label in a sentence, shown on the card (a phone has no hover tooltips).
+    meaning: str = ""
 
 
-def relevance(score: float, threshold: float, top: float | None = None) -> Relevance:
-    """A words-and-bar reading of a fused score.
+#: Confidence at which a match reads as "good" / "strong" (the score is the ranker's probability that
+#: the entry answers the query, indexer/ranker.py; the answer threshold marks "possible").
+GOOD_CONFIDENCE = 0.5
+STRONG_CONFIDENCE = 0.8
 
-    Below the index's answer threshold a result is a weak match. Above it, the label weighs how far
-    above the threshold it is and how close to the best result of the same query (`top`): with a
-    low calibrated threshold, the runner-up entries are related, not equally good answers.
-    """
+
+def relevance(score: float, threshold: float) -> Relevance:
+    """Words and a bar for a result's confidence: below the answer threshold it is a weak match."""
     try:
         score = float(score)
     except (TypeError, ValueError):
@@ -47,14 +51,20 @@ def relevance(score: float, threshold: float, top: float | None = None) -> Relev
         score = 0.0
     percent = int(round(min(max(score, 0.0), 1.0) * 100))
     if score < threshold:
-        return Relevance("Weak match", "low", percent)
-    margin = (score - threshold) / max(1.0 - threshold, 1e-6)
-    share = score / top if top and top > 0 else 1.0
-    if margin >= 0.35 and share >= 0.8:
-        return Relevance("Strong match", "strong", percent)
-    if margin >= 0.15 and share >= 0.5:
-        return Relevance("Good match", "good", percent)
-    return Relevance("Possible match", "weak", percent)
+        return Relevance("Weak match", "low", percent, "Probably not what you asked.")
+    if score >= max(STRONG_CONFIDENCE, threshold):
+        return Relevance("Strong match", "strong", percent, "This entry answers questions like yours.")
+    if score >= max(GOOD_CONFIDENCE, threshold):
+        return Relevance("Good match", "good", percent, "This entry very likely answers your question.")
+    return Relevance("Possible match", "weak", percent, "This entry may answer your question: check the passage.")
+
+
+def relevance_html(rel: Relevance, *, explain: bool = True) -> str:
+    """The label, a bar of the confidence, and (on the answer card) the label's meaning in words."""
+    meaning = f'<span class="faq-rel-why">{esc(rel.meaning)}</span>' if explain and rel.meaning else ""
+    return (f'<span class="faq-rel faq-rel-{rel.level}">{esc(rel.label)}</span>'
+            f'<span class="faq-bar faq-bar-{rel.level}" role="img" aria-label="confidence {rel.percent}%" '
+            f'title="confidence {rel.percent}%"><span style="width:{rel.percent}%"></span></span>{meaning}')
 
 
 def kind_label(kind: Any) -> str:
@@ -64,13 +74,6 @@ def kind_label(kind: Any) -> str:
 def kind_badge_html(kind: Any) -> str:
     kind = str(kind) if str(kind) in KIND_LABELS else "other"
     return f'<span class="faq-kind faq-kind-{kind}">{esc(KIND_LABELS[kind])}</span>'
-
-
-def _fmt_score(value: Any) -> str:
-    try:
-        return f"{float(value):.2f}"
-    except (TypeError, ValueError):
-        return "?"
 
 
 # -- pieces of a card ----------------------------------------------------------------------------
@@ -103,17 +106,21 @@ def evidence_html(result: Result, documents: Mapping[str, Document] | None = Non
     ev = result.evidence
     text, url, spans = ev.text or "", ev.url or "", ev.highlights
     doc = (documents or {}).get(url)
-    title = (doc.title if doc is not None else "") or _resource_title(result.resources, url) or url
+    # The page under the name the FAQ gives it (as in the card's list of links), not a second title.
+    title = _resource_title(result.resources, url) or (doc.title if doc is not None else "") or url
     site = (doc.site if doc is not None else "") or site_name(url)
     site_html = f' <span class="faq-site">{esc(site)}</span>' if site else ""
     if ev.source == "title":
         return (f'<div class="faq-ev"><div class="faq-ev-label">Matched the title of a linked page'
                 f'{site_html}</div><div class="faq-ev-text">{linked_marked_html(url, text, spans)}</div></div>')
     if ev.source == "resource":
-        return (f'<div class="faq-ev"><div class="faq-ev-label">From the linked page '
-                f'{link_html(url, title)}{site_html}</div>'
+        start, end = snippet_bounds(text, spans, EVIDENCE_CHARS)
+        at_passage = text_fragment_url(url, text[start:end])
+        open_link = (f'<div class="faq-ev-open">{link_html(at_passage, "Read this passage on the page ↗")}</div>'
+                     if at_passage else "")
+        return (f'<div class="faq-ev"><div class="faq-ev-label">From “{esc(title)}”{site_html}</div>'
                 f'<blockquote class="faq-ev-text">{highlight_html(text, spans, max_chars=EVIDENCE_CHARS)}'
-                f"</blockquote></div>")
+                f"</blockquote>{open_link}</div>")
     return ""
 
 
@@ -128,12 +135,12 @@ def _place(spans: list[tuple[int, int]], offset: int, field: str, used: set[tupl
 
 
 # -- cards ---------------------------------------------------------------------------------------
-def result_card_html(result: Result, rank: int, threshold: float, documents: Mapping[str, Document] | None = None,
-                     *, top_score: float | None = None, query_key: str = "") -> str:
-    """One search result: question, relevance, answer, evidence, resources, a link to the entry.
+def answer_card_html(result: Result, threshold: float, documents: Mapping[str, Document] | None = None,
+                     *, query_key: str = "", query: str = "") -> str:
+    """The best result in full: question, confidence in words, answer, evidence passage, resources.
 
-    `top_score` is the best score of the same query (for the relevance label); `query_key` (a hash
-    of the query) is set as `data-q`, so a browser test can tell a fresh card from the previous query's.
+    `query_key` (a hash of the query) is set as `data-q`, so a browser test can tell a fresh card from
+    the previous query's; `query` is carried in the entry link, so Back returns to this search.
     """
     ev = result.evidence
     source, ev_text, spans = ev.source, ev.text or "", ev.highlights
@@ -187,25 +194,33 @@ def result_card_html(result: Result, rank: int, threshold: float, documents: Map
                  f'<blockquote class="faq-ev-text">{highlight_html(ev_text, spans, max_chars=EVIDENCE_CHARS)}'
                  f"</blockquote></div>")
     answer_html = f'<div class="faq-answer">{text_html(answer, answer_spans)}</div>' if answer else ""
-    rel = relevance(result.score, threshold, top_score)
     category = result.category or ""
     cat_html = f'<span class="faq-cat">{esc(category)}</span>' if category else ""
     matched_html = f'<span class="faq-matched">{esc(matched)}</span>' if matched else ""
     return (
         f'<div class="faq-card" data-entry="{esc(entry_id)}" data-q="{esc(query_key)}">'
-        f'<div class="faq-head"><span class="faq-rank">{int(rank)}</span>'
-        f'<div class="faq-q">{q_html}</div></div>'
-        f'<div class="faq-meta"><span class="faq-rel faq-rel-{rel.level}" '
-        f'title="relevance {esc(_fmt_score(result.score))} (answer threshold {esc(_fmt_score(threshold))})">'
-        f'{esc(rel.label)}</span><span class="faq-bar faq-bar-{rel.level}" role="img" '
-        f'aria-label="relevance {rel.percent}%"><span style="width:{rel.percent}%"></span></span>'
-        f"{cat_html}{matched_html}</div>"
+        f'<div class="faq-head"><div class="faq-q">{q_html}</div></div>'
+        f'<div class="faq-meta">{relevance_html(relevance(result.score, threshold))}</div>'
+        f'<div class="faq-meta">{cat_html}{matched_html}</div>'
         f"{answer_html}{extra}"
         f"{evidence_html(result, documents) if show_evidence else ''}"
         f"{resources_html(resources, title_marks)}"
-        f'<div class="faq-foot"><a href="{esc(entry_href(entry_id))}" target="_self">Link to this entry</a></div>'
-        f"</div>"
+        f'<div class="faq-foot"><a href="{esc(entry_href(entry_id, q=query))}" target="_self">'
+        f"Open this entry</a></div></div>"
     )
+
+
+def related_html(results: Sequence[Result], threshold: float, *, query_key: str = "", query: str = "") -> str:
+    """Results in one line each: the question (a link to the entry, keeping the search) and its confidence."""
+    items = []
+    for r in results:
+        rel = relevance(r.score, threshold)
+        n_res = len(r.resources or ())
+        count = f'<span class="faq-count">{n_res} link{"s" if n_res != 1 else ""}</span>' if n_res else ""
+        items.append(f'<li class="faq-rel-item" data-entry="{esc(r.id)}">'
+                     f'<a class="faq-rel-q" href="{esc(entry_href(r.id, q=query))}" target="_self">'
+                     f"{esc(r.question)}</a>{relevance_html(rel, explain=False)}{count}</li>")
+    return f'<ul class="faq-related" data-q="{esc(query_key)}">{"".join(items)}</ul>' if items else ""
 
 
 def entry_body_html(entry: Entry) -> str:
@@ -227,8 +242,12 @@ def entry_card_html(entry: Entry) -> str:
             f"{cat_html}{entry_body_html(entry)}</div>")
 
 
-def browse_html(groups: Sequence[tuple[str, Sequence[Entry]]], *, expanded: bool = False) -> str:
-    """Every entry grouped by category, each a collapsible item with its answer and resources."""
+def browse_html(groups: Sequence[tuple[str, Sequence[Entry]]], *, expanded: bool = False, view: str = "",
+                filter_text: str = "") -> str:
+    """Every entry grouped by category, each a collapsible item with its answer and resources.
+
+    Entry links carry `view` and `filter_text`, so Back from an entry returns to the same filtered list.
+    """
     sections = []
     for category, entries in groups:
         items = []
@@ -239,7 +258,8 @@ def browse_html(groups: Sequence[tuple[str, Sequence[Entry]]], *, expanded: bool
                 f'<details class="faq-item" id="{esc(entry.id)}"{" open" if expanded else ""}>'
                 f'<summary><span class="faq-item-q">{esc(entry.question)}</span>{count}</summary>'
                 f'<div class="faq-item-body">{entry_body_html(entry)}'
-                f'<div class="faq-foot"><a href="{esc(entry_href(entry.id))}" target="_self">Link to this entry</a>'
+                f'<div class="faq-foot"><a href="{esc(entry_href(entry.id, view=view, filter=filter_text))}" '
+                f'target="_self">Open this entry</a>'
                 f"</div></div></details>")
         sections.append(f'<section class="faq-group"><h4 class="faq-group-title">{esc(category)} '
                         f'<span class="faq-count">{len(entries)}</span></h4>{"".join(items)}</section>')

@@ -1,8 +1,9 @@
 """What learners asked and which answers helped: a small SQLite log for the web app.
 
-Two tables: `queries` (one row per search: the query, its top entry and score,
-whether the FAQ answered it, how many results) and `feedback` (a thumbs up or
-down on one result of one query). Nothing personal is stored: no IP address,
+Three tables: `queries` (one row per search: the query, its top entry and score,
+whether the FAQ answered it, how many results), `feedback` (a thumbs up or
+down on one result of one query) and `suggestions` (a question the FAQ did not
+answer that a learner asked the maintainer to add). Nothing personal is stored: no IP address,
 no user or session id, no browser details; only the query text, which is what
 the feedback is about, cut to `indexer.text.MAX_QUERY_CHARS`.
 
@@ -46,6 +47,11 @@ CREATE TABLE IF NOT EXISTS feedback (
     rank INTEGER
 );
 CREATE INDEX IF NOT EXISTS feedback_entry ON feedback (entry_id);
+CREATE TABLE IF NOT EXISTS suggestions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    query TEXT NOT NULL
+);
 """
 
 
@@ -101,6 +107,10 @@ class FeedbackStore:
         return self._write("INSERT INTO feedback (ts, query, entry_id, vote, rank) VALUES (?, ?, ?, ?, ?)",
                            (utc_now(), clip_query(query), str(entry_id), int(vote), rank))
 
+    def record_suggestion(self, query: str) -> int:
+        """A learner's "add this question to the FAQ" (asked where the FAQ had no good answer)."""
+        return self._write("INSERT INTO suggestions (ts, query) VALUES (?, ?)", (utc_now(), clip_query(query)))
+
     # -- reads ----------------------------------------------------------------
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with closing(self._connect()) as db:
@@ -119,6 +129,11 @@ class FeedbackStore:
         rows = self._read("SELECT entry_id, SUM(vote = 1) AS up, SUM(vote = -1) AS down FROM feedback "
                           "GROUP BY entry_id")
         return {r["entry_id"]: VoteCount(r["entry_id"], int(r["up"]), int(r["down"])) for r in rows}
+
+    def suggestions(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Suggested questions, most asked first."""
+        return self._read("SELECT query, COUNT(*) AS n, MAX(ts) AS last FROM suggestions "
+                          "GROUP BY lower(query) ORDER BY n DESC, last DESC LIMIT ?", (limit,))
 
     def unanswered(self, limit: int = 50) -> list[dict[str, Any]]:
         """Questions the FAQ could not answer, most asked first: what to add to it next."""

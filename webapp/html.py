@@ -60,9 +60,56 @@ def linked_marked_html(url: str, text: str, spans: Any) -> str:
     return f'<a href="{esc(good)}" target="_blank" rel="noopener noreferrer nofollow">{inner}</a>'
 
 
-def entry_href(entry_id: str) -> str:
-    """Relative deep link to one entry (`?entry=<id>`)."""
-    return "?entry=" + quote(str(entry_id), safe="")
+def entry_href(entry_id: str, **keep: str | None) -> str:
+    """Relative deep link to one entry (`?entry=<id>`), carrying `keep` params (the query, the view)
+    so that the entry's Back button returns to the same search."""
+    params = {"entry": entry_id, **{k: v for k, v in keep.items() if v}}
+    return "?" + "&".join(f"{k}={quote(str(v), safe='')}" for k, v in params.items())
+
+
+# -- links into a page: URL text fragments ---------------------------------------------------
+#: Words quoted at each end of a text fragment: enough to be unique on a page, few enough to match.
+FRAGMENT_WORDS = 4
+# A run of plain words separated by single spaces: text a browser finds verbatim in the rendered page
+# (no punctuation, formulas or symbols, which pages render differently from the extracted text).
+_PLAIN_RUN = re.compile(r"(?<![\w'’-])[^\W\d_][\w'’-]*(?: [^\W\d_][\w'’-]*)+(?![\w'’-])")
+
+
+def _fragment_part(text: str) -> str:
+    # Percent-encode everything but letters and digits: '-', ',' and '&' are syntax in a text directive.
+    return quote(text, safe="").replace("-", "%2D")
+
+
+def _trim(words: list[str]) -> list[str]:
+    """A run without one-letter words at its ends: next to a formula they are its variables (`∂ w of`)."""
+    while words and len(words[0]) == 1:
+        words = words[1:]
+    while words and len(words[-1]) == 1:
+        words = words[:-1]
+    return words
+
+
+def text_fragment_url(url: Any, passage: str) -> str | None:
+    """`url` opening at `passage` (`#:~:text=start,end`, followed by Chromium and Safari; others open the top).
+
+    Quotes the first words of the passage's first plain run and the last words of its last one, so the
+    browser scrolls to and highlights the passage. None when the URL is not http(s) or the passage has no
+    run of three plain words to quote (a formula, a code line): then there is nothing to open at.
+    """
+    good = safe_url(url)
+    if good is None:
+        return None
+    runs = [words for m in _PLAIN_RUN.finditer(passage or "") if len(words := _trim(m.group(0).split(" "))) >= 3]
+    if not runs:
+        return None
+    first, last = runs[0], runs[-1]
+    if len(runs) == 1 and len(first) <= 2 * FRAGMENT_WORDS:
+        directive = _fragment_part(" ".join(first))
+    else:
+        start = first[:FRAGMENT_WORDS]
+        end = last[-FRAGMENT_WORDS:] if len(runs) > 1 else last[len(start):][-FRAGMENT_WORDS:]
+        directive = f"{_fragment_part(' '.join(start))},{_fragment_part(' '.join(end))}"
+    return f"{good}{':~:' if '#' in good else '#:~:'}text={directive}"
 
 
 def query_href(query: str) -> str:
@@ -112,6 +159,11 @@ def _window(text: str, spans: list[tuple[int, int]], max_chars: int) -> tuple[in
         space = text.rfind(" ", start, end)
         end = space if space > start + max_chars // 2 else end
     return start, end
+
+
+def snippet_bounds(text: str, spans: Iterable[Sequence[int]] | None, max_chars: int) -> tuple[int, int]:
+    """[start, end) of the part of `text` that `highlight_html(..., max_chars=max_chars)` shows."""
+    return _window(text, clean_spans(spans, len(text)), max_chars)
 
 
 def highlight_html(text: Any, spans: Iterable[Sequence[int]] | None = None, *,
