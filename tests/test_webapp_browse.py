@@ -34,3 +34,12 @@ def test_example_questions_are_short_and_varied():
     assert len(picked) == 2 and len(set(picked)) == 2 and all(len(q) <= 60 for q in picked)
     assert browse.example_questions([], n=2) == []
     assert browse.example_questions([_entry("a", "Only one?")], n=2) == ["Only one?"]
+
+
+def test_read_examples_skips_comments_and_blank_lines(tmp_path):
+    path = tmp_path / "examples.txt"
+    path.write_text("# a comment\n\n  why a bias?  \n   # indented comment\nwhat is log loss\n", "utf-8")
+    assert browse.read_examples(path) == ["why a bias?", "what is log loss"]
+    assert browse.read_examples(tmp_path / "missing.txt") == []
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\x00bad")
+    assert browse.read_examples(tmp_path / "bad.txt") == []

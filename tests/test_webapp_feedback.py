@@ -35,10 +35,21 @@ def test_feedback_store_logs_queries_and_votes(tmp_path):
 def test_feedback_store_keeps_nothing_personal(tmp_path):
     FeedbackStore(tmp_path / "app.sqlite")
     db = sqlite3.connect(tmp_path / "app.sqlite")
-    columns = {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in ("queries", "feedback")}
+    tables = ("queries", "feedback", "suggestions")
+    columns = {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in tables}
     db.close()
     assert columns == {"queries": ["id", "ts", "query", "top_id", "top_score", "answered", "n_results"],
-                       "feedback": ["id", "ts", "query", "entry_id", "vote", "rank"]}
+                       "feedback": ["id", "ts", "query", "entry_id", "vote", "rank"],
+                       "suggestions": ["id", "ts", "query"]}
+
+
+def test_suggestions_are_counted_per_question(tmp_path):
+    store = FeedbackStore(tmp_path / "app.sqlite")
+    for q in ("How do I bake bread?", "how do i bake bread?", "What is dropout?", "  x " * 400):
+        store.record_suggestion(q)
+    rows = store.suggestions()
+    assert (rows[0]["query"].lower(), rows[0]["n"]) == ("how do i bake bread?", 2)
+    assert {r["query"] for r in rows[1:]} == {"What is dropout?", ("x " * 250)[:500]}  # clipped like a query
 
 
 def test_feedback_db_path_from_env(tmp_path, monkeypatch):
