@@ -48,8 +48,11 @@ VIEWS = ["Search", "Browse"]
 log = logging.getLogger("faq_app")
 
 
-# Puts the cursor in the search box when the page opens (constant code: no user or page text in it).
-FOCUS_JS = """
+# Constant code, no user or page text in it. It puts the cursor in the search box when the page opens,
+# and makes each search (and each Browse filter or view) a browser history step: Streamlit writes a bound
+# widget's value into the URL with history.replaceState, so Back would leave the app; here a change of the
+# query string is pushed instead, and Back/Forward reload the page at that URL (the widgets read it).
+PAGE_JS = """
 <script>
 (function focusSearch(tries) {
   const box = document.querySelector('.st-key-q input');
@@ -60,6 +63,21 @@ FOCUS_JS = """
     setTimeout(function () { focusSearch(tries - 1); }, 100);
   }
 })(30);
+(function historySteps() {
+  if (window.__faqHistory) return;
+  window.__faqHistory = true;
+  const replace = history.replaceState.bind(history);
+  history.replaceState = function (state, title, url) {
+    try {
+      const next = new URL(url, location.href);
+      if (next.pathname === location.pathname && next.search !== location.search) {
+        return history.pushState(state, title, url);
+      }
+    } catch (e) {}
+    return replace(state, title, url);
+  };
+  window.addEventListener('popstate', function () { location.reload(); });
+})();
 </script>
 """
 
@@ -357,7 +375,6 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
     # The box comes first, so it is on screen (and focused) while the index loads on a cold start.
     query = st.text_input("Ask a question", key="q", bind="query-params", label_visibility="collapsed",
                           placeholder="Ask a question, e.g. what is log loss?", icon=":material/search:")
-    st.html(FOCUS_JS, unsafe_allow_javascript=True)
     sidebar(manifest, token)  # after the box, so the box is on screen first
     query = clip_query(query)
     searcher = load_searcher(token, manifest)
@@ -427,6 +444,7 @@ def main() -> None:
     st.html('<div class="faq-title" role="heading" aria-level="1">Course FAQ search</div>'
             '<div class="faq-sub">Ask in your own words. Answers come from the course FAQ and the pages it '
             "links to.</div>")
+    st.html(PAGE_JS, unsafe_allow_javascript=True)
     # The main column first: the search box is what a learner waits for; the sidebar follows.
     if manifest is None or token is None:
         sidebar(manifest, token)

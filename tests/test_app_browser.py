@@ -128,6 +128,16 @@ def test_search_feedback_and_safety_in_headless_chromium(app_index: AppIndex, tm
             assert page.locator(".faq-card").count() == 0
             shoot(page, tmp_path, "no-answer-laptop")
 
+            # Each search is a history step: Back shows the previous search again, results and all.
+            page.go_back()
+            expect(page.locator(".st-key-q input")).to_have_value(
+                "alternates the momentum coefficient every other mini-batch", timeout=WAIT_MS)
+            expect(page.locator(".st-key-result_1 .faq-card")).to_have_attribute(
+                "data-entry", "what-is-striped-momentum", timeout=WAIT_MS)
+            page.go_forward()
+            expect(page.locator(".faq-notice")).to_contain_text("no good answer", timeout=WAIT_MS)
+            box = page.locator(".st-key-q input")
+
             # Learners see no index internals.
             for internal in ("Rebuild", "Index status", "Pages fetched", "HTTP 404"):
                 assert page.get_by_text(internal).count() == 0, internal
