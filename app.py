@@ -26,7 +26,7 @@ from indexer.config import DEFAULT_CACHE_DIR, DEFAULT_FAQ, DEFAULT_INDEX_DIR, en
 from indexer.store import IndexError_, read_report
 from indexer.text import clip_query
 from webapp import browse, cards, index_state
-from webapp.feedback import FeedbackStore, default_db_path
+from webapp.feedback import CastVote, FeedbackStore, default_db_path
 from webapp.html import md_escape
 
 if TYPE_CHECKING:  # loaded in the loader thread (see SearcherLoader), not before the page draws
@@ -193,19 +193,27 @@ def close_entry() -> None:
 
 
 def on_vote(key: str, query: str, entry_id: str, rank: int) -> None:
+    """A thumb clicked (one vote, replacing this session's earlier one on the result) or un-clicked (withdrawn)."""
     value = st.session_state.get(key)
-    if value is None:
-        return
+    cast: dict[str, CastVote] = st.session_state.setdefault("_votes", {})  # widget key -> this session's vote
+    earlier = cast.get(key)
     store = get_store(str(db_path()))
-    if store is None:
+    if store is None or (value is None and earlier is None):
         return
     try:
-        store.record_vote(query, entry_id, 1 if value == 1 else -1, rank=rank)
+        if value is None:
+            store.withdraw_vote(earlier)
+            del cast[key]
+        else:
+            cast[key] = store.record_vote(query, entry_id, 1 if value == 1 else -1, rank=rank, replaces=earlier)
     except sqlite3.Error as exc:
         log.warning("vote not saved: %s", exc)
         st.toast("Sorry, your feedback could not be saved.")
         return
-    st.toast("Thanks! Your feedback helps improve the FAQ.", icon=":material/thumb_up:")
+    if value is None:
+        st.toast("Your vote was taken back.", icon=":material/undo:")
+    else:
+        st.toast("Thanks! Your feedback helps improve the FAQ.", icon=":material/thumb_up:")
 
 
 def log_query(build_id: str, response: SearchResponse) -> None:
