@@ -3,14 +3,22 @@
 Thin by design: searching is `indexer.search` (this file opens the searcher and
 renders the `SearchResponse` it returns), everything shown is built by the
 `webapp` package (escaped, safe HTML: `webapp.html`, `webapp.cards`,
-`webapp.browse`, `webapp.index_state`; the look is `webapp/style.css`), the query
-log and votes are `webapp.feedback`. This file only wires Streamlit widgets to them.
+`webapp.browse`, `webapp.index_state`, `webapp.maintainer`; the look is
+`webapp/style.css`), the query log and votes are `webapp.feedback`, a rebuild
+started here runs in `webapp.rebuild`'s thread. This file only wires Streamlit
+widgets to them.
+
+Two audiences. Learners see the search and nothing of the index's internals.
+With FAQ_ADMIN=1 (or true/yes/on), e.g. `FAQ_ADMIN=1 make app`, a third view,
+"Maintainer" (`?view=Maintainer`), shows the index's status, the pages it could
+not use and why, whether the answer threshold is calibrated, and the rebuild.
 
 Configuration (environment): FAQ_INDEX_DIR (default data/index), FAQ_APP_DB
 (default data/app.sqlite), FAQ_CACHE_DIR (default data/cache: rebuilds, and the ONNX query encoder),
 FAQ_EXAMPLES (default data/examples.txt: example questions offered under the empty search box, one per
 line; only those the current index answers are shown), FAQ_CONTACT (where a learner can ask when the
-FAQ has no answer: a URL, an e-mail address or a sentence; shown on the "no good answer" panel).
+FAQ has no answer: a URL, an e-mail address or a sentence; shown on the "no good answer" panel),
+FAQ_ADMIN (the maintainer view; off by default).
 """
 
 from __future__ import annotations
@@ -29,9 +37,10 @@ import streamlit as st
 from indexer.config import DEFAULT_CACHE_DIR, DEFAULT_FAQ, DEFAULT_INDEX_DIR, env_path
 from indexer.store import IndexError_, read_report
 from indexer.text import clip_query
-from webapp import browse, cards, index_state
-from webapp.feedback import FeedbackStore, default_db_path
+from webapp import browse, cards, index_state, maintainer
+from webapp.feedback import CastVote, FeedbackStore, default_db_path
 from webapp.html import esc, link_html, md_escape, safe_url
+from webapp.rebuild import Rebuilder, same_index
 
 if TYPE_CHECKING:  # loaded in the loader thread (see SearcherLoader), not before the page draws
     from indexer.search import Searcher, SearchResponse
@@ -103,6 +112,16 @@ def contact() -> str:
     return " ".join(os.environ.get("FAQ_CONTACT", "").split())
 
 
+def admin_view() -> bool:
+    """FAQ_ADMIN=1 (or true/yes/on): the maintainer view is on. Read by `webapp.maintainer`, only there."""
+    return maintainer.admin_enabled()
+
+
+def views() -> list[str]:
+    """The view switch's options: the maintainer's only when the flag is on (so `?view=Maintainer` is inert)."""
+    return [*VIEWS, maintainer.VIEW] if admin_view() else VIEWS
+
+
 # -- loaded once per process ---------------------------------------------------------------------
 @st.cache_resource(show_spinner=False)
 def get_encoder(model: str, cache: str):
@@ -167,8 +186,9 @@ def get_store(path: str) -> FeedbackStore | None:
 
 
 @st.cache_resource(show_spinner=False)
-def build_lock() -> threading.Lock:
-    return threading.Lock()
+def rebuilder() -> Rebuilder:
+    """The process's one rebuild runner: one build at a time, whichever session started it."""
+    return Rebuilder()
 
 
 @st.cache_data(show_spinner=False, max_entries=2000)
@@ -189,27 +209,55 @@ def faq_sources(manifest: dict | None) -> list[Path]:
     return [ROOT / DEFAULT_FAQ]
 
 
-def rebuild(manifest: dict | None, offline: bool) -> None:
-    """Run the build in this process, then rerun: the new build_id loads the new index."""
-    lock = build_lock()
-    if not lock.acquire(blocking=False):
-        st.warning("A rebuild is already running; the app switches to the new index when it is done.")
-        return
-    try:
-        from indexer.build import build_index
+def start_rebuild(manifest: dict | None, offline: bool) -> None:
+    """Start a build in the background (see `webapp.rebuild`); `show_rebuild` then draws it."""
+    sources, target, cache = faq_sources(manifest), index_dir(), cache_dir()
 
-        sources = faq_sources(manifest)
-        with st.spinner("Rebuilding the index: reading the FAQ, fetching its pages, embedding. "
-                        "This can take a minute…", show_time=True):
-            summary = build_index(sources, index_dir=index_dir(), cache_dir=cache_dir(), offline=offline)
-    except Exception as exc:  # a bad FAQ, no model, a full disk: say so, keep the old index
-        log.exception("rebuild failed")
-        st.session_state["_rebuild_msg"] = ("error", f"The rebuild failed: {exc}. The previous index is unchanged.")
-    else:
-        st.session_state["_rebuild_msg"] = ("success", f"Index rebuilt: {summary.line()}")
-    finally:
-        lock.release()
-    st.rerun()
+    def build(on_stage):
+        from indexer.build import build_index  # in the build's thread: the model stack loads there
+
+        return build_index(sources, index_dir=target, cache_dir=cache, offline=offline, on_stage=on_stage)
+
+    if not rebuilder().start(target, build, offline=offline):
+        st.warning("A rebuild is already running; the app switches to the new index when it is done.")
+
+
+def show_rebuild(manifest: dict | None) -> None:
+    """The rebuild of this index: while it runs, its stages live, then a rerun onto the new index;
+    once it has ended, how it ended (expanded for the session that watched it)."""
+    job = rebuilder()
+    progress = job.progress()
+    if progress is None or not same_index(progress.index_dir, index_dir()):
+        return
+    if progress.running:
+        box = st.status(md_escape(maintainer.rebuild_label(progress)), expanded=True)
+        body = box.empty()
+        drawn = None
+        while progress.running:  # a click elsewhere stops this run, not the build
+            if progress is not drawn:
+                # `expanded` again: an update without it re-sends the box collapsed.
+                box.update(label=md_escape(maintainer.rebuild_label(progress)), expanded=True)
+                body.html(maintainer.rebuild_html(progress))
+                drawn = progress
+            progress = job.wait(progress, timeout=1.0)
+        st.session_state["_rebuild_seen"] = progress.job
+        st.rerun()  # the new build_id: the next run opens the new index
+    box = st.status(md_escape(maintainer.rebuild_label(progress)), state="complete" if progress.ok else "error",
+                    expanded=st.session_state.get("_rebuild_seen") == progress.job)
+    after = maintainer.after_rebuild_html(maintainer.calibration_state(manifest)) if progress.ok and manifest else ""
+    box.html(maintainer.rebuild_html(progress) + after)
+
+
+def rebuild_panel(manifest: dict | None) -> None:
+    """The rebuild controls (maintainer only): a button, the command, and the rebuild's status."""
+    st.caption("After editing the FAQ, or to fetch its pages again. The build runs in the background and the app "
+               f"switches to the new index when it is done. From a terminal: `{index_state.BUILD_COMMAND}`")
+    row = st.container(horizontal=True, vertical_alignment="center", gap="medium")
+    clicked = row.button("Rebuild now", key="rebuild", icon=":material/refresh:", disabled=rebuilder().running)
+    offline = row.checkbox("Cached pages only (offline)", key="offline_build")
+    if clicked:
+        start_rebuild(manifest, offline)
+    show_rebuild(manifest)
 
 
 def query_key(query: str) -> str:
@@ -227,19 +275,27 @@ def close_entry() -> None:
 
 
 def on_vote(key: str, query: str, entry_id: str, rank: int) -> None:
+    """A thumb clicked (one vote, replacing this session's earlier one on the result) or un-clicked (withdrawn)."""
     value = st.session_state.get(key)
-    if value is None:
-        return
+    cast: dict[str, CastVote] = st.session_state.setdefault("_votes", {})  # widget key -> this session's vote
+    earlier = cast.get(key)
     store = get_store(str(db_path()))
-    if store is None:
+    if store is None or (value is None and earlier is None):
         return
     try:
-        store.record_vote(query, entry_id, 1 if value == 1 else -1, rank=rank)
+        if value is None:
+            store.withdraw_vote(earlier)
+            del cast[key]
+        else:
+            cast[key] = store.record_vote(query, entry_id, 1 if value == 1 else -1, rank=rank, replaces=earlier)
     except sqlite3.Error as exc:
         log.warning("vote not saved: %s", exc)
         st.toast("Sorry, your feedback could not be saved.")
         return
-    st.toast("Thanks! Your feedback helps improve the FAQ.", icon=":material/thumb_up:")
+    if value is None:
+        st.toast("Your vote was taken back.", icon=":material/undo:")
+    else:
+        st.toast("Thanks! Your feedback helps improve the FAQ.", icon=":material/thumb_up:")
 
 
 def log_query(build_id: str, response: SearchResponse) -> None:
@@ -258,51 +314,51 @@ def log_query(build_id: str, response: SearchResponse) -> None:
 
 # -- views ------------------------------------------------------------------------------------------
 def sidebar(manifest: dict | None, token: tuple[str, str] | None) -> None:
-    with st.sidebar:
-        st.subheader("Index status")
-        msg = st.session_state.pop("_rebuild_msg", None)
-        if msg:
-            (st.success if msg[0] == "success" else st.error)(md_escape(msg[1]))
-        if manifest is None:
-            st.warning("No index yet: build it to start searching.")
-        else:
-            counts = manifest.get("counts", {})
-            c1, c2 = st.columns(2)
-            c1.metric("Entries", counts.get("entries", 0))
-            c2.metric("Links", counts.get("resources", 0))
-            c1.metric("Pages fetched", counts.get("pages_fetched", 0))
-            c2.metric("From cache", counts.get("pages_cached", 0))
-            c1.metric("Failed", counts.get("pages_failed", 0))
-            if counts.get("pages_thin"):
-                c2.metric("Paywalled", counts.get("pages_thin", 0))
-            st.caption(f"Model: {md_escape(index_state.short_model(manifest.get('model')))}  \n"
-                       f"Built: {md_escape(index_state.built_at_text(manifest.get('built_at')))}")
-            for src in index_state.source_changes(manifest, [ROOT]):
-                if src["missing"]:
-                    st.warning(f"{md_escape(src['path'])} is missing: the index still holds it.")
-                elif src["changed"]:
-                    st.warning(f"{md_escape(src['path'])} changed since this index was built. "
-                               "Rebuild to include the changes.")
-            problems = index_state.problem_pages(load_report(*token)) if token else []
-            if problems:
-                with st.expander(f"Pages not indexed ({len(problems)})"):
-                    st.html(index_state.problem_pages_html(problems))
-        with st.expander("Rebuild the index", expanded=manifest is None):
-            st.markdown("In a terminal, in the project folder:")
-            st.code(index_state.BUILD_COMMAND, language="bash", wrap_lines=True)
-            st.caption("Or rebuild here; the app switches to the new index when it is done.")
-            offline = st.checkbox("Cached pages only (offline)", key="offline_build")
-            if st.button("Rebuild now", key="rebuild", icon=":material/refresh:"):
-                rebuild(manifest, offline)
+    """Nothing for learners (no index internals). For a maintainer, a note when the FAQ changed since the build;
+    the rest is on the Maintainer view."""
+    if not admin_view() or manifest is None:
+        return
+    notes = maintainer.source_notes(index_state.source_changes(manifest, [ROOT]))
+    if notes:
+        with st.sidebar:
+            for note in notes:
+                st.warning(md_escape(note), icon=":material/edit_document:")
+            st.caption("Rebuild from the Maintainer view.")
 
 
 def no_index_panel(problem: str, manifest: dict | None) -> None:
-    st.info("**The search index is not built yet** (or cannot be read). Build it once with this command "
+    """No usable index: learners are told search is not ready (and the command, for whoever runs the app);
+    a maintainer also gets the reason and a build button."""
+    if not admin_view():
+        log.warning("no usable index: %s", problem)
+        st.info("**Search is not ready yet**: the FAQ's search index is not built yet (or cannot be read). "
+                "Whoever runs this app can build it with this command in the project folder; then reload "
+                "this page.", icon=":material/build:")
+        st.code(index_state.BUILD_COMMAND, language="bash")
+        return
+    st.info("**The search index is not built yet** (or cannot be read). Build it here, or once with this command "
             "in the project folder, then reload this page:", icon=":material/build:")
     st.code(index_state.BUILD_COMMAND, language="bash")
     st.caption(md_escape(problem))
-    if st.button("Build the index now", key="build_main", type="primary"):
-        rebuild(manifest, offline=False)
+    if st.button("Build the index now", key="build_main", type="primary", disabled=rebuilder().running):
+        start_rebuild(manifest, offline=False)
+    show_rebuild(manifest)
+
+
+def maintainer_view(manifest: dict, token: tuple[str, str]) -> None:
+    """Index status, pages not indexed, the answer threshold, the rebuild: only with FAQ_ADMIN=1."""
+    st.caption("Maintainer view (FAQ_ADMIN is set). Learners do not see this page.")
+    st.subheader("Index", anchor=False)
+    st.html(maintainer.status_html(manifest))
+    for note in maintainer.source_notes(index_state.source_changes(manifest, [ROOT])):
+        st.warning(md_escape(note), icon=":material/edit_document:")
+    problems = index_state.problem_pages(load_report(*token))
+    st.subheader(f"Pages not indexed ({len(problems)})", anchor=False)
+    st.html(maintainer.problems_html(maintainer.group_problems(problems)))
+    st.subheader("Answer threshold", anchor=False)
+    st.html(maintainer.calibration_html(maintainer.calibration_state(manifest)))
+    st.subheader("Rebuild", anchor=False)
+    rebuild_panel(manifest)
 
 
 def entry_view(searcher: Searcher, entry_id: str) -> None:
@@ -392,7 +448,7 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
         response = run_search(*token, query, TOP_K)
     except Exception:
         log.exception("search failed for a query")
-        st.error("The search failed. Please try again; if it keeps failing, rebuild the index.")
+        st.error("The search failed. Please try again in a moment; if it keeps failing, tell the course team.")
         return
     log_query(token[1], response)
     results = response.results
@@ -454,7 +510,10 @@ def main() -> None:
         sidebar(manifest, token)
         st.info("The index is empty: the FAQ had no entries when it was built. Add entries to the FAQ, "
                 "then rebuild:", icon=":material/build:")
-        st.code(index_state.BUILD_COMMAND, language="bash")
+        if admin_view():
+            rebuild_panel(manifest)
+        else:
+            st.code(index_state.BUILD_COMMAND, language="bash")
         return
     entry_id = st.query_params.get("entry")
     if entry_id:
@@ -463,9 +522,11 @@ def main() -> None:
         if searcher is not None:
             entry_view(searcher, entry_id)
         return
-    view = st.segmented_control("View", VIEWS, key="view", bind="query-params", default=VIEWS[0], required=True,
+    view = st.segmented_control("View", views(), key="view", bind="query-params", default=VIEWS[0], required=True,
                                 label_visibility="collapsed")
-    if view == VIEWS[1]:
+    if view == maintainer.VIEW:
+        maintainer_view(manifest, token)
+    elif view == VIEWS[1]:
         sidebar(manifest, token)
         searcher = load_searcher(token, manifest)
         if searcher is not None:

@@ -3,6 +3,10 @@
 Every stage keeps its work where a re-run finds it (the page cache, the vector
 cache), and the index itself is only replaced once the new one is complete, so
 a build can be interrupted at any moment and simply run again.
+
+Progress: tqdm bars on a terminal (the CLI), and `on_stage(stage, done, total)`
+for any other caller (the web app's rebuild), called with the stages of `STAGES`
+in order, always from the thread that called `build_index`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
@@ -33,6 +37,12 @@ from .text import utc_now
 from .threshold import calibrated_threshold
 
 log = logging.getLogger(__name__)
+
+#: The build's stages, in the order `on_stage` reports them.
+STAGES = ("fetching", "extracting", "embedding", "saving")
+#: `on_stage(stage, done, total)`: `done` of `total` pages (fetching, extracting), passages (embedding;
+#: total 0 while the model is still loading) or steps (saving) are through.
+StageCallback = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -123,35 +133,75 @@ def _report(entries: Sequence[Entry], pages: dict[str, Page], documents: dict[st
     return list(records.values())
 
 
+class _Stages:
+    """Counts one stage's steps for `on_stage` (a no-op without one)."""
+
+    def __init__(self, on_stage: StageCallback | None) -> None:
+        self.on_stage = on_stage
+        self.stage, self.done, self.total = "", 0, 0
+
+    def start(self, stage: str, total: int) -> None:
+        self.stage, self.done, self.total = stage, 0, total
+        if self.on_stage:
+            self.on_stage(stage, 0, total)
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.on_stage:
+            self.on_stage(self.stage, self.done, self.total)
+
+
 def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, settings: Settings = Settings(),
-                offline: bool = False, refresh: bool = False, workers: int | None = None) -> BuildSummary:
+                offline: bool = False, refresh: bool = False, workers: int | None = None,
+                on_stage: StageCallback | None = None) -> BuildSummary:
+    """Build the index of the FAQ files `faq_paths` into `index_dir` and swap it in (see the module docstring)."""
     started = time.monotonic()
+    stages = _Stages(on_stage)
     entries = load_entries(faq_paths)
     loader = _ModelLoader(settings)
     loader.start()
 
     urls = list(dict.fromkeys(r.url for e in entries for r in e.resources))
     summary = BuildSummary(entries=len(entries), resources=len(urls))
+    stages.start("fetching", len(urls))
+
+    def fetched(_page: Page) -> None:
+        bar.update(1)
+        stages.advance()
+
     with _progress(len(urls), "fetch") as bar, \
             Fetcher(settings.fetch, PageCache(cache_dir), offline=offline, refresh=refresh) as fetcher:
-        pages = fetcher.fetch_all(urls, workers=workers, on_done=lambda _page: bar.update(1))
+        pages = fetcher.fetch_all(urls, workers=workers, on_done=fetched)
 
-    documents = {url: extract(page, settings.extract) for url, page in pages.items() if page.ok}
+    usable = [page for page in pages.values() if page.ok]
+    stages.start("extracting", len(usable))
+    documents: dict[str, Document] = {}
+    for page in usable:
+        documents[page.url] = extract(page, settings.extract)
+        stages.advance()
     report = _report(entries, pages, documents)
     for rec in report:
         setattr(summary, f"pages_{rec.status}", getattr(summary, f"pages_{rec.status}") + 1)
 
+    stages.start("embedding", 0)  # the total is known once the model (its tokenizer) has loaded
     embedder = loader.result()
     units = [u for e in entries for u in entry_units(e, documents, embedder.count_tokens, settings)]
     summary.passages = len(units)
+    stages.start("embedding", len(units))
+
+    def embedded(n: int) -> None:
+        bar.update(n)
+        stages.advance(n)
+
     vector_cache = VectorCache(Path(cache_dir) / "vectors.sqlite")
     try:
         with _progress(len(units), "embed") as bar:
             vectors, summary.vectors_embedded, summary.vectors_reused = embed_cached(
                 embedder, vector_cache, [u.embed_text or u.text for u in units], [u.hash for u in units],
-                progress=bar.update)
+                progress=embedded)
     finally:
         vector_cache.close()
+    stages.start("saving", 1)
     try:  # queries are encoded from this export (indexer/onnx_encoder.py); without it, by sentence-transformers
         ensure_export(embedder, Path(cache_dir))
     except Exception as exc:
@@ -186,5 +236,6 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
     store.write_build(build_dir, entries=entries, units=units, vectors=vectors, documents=list(documents.values()),
                       manifest=manifest, report=[r.to_dict() for r in report])
     store.publish(Path(index_dir), build_dir)
+    stages.advance()
     log.info("built %s: %s", index_dir, summary.line())
     return summary

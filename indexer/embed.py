@@ -12,6 +12,7 @@ import logging
 import os
 import sqlite3
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -114,8 +115,15 @@ class VectorCache:
 
 def embed_cached(embedder: Embedder, cache: VectorCache, texts: Sequence[str], hashes: Sequence[str], *,
                  progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, int, int]:
-    """Vectors for `texts` (row i for texts[i]); returns (vectors, embedded, reused)."""
+    """Vectors for `texts` (row i for texts[i]); returns (vectors, embedded, reused).
+
+    `progress(n)` counts texts (repeats included) as their vectors become available: the cached
+    ones at once, then each batch as it is embedded, summing to `len(texts)`.
+    """
     known = cache.get_many(embedder.name, hashes, embedder.dimension)
+    uses = Counter(hashes)
+    if progress and known:
+        progress(sum(uses[h] for h in known))
     todo: dict[str, str] = {}
     for text, h in zip(texts, hashes):
         if h not in known:
@@ -130,7 +138,7 @@ def embed_cached(embedder: Embedder, cache: VectorCache, texts: Sequence[str], h
         cache.put_many(embedder.name, batch_new)  # saved as we go: an interrupted build keeps its work
         new.update(batch_new)
         if progress:
-            progress(len(batch))
+            progress(sum(uses[h] for h in batch))
     known.update(new)
     matrix = np.stack([known[h] for h in hashes]) if hashes else np.zeros((0, embedder.dimension), np.float32)
     return matrix.astype(np.float32), len(new), len(set(hashes)) - len(new)

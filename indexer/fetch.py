@@ -15,7 +15,7 @@ import email.utils
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
@@ -99,19 +99,16 @@ class Fetcher:
     # -- public -----------------------------------------------------------------
     def fetch_all(self, urls: Iterable[str], *, workers: int | None = None,
                   on_done: Callable[[Page], None] | None = None) -> dict[str, Page]:
+        """Every URL once, in the order given. `on_done` is called in the calling thread as each page
+        completes (not in the workers), so a caller can draw progress from it without locking."""
         urls = list(dict.fromkeys(urls))
-        results: dict[str, Page] = {}
-
-        def work(url: str) -> Page:
-            page = self.fetch(url)
-            if on_done:
-                on_done(page)
-            return page
-
         with ThreadPoolExecutor(max_workers=max(1, workers or self.settings.workers)) as pool:
-            for page in pool.map(work, urls):
-                results[page.url] = page
-        return results
+            futures = [pool.submit(self.fetch, url) for url in urls]
+            for future in as_completed(futures):
+                if on_done:
+                    on_done(future.result())
+            pages = [future.result() for future in futures]
+        return {page.url: page for page in pages}
 
     def fetch(self, url: str) -> Page:
         """The page at `url`: fresh, revalidated, or the last good copy; `failed` only when none exists."""

@@ -9,6 +9,7 @@ import random
 import re
 import shutil
 import sqlite3
+import threading
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from conftest import SHIPPED_FAQ, readability_or_none
 from http_server import LocalServer
 from indexer import store
-from indexer.build import build_index
+from indexer.build import STAGES, build_index
 from indexer.config import DEFAULT_MODEL, SCHEMA_VERSION, FetchSettings, Settings
 from indexer.embed import ModelError
 from indexer.faq import FaqError
@@ -219,6 +220,39 @@ def test_search_results_carry_the_entry(searcher, site):
     assert top.category == "Deep learning basics"
     assert site.server.url("/bn.html") in [r.url for r in top.resources]
     assert [r.title for r in top.resources][0] == "Batch norm explained"
+
+
+def test_build_reports_its_stages_in_order_with_counts_from_the_calling_thread(site, tmp_path):
+    calls: list[tuple[str, int, int, int]] = []
+
+    def on_stage(stage: str, done: int, total: int) -> None:
+        calls.append((stage, done, total, threading.get_ident()))
+
+    def stage(name: str) -> list[tuple[int, int]]:
+        return [(done, total) for s, done, total, _ in calls if s == name]
+
+    index_dir, cache_dir = tmp_path / "index", tmp_path / "cache"
+    small_batches = replace(SETTINGS, embed_batch_size=2)  # new vectors arrive 8 at a time
+    summary = build_index([site.faq], index_dir=index_dir, cache_dir=cache_dir, settings=small_batches,
+                          on_stage=on_stage)
+    assert {thread for *_, thread in calls} == {threading.get_ident()}  # a caller may draw from the callback
+    order = [s for s, *_ in calls]
+    assert [s for i, s in enumerate(order) if i == 0 or order[i - 1] != s] == list(STAGES)
+    n = summary.resources
+    assert stage("fetching") == [(i, n) for i in range(n + 1)]
+    usable = n - summary.pages_failed
+    assert stage("extracting") == [(i, usable) for i in range(usable + 1)]
+    embedding = stage("embedding")
+    assert embedding[:2] == [(0, 0), (0, summary.passages)]  # the total is known once the model has loaded
+    done = [d for d, _ in embedding[1:]]
+    assert done == sorted(set(done)) and embedding[-1] == (summary.passages, summary.passages)
+    assert len(embedding) > 3
+    assert stage("saving") == [(0, 1), (1, 1)]
+
+    calls.clear()  # a rebuild with nothing new: every vector comes from the cache at once
+    again = build_index([site.faq], index_dir=index_dir, cache_dir=cache_dir, settings=SETTINGS, on_stage=on_stage)
+    assert again.vectors_embedded == 0
+    assert stage("embedding") == [(0, 0), (0, again.passages), (again.passages, again.passages)]
 
 
 # -- rebuilds -------------------------------------------------------------------------------------

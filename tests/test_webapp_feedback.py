@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from indexer.search import SearchResponse
-from webapp.feedback import FeedbackStore, default_db_path
+from webapp.feedback import CastVote, FeedbackStore, default_db_path
 
 
 def test_feedback_store_logs_queries_and_votes(tmp_path):
@@ -30,6 +30,27 @@ def test_feedback_store_logs_queries_and_votes(tmp_path):
     assert store.unanswered()[0]["query"] == "pizza"
     FeedbackStore(tmp_path / "sub" / "app.sqlite")  # reopening keeps the data
     assert len(store.queries()) == 2
+
+
+def test_a_vote_can_be_withdrawn_or_replaced_and_only_that_vote_goes(tmp_path):
+    store = FeedbackStore(tmp_path / "app.sqlite")
+    other_session = store.record_vote("what is log loss", "loss", 1, rank=1)
+    mine = store.record_vote("  what is   log loss ", "loss", 1, rank=1)
+    assert mine == CastVote(mine.row_id, "what is log loss", "loss") and mine.row_id != other_session.row_id
+    assert store.withdraw_vote(mine)
+    assert not store.withdraw_vote(mine)  # already gone: nothing else is deleted
+    assert [v["id"] for v in store.votes()] == [other_session.row_id]
+
+    up = store.record_vote("what is log loss", "loss", 1, rank=1)
+    down = store.record_vote("what is log loss", "loss", -1, rank=1, replaces=up)
+    assert {(v["id"], v["vote"]) for v in store.votes()} == {(other_session.row_id, 1), (down.row_id, -1)}
+    counts = store.vote_counts()["loss"]
+    assert (counts.up, counts.down) == (1, 1)
+
+    # A row id that does not match its query and entry is not somebody else's vote to delete.
+    assert not store.withdraw_vote(CastVote(other_session.row_id, "another query", "loss"))
+    assert not store.withdraw_vote(CastVote(other_session.row_id, "what is log loss", "other"))
+    assert len(store.votes()) == 2
 
 
 def test_feedback_store_keeps_nothing_personal(tmp_path):

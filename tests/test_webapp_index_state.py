@@ -31,5 +31,5 @@ def test_source_changes_and_problem_pages(tmp_path):
               {"url": "https://c", "status": "thin", "reason": "paywall"}]
     problems = index_state.problem_pages(report)
     assert [p["status"] for p in problems] == ["failed", "thin"]
-    out = index_state.problem_pages_html(problems)
-    assert "HTTP 404" in out and "&lt;b&gt;t&lt;/b&gt;" in out and 'href="javascript' not in out
+    assert problems[0] == {"url": "javascript:x", "title": "<b>t</b>", "status": "failed", "reason": "HTTP 404"}
+    assert problems[1]["title"] == "" and problems[1]["reason"] == "paywall"

@@ -7,6 +7,10 @@ answer that a learner asked the maintainer to add). Nothing personal is stored: 
 no user or session id, no browser details; only the query text, which is what
 the feedback is about, cut to `indexer.text.MAX_QUERY_CHARS`.
 
+A vote can be taken back: the app keeps, in the session's own state, the row id
+of each vote it cast (`CastVote`); un-clicking the thumb deletes that row, and
+switching thumbs replaces it, so one learner's click is at most one vote.
+
 Each write is one short transaction on its own connection, so Streamlit's
 per-session threads can share one `FeedbackStore` without locking.
 The path defaults to `data/app.sqlite` (git-ignored); `FAQ_APP_DB` overrides it.
@@ -64,6 +68,15 @@ def default_db_path(root: Path | None = None) -> Path:
 
 
 @dataclass(frozen=True)
+class CastVote:
+    """A vote as the session that cast it remembers it: enough to take it back, nothing about the voter."""
+
+    row_id: int
+    query: str
+    entry_id: str
+
+
+@dataclass(frozen=True)
 class VoteCount:
     entry_id: str
     up: int
@@ -101,11 +114,31 @@ class FeedbackStore:
         return self.log_query(response.query, top_id=top.id if top else None, top_score=top.score if top else None,
                               answered=response.answered, n_results=len(response.results))
 
-    def record_vote(self, query: str, entry_id: str, vote: int, *, rank: int | None = None) -> int:
+    def record_vote(self, query: str, entry_id: str, vote: int, *, rank: int | None = None,
+                    replaces: CastVote | None = None) -> CastVote:
+        """Store a vote; `replaces` (the same session's earlier vote on this result) goes in the same
+        transaction, so changing thumbs up to down leaves one vote, never two or none."""
         if vote not in (1, -1):
             raise ValueError(f"vote must be +1 or -1, not {vote!r}")
-        return self._write("INSERT INTO feedback (ts, query, entry_id, vote, rank) VALUES (?, ?, ?, ?, ?)",
-                           (utc_now(), clip_query(query), str(entry_id), int(vote), rank))
+        query = clip_query(query)
+        with closing(self._connect()) as db, db:
+            if replaces is not None:
+                self._delete_vote(db, replaces)
+            row = db.execute("INSERT INTO feedback (ts, query, entry_id, vote, rank) VALUES (?, ?, ?, ?, ?)",
+                             (utc_now(), query, str(entry_id), int(vote), rank)).lastrowid
+        return CastVote(int(row or 0), query, str(entry_id))
+
+    def withdraw_vote(self, vote: CastVote) -> bool:
+        """Delete a vote the session cast (the thumb un-clicked); False when it was already gone."""
+        with closing(self._connect()) as db, db:
+            return self._delete_vote(db, vote)
+
+    @staticmethod
+    def _delete_vote(db: sqlite3.Connection, vote: CastVote) -> bool:
+        # The row id alone is not trusted: the query and entry must match too (a reset database reuses ids).
+        cur = db.execute("DELETE FROM feedback WHERE id = ? AND query = ? AND entry_id = ?",
+                         (int(vote.row_id), clip_query(vote.query), str(vote.entry_id)))
+        return cur.rowcount > 0
 
     def record_suggestion(self, query: str) -> int:
         """A learner's "add this question to the FAQ" (asked where the FAQ had no good answer)."""

@@ -1,4 +1,4 @@
-"""The index as the app's sidebar reports it: which build is current, its age, its sources, its failed pages.
+"""The index as the maintainer view reports it: which build is current, its age, its sources, its failed pages.
 
 `current_index` reads only the manifest (no FAISS, no model), so the app can
 tell on every run, cheaply, whether a rebuild was swapped in.
@@ -14,8 +14,6 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from indexer import store
 from indexer.status import source_state
-
-from .html import esc, link_html
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +101,3 @@ def problem_pages(report: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
                         "status": str(status), "reason": str(rec.get("reason", "") or "no reason recorded")})
     return out
 
-
-def problem_pages_html(problems: Sequence[Mapping[str, str]]) -> str:
-    """The pages not indexed, each linked (when http(s)) with its status and reason, all escaped."""
-    items = []
-    for p in problems:
-        label = "paywalled / thin" if p["status"] == "thin" else "failed"
-        items.append(f'<li><div class="faq-pp-title">{link_html(p["url"], p["title"] or p["url"])}</div>'
-                     f'<div class="faq-pp-reason"><span class="faq-pp-status">{esc(label)}</span> '
-                     f'{esc(p["reason"])}</div></li>')
-    return f'<ul class="faq-pp">{"".join(items)}</ul>'
