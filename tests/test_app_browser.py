@@ -164,3 +164,29 @@ def test_search_feedback_and_safety_in_headless_chromium(app_index: AppIndex, tm
             assert "Traceback" not in page.content()
         finally:
             browser.close()
+
+
+def test_maintainer_view_in_headless_chromium(app_index: AppIndex, tmp_path):
+    """With FAQ_ADMIN=1 the Maintainer view holds the index's state; it fits a phone too."""
+    chromium = chromium_or_skip()
+    from playwright.sync_api import expect, sync_playwright
+
+    env = {"FAQ_INDEX_DIR": str(app_index.index_dir), "FAQ_APP_DB": str(tmp_path / "app.sqlite"),
+           "FAQ_CACHE_DIR": str(app_index.cache_dir), "FAQ_ADMIN": "1"}
+    with RunningApp(env, tmp_path / "streamlit.log") as app, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(app.url + "?view=Maintainer")
+            main = page.locator("[data-testid='stMain']")
+            expect(main).to_contain_text("Pages not indexed (2)", timeout=WAIT_MS)
+            expect(main).to_contain_text("page not found (HTTP 404)")
+            expect(page.get_by_role("button", name="Rebuild now")).to_be_visible()
+            shoot(page, tmp_path, "maintainer-laptop")
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.wait_for_timeout(500)
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= 391
+            shoot(page, tmp_path, "maintainer-phone")
+            assert "Traceback" not in page.content()
+        finally:
+            browser.close()
