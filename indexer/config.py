@@ -25,6 +25,15 @@ ONNX_DIR_NAME = "onnx"
 #: onnxruntime threads per query: a query is a few dozen word pieces, and more threads only fight
 #: FAISS and other app sessions for the cores.
 ONNX_THREADS = 1
+#: Days the app's query log (queries, votes, suggestions in data/app.sqlite) keeps a row; older rows are
+#: deleted when the log is opened. `FAQ_QUERY_RETENTION_DAYS` overrides; `python -m indexer forget` wipes sooner.
+QUERY_RETENTION_DAYS = 90
+
+
+def query_retention_days() -> int:
+    """`FAQ_QUERY_RETENTION_DAYS` if it is a whole number of days >= 1, else QUERY_RETENTION_DAYS."""
+    value = os.environ.get("FAQ_QUERY_RETENTION_DAYS", "").strip()
+    return int(value) if value.isdigit() and int(value) >= 1 else QUERY_RETENTION_DAYS
 
 
 def env_path(name: str, default: Path) -> Path:

@@ -19,7 +19,7 @@ import urllib.parse
 import pytest
 
 from app_fixtures import APP, HOSTILE_QUERY, REPO_ROOT, XSS_TEXT, AppIndex, app_index, build  # noqa: F401
-from webapp.feedback import FeedbackStore
+from indexer.querylog import QueryLog
 
 TIMEOUT = 60
 
@@ -28,7 +28,7 @@ TIMEOUT = 60
 def test_app_searches_with_the_builds_onnx_export_and_never_imports_torch(app_index: AppIndex):
     """The build left an ONNX export in the cache folder; the app's searcher encodes queries with it, torch-free."""
     code = ("import sys; from pathlib import Path; from indexer.search import Searcher; "
-            "import webapp.browse, webapp.cards, webapp.feedback, webapp.html, webapp.index_state; "
+            "import webapp.browse, webapp.cards, webapp.html, webapp.index_state; "
             "from indexer.onnx_encoder import load_query_encoder; "
             f"s = Searcher.open(Path({str(app_index.index_dir)!r}), encoder_for="
             f"lambda m: load_query_encoder(m, Path({str(app_index.cache_dir)!r}))); "
@@ -158,14 +158,14 @@ def test_search_shows_results_with_resources_evidence_and_logs_the_query(app_env
     rest = related(at)
     assert rest and "what-is-cross-entropy-loss" not in rest and len(rest) == len(set(rest))
     assert any("1 answer and" in c.value for c in at.caption)
-    rows = FeedbackStore(app_env).queries()
+    rows = QueryLog(app_env).queries()
     assert [(r["query"], r["top_id"], r["answered"]) for r in rows] == [
         ("what is log loss", "what-is-cross-entropy-loss", 1)]
     assert rows[0]["top_score"] > 0 and rows[0]["n_results"] == 1 + len(rest)
     at.run()  # a rerun (e.g. a feedback click) is not a new query
-    assert len(FeedbackStore(app_env).queries()) == 1
+    assert len(QueryLog(app_env).queries()) == 1
     search(at, "striped momentum")
-    assert len(FeedbackStore(app_env).queries()) == 2
+    assert len(QueryLog(app_env).queries()) == 2
 
 
 def test_evidence_from_a_page_links_to_its_source(app_env, app_index):
@@ -189,10 +189,10 @@ def test_no_answer_says_so_and_still_offers_the_nearest_entries(app_env):
     notice = [h.value for h in at.main.html if "faq-notice" in h.value]
     assert notice and "no good answer" in notice[0]
     assert not cards(at) and len(related(at)) >= 3  # nearest entries, compact: nothing looks like an answer
-    assert FeedbackStore(app_env).queries()[0]["answered"] == 0
+    assert QueryLog(app_env).queries()[0]["answered"] == 0
     at.button(key="suggest").click().run()
     assert_no_trace(at)
-    assert [r["query"] for r in FeedbackStore(app_env).suggestions()] == ["how do I bake sourdough bread at home"]
+    assert [r["query"] for r in QueryLog(app_env).suggestions()] == ["how do I bake sourdough bread at home"]
     assert at.button(key="suggest").disabled and any("maintainer" in t.value for t in at.toast)
 
 
@@ -218,13 +218,13 @@ def test_feedback_is_stored_with_the_query(app_env):
     at = search(new_app(), "what is log loss")
     at.feedback[0].set_value(1).run()
     assert_no_trace(at)
-    votes = FeedbackStore(app_env).votes()
+    votes = QueryLog(app_env).votes()
     assert [(v["query"], v["entry_id"], v["vote"], v["rank"]) for v in votes] == [
         ("what is log loss", "what-is-cross-entropy-loss", 1, 1)]
     assert any("Thanks" in t.value for t in at.toast)
     at = search(at, "striped momentum")
     at.feedback[0].set_value(0).run()
-    votes = FeedbackStore(app_env).votes()
+    votes = QueryLog(app_env).votes()
     assert (votes[0]["query"], votes[0]["vote"], votes[0]["entry_id"]) == ("striped momentum", -1, card_ids(at)[0])
 
 

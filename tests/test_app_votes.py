@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from app_fixtures import AppIndex, app_index  # noqa: F401
 from test_app import app_env, card_ids, new_app, search  # noqa: F401
-from webapp.feedback import FeedbackStore
+from indexer.querylog import QueryLog
 
 
 def votes(db) -> list[tuple[str, str, int]]:
-    return [(v["query"], v["entry_id"], v["vote"]) for v in FeedbackStore(db).votes()]
+    return [(v["query"], v["entry_id"], v["vote"]) for v in QueryLog(db).votes()]
 
 
 def test_a_vote_then_unvote_leaves_no_vote(app_env):

@@ -5,6 +5,6 @@ from here. `html` escapes text and makes safe links, `cards` turns entries and
 search results into markup, `browse` groups and filters entries, `index_state`
 reads the build's status, `maintainer` renders it for the maintainer view
 (shown only with FAQ_ADMIN=1), `rebuild` runs a rebuild started from the app in
-its own thread, `feedback` is the query log and the votes; `style.css` is the
-app's stylesheet.
+its own thread; `style.css` is the app's stylesheet. The query log and votes
+are `indexer.querylog`: the command line reads them too.
 """

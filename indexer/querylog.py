@@ -1,4 +1,5 @@
-"""What learners asked and which answers helped: a small SQLite log for the web app.
+"""What learners asked and which answers helped: a small SQLite log, written by the web app and read
+by the maintainer (the app's Maintainer view, `python -m indexer insights` and `forget`).
 
 Three tables: `queries` (one row per search: the query, its top entry and score,
 whether the FAQ answered it, how many results), `feedback` (a thumbs up or
@@ -11,8 +12,11 @@ A vote can be taken back: the app keeps, in the session's own state, the row id
 of each vote it cast (`CastVote`); un-clicking the thumb deletes that row, and
 switching thumbs replaces it, so one learner's click is at most one vote.
 
+Rows are kept `config.QUERY_RETENTION_DAYS` days (90; `FAQ_QUERY_RETENTION_DAYS`): older ones are
+deleted each time the log is opened, and `forget` deletes sooner on demand.
+
 Each write is one short transaction on its own connection, so Streamlit's
-per-session threads can share one `FeedbackStore` without locking.
+per-session threads can share one `QueryLog` without locking.
 The path defaults to `data/app.sqlite` (git-ignored); `FAQ_APP_DB` overrides it.
 """
 
@@ -22,13 +26,15 @@ import os
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from indexer.text import clip_query, utc_now
+from .config import query_retention_days
+from .text import clip_query, utc_now
 
 if TYPE_CHECKING:  # only the type: the search module loads numpy, FAISS and BM25
-    from indexer.search import SearchResponse
+    from .search import SearchResponse
 
 DEFAULT_DB = Path("data/app.sqlite")
 
@@ -57,6 +63,8 @@ CREATE TABLE IF NOT EXISTS suggestions (
     query TEXT NOT NULL
 );
 """
+#: Every table of the log (all rows carry `ts`, an ISO 8601 UTC time).
+_TABLES = ("queries", "feedback", "suggestions")
 
 
 def default_db_path(root: Path | None = None) -> Path:
@@ -83,15 +91,24 @@ class VoteCount:
     down: int
 
 
-class FeedbackStore:
+class QueryLog:
     """The app's query log and per-result votes in one SQLite file; the schema is created on open."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, retention_days: int | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # The default rollback journal, not WAL: no -wal/-shm files left beside the (git-ignored) database.
         with closing(self._connect()) as db, db:
             db.executescript(_SCHEMA)
+        days = query_retention_days() if retention_days is None else retention_days
+        self.forget(before=datetime.now(timezone.utc) - timedelta(days=days))
+
+    def forget(self, before: datetime | None = None) -> int:
+        """Delete every query, vote and suggestion older than `before` (all of them when None); how many rows."""
+        cutoff = None if before is None else before.astimezone(timezone.utc).isoformat(timespec="seconds")
+        where, params = ("", ()) if cutoff is None else (" WHERE ts < ?", (cutoff,))
+        with closing(self._connect()) as db, db:
+            return sum(db.execute(f"DELETE FROM {table}{where}", params).rowcount for table in _TABLES)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=5.0)
@@ -149,6 +166,12 @@ class FeedbackStore:
         with closing(self._connect()) as db:
             db.row_factory = sqlite3.Row
             return [dict(row) for row in db.execute(sql, params)]
+
+    def rows(self, table: str, since: str = "") -> list[dict[str, Any]]:
+        """Every row of `table` (queries, feedback, suggestions) written at or after `since` (ISO UTC), oldest first."""
+        if table not in _TABLES:
+            raise ValueError(f"no table {table!r} in the query log (tables: {', '.join(_TABLES)})")
+        return self._read(f"SELECT * FROM {table} WHERE ts >= ? ORDER BY id", (since,))
 
     def queries(self, limit: int = 100) -> list[dict[str, Any]]:
         """The latest logged queries, newest first."""

@@ -1,17 +1,18 @@
-"""webapp/feedback.py: the query log and votes in SQLite, and nothing personal in them."""
+"""indexer/querylog.py: the query log, votes and suggestions in SQLite, and nothing personal in them."""
 
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from indexer.querylog import CastVote, QueryLog, default_db_path
 from indexer.search import SearchResponse
-from webapp.feedback import CastVote, FeedbackStore, default_db_path
 
 
 def test_feedback_store_logs_queries_and_votes(tmp_path):
-    store = FeedbackStore(tmp_path / "sub" / "app.sqlite")
+    store = QueryLog(tmp_path / "sub" / "app.sqlite")
     store.log_query("  what is   log loss ", top_id="loss", top_score=0.71, answered=True, n_results=5)
     store.log_response(SearchResponse(query="pizza", answered=False, results=[], threshold=0.2))
     store.record_vote("what is log loss", "loss", 1, rank=1)
@@ -28,12 +29,12 @@ def test_feedback_store_logs_queries_and_votes(tmp_path):
     counts = store.vote_counts()
     assert (counts["loss"].up, counts["loss"].down, counts["other"].down) == (1, 1, 1)
     assert store.unanswered()[0]["query"] == "pizza"
-    FeedbackStore(tmp_path / "sub" / "app.sqlite")  # reopening keeps the data
+    QueryLog(tmp_path / "sub" / "app.sqlite")  # reopening keeps the data
     assert len(store.queries()) == 2
 
 
 def test_a_vote_can_be_withdrawn_or_replaced_and_only_that_vote_goes(tmp_path):
-    store = FeedbackStore(tmp_path / "app.sqlite")
+    store = QueryLog(tmp_path / "app.sqlite")
     other_session = store.record_vote("what is log loss", "loss", 1, rank=1)
     mine = store.record_vote("  what is   log loss ", "loss", 1, rank=1)
     assert mine == CastVote(mine.row_id, "what is log loss", "loss") and mine.row_id != other_session.row_id
@@ -54,7 +55,7 @@ def test_a_vote_can_be_withdrawn_or_replaced_and_only_that_vote_goes(tmp_path):
 
 
 def test_feedback_store_keeps_nothing_personal(tmp_path):
-    FeedbackStore(tmp_path / "app.sqlite")
+    QueryLog(tmp_path / "app.sqlite")
     db = sqlite3.connect(tmp_path / "app.sqlite")
     tables = ("queries", "feedback", "suggestions")
     columns = {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in tables}
@@ -65,7 +66,7 @@ def test_feedback_store_keeps_nothing_personal(tmp_path):
 
 
 def test_suggestions_are_counted_per_question(tmp_path):
-    store = FeedbackStore(tmp_path / "app.sqlite")
+    store = QueryLog(tmp_path / "app.sqlite")
     for q in ("How do I bake bread?", "how do i bake bread?", "What is dropout?", "  x " * 400):
         store.record_suggestion(q)
     rows = store.suggestions()
@@ -78,3 +79,46 @@ def test_feedback_db_path_from_env(tmp_path, monkeypatch):
     assert default_db_path(tmp_path) == tmp_path / "data" / "app.sqlite"
     monkeypatch.setenv("FAQ_APP_DB", str(tmp_path / "x.sqlite"))
     assert default_db_path(tmp_path) == tmp_path / "x.sqlite"
+
+
+def _age(db_path, table: str, days: int) -> None:
+    """Backdate every row of `table` by `days` (rows are written with the current time)."""
+    old = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
+    with sqlite3.connect(db_path) as db:
+        db.execute(f"UPDATE {table} SET ts = ?", (old,))
+
+
+def test_rows_older_than_the_retention_are_deleted_on_open(tmp_path, monkeypatch):
+    path = tmp_path / "app.sqlite"
+    log = QueryLog(path)
+    log.log_query("old question", top_id=None, top_score=None, answered=False, n_results=0)
+    log.record_vote("old question", "e1", 1)
+    log.record_suggestion("old question")
+    for table in ("queries", "feedback", "suggestions"):
+        _age(path, table, 100)
+    log.log_query("new question", top_id="e1", top_score=0.9, answered=True, n_results=3)
+    assert len(QueryLog(path, retention_days=365).queries()) == 2  # a longer retention keeps both
+    monkeypatch.setenv("FAQ_QUERY_RETENTION_DAYS", "90")
+    reopened = QueryLog(path)
+    assert [r["query"] for r in reopened.queries()] == ["new question"]
+    assert reopened.votes() == [] and reopened.suggestions() == []
+
+
+def test_forget_wipes_before_a_date_or_everything(tmp_path):
+    path = tmp_path / "app.sqlite"
+    log = QueryLog(path)
+    log.log_query("a", top_id=None, top_score=None, answered=False, n_results=0)
+    _age(path, "queries", 10)
+    log.log_query("b", top_id=None, top_score=None, answered=False, n_results=0)
+    log.record_vote("b", "e1", -1)
+    assert log.forget(before=datetime.now(timezone.utc) - timedelta(days=5)) == 1
+    assert [r["query"] for r in log.queries()] == ["b"]
+    assert log.forget() == 2 and log.queries() == [] and log.votes() == []
+
+
+@pytest.mark.parametrize("value, days", [("30", 30), ("", 90), ("0", 90), ("-5", 90), ("soon", 90)])
+def test_retention_days_from_the_environment(monkeypatch, value, days):
+    from indexer.config import query_retention_days
+
+    monkeypatch.setenv("FAQ_QUERY_RETENTION_DAYS", value)
+    assert query_retention_days() == days
