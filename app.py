@@ -4,7 +4,7 @@ Thin by design: searching is `indexer.search` (this file opens the searcher and
 renders the `SearchResponse` it returns), everything shown is built by the
 `webapp` package (escaped, safe HTML: `webapp.html`, `webapp.cards`,
 `webapp.browse`, `webapp.index_state`, `webapp.maintainer`; the look is
-`webapp/style.css`), the query log and votes are `webapp.feedback`, a rebuild
+`webapp/style.css`), the query log and votes are `indexer.querylog`, a rebuild
 started here runs in `webapp.rebuild`'s thread. This file only wires Streamlit
 widgets to them.
 
@@ -38,11 +38,12 @@ from indexer.config import DEFAULT_CACHE_DIR, DEFAULT_FAQ, DEFAULT_INDEX_DIR, en
 from indexer.store import IndexError_, read_report
 from indexer.text import clip_query
 from webapp import browse, cards, index_state, maintainer
-from webapp.feedback import CastVote, FeedbackStore, default_db_path
+from indexer.querylog import CastVote, QueryLog, default_db_path
 from webapp.html import esc, link_html, md_escape, safe_url
 from webapp.rebuild import Rebuilder, same_index
 
 if TYPE_CHECKING:  # loaded in the loader thread (see SearcherLoader), not before the page draws
+    from indexer.insights import Insights
     from indexer.search import Searcher, SearchResponse
 
 ROOT = Path(__file__).resolve().parent
@@ -177,9 +178,9 @@ def get_searcher(path: str, build_id: str) -> Searcher:
 
 
 @st.cache_resource(show_spinner=False)
-def get_store(path: str) -> FeedbackStore | None:
+def get_store(path: str) -> QueryLog | None:
     try:
-        return FeedbackStore(path)
+        return QueryLog(path)
     except (OSError, sqlite3.Error) as exc:
         log.warning("feedback database %s unavailable (%s); queries and votes are not logged", path, exc)
         return None
@@ -359,6 +360,47 @@ def maintainer_view(manifest: dict, token: tuple[str, str]) -> None:
     st.html(maintainer.calibration_html(maintainer.calibration_state(manifest)))
     st.subheader("Rebuild", anchor=False)
     rebuild_panel(manifest)
+    insights_panel(token)
+
+
+@st.cache_data(show_spinner=False, ttl=30, max_entries=8)
+def get_insights(path: str, build_id: str, db: str, since: str) -> Insights:
+    """The query log summed up for `since` (indexer.insights), at most 30 s old."""
+    from indexer.insights import gather, parse_since
+
+    searcher = get_searcher(path, build_id)
+    return gather(QueryLog(db), parse_since(since), questions={e.id: e.question for e in
+                                                               searcher.stored.entries.values()},
+                  threshold=searcher.threshold, embed=searcher.embedder.encode)
+
+
+def insights_panel(token: tuple[str, str]) -> None:
+    """What learners asked, what the FAQ did not answer (grouped by meaning), votes and suggestions."""
+    st.subheader("What learners ask", anchor=False)
+    label = st.selectbox("Period", list(maintainer.INSIGHT_PERIODS), index=1, key="insights_period")
+    try:
+        report = get_insights(*token, str(db_path()), maintainer.INSIGHT_PERIODS[label])
+    except Exception:  # an unreadable log must not take the maintainer view down
+        log.exception("insights failed")
+        st.warning("The query log could not be read; see the server log.")
+        return
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Questions", report.queries)
+    c2.metric("Answered", f"{report.answered_share:.0%}")
+    c3.metric("Suggested", sum(n for _, n, _ in report.suggestions))
+    if report.per_day:
+        st.caption("Questions per day, and how many the FAQ answered")
+        st.line_chart({"questions": {d.day: d.queries for d in report.per_day},
+                       "answered": {d.day: d.answered for d in report.per_day}}, height=180)
+    if report.scores:
+        st.caption("Confidence of the best entry, per question (the answer threshold is "
+                   f"{get_searcher(*token).threshold:.2f})")
+        st.bar_chart({"questions": report.score_histogram()}, height=160)
+    st.markdown("**Not answered, or answered with little confidence**, grouped by meaning")
+    st.html(maintainer.unanswered_html(report))
+    st.html(maintainer.entries_html(report))
+    st.markdown("**Suggested for the FAQ**")
+    st.html(maintainer.suggestions_html(report))
 
 
 def entry_view(searcher: Searcher, entry_id: str) -> None:

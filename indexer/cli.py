@@ -1,4 +1,5 @@
-"""Command line: `python -m indexer build | search | status | eval`.
+"""Command line: `python -m indexer` (installed as `faq-search`): build, search, status, eval, calibrate,
+check, insights, forget.
 
 Thin by design: each command parses its arguments, calls the library, and
 prints. User errors (a bad FAQ, a missing index) exit non-zero with one line.
@@ -13,14 +14,19 @@ from pathlib import Path
 
 import click
 
-from .config import DEFAULT_CACHE_DIR, DEFAULT_FAQ, DEFAULT_INDEX_DIR, Settings, env_path
+from .config import DEFAULT_CACHE_DIR, DEFAULT_FAQ, DEFAULT_INDEX_DIR, VERSION, Settings, env_path
 
 index_dir_option = click.option(
     "--index-dir", type=click.Path(path_type=Path), default=lambda: env_path("FAQ_INDEX_DIR", DEFAULT_INDEX_DIR),
-    show_default="data/index", help="Folder of the index (FAQ_INDEX_DIR).")
+    help="Folder of the index. Default: FAQ_INDEX_DIR, else data/index.")
+db_option = click.option(
+    "--db", type=click.Path(path_type=Path), default=None,
+    help="The app's query log (default: FAQ_APP_DB, else data/app.sqlite).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 cache_dir_option = click.option(
     "--cache-dir", type=click.Path(path_type=Path), default=lambda: env_path("FAQ_CACHE_DIR", DEFAULT_CACHE_DIR),
-    show_default="data/cache", help="Fetched pages, vectors and the ONNX query encoder, kept across builds.")
+    help="Fetched pages, vectors and the ONNX query encoder, kept across builds. Default: FAQ_CACHE_DIR, "
+         "else data/cache.")
 
 
 def _user_errors():
@@ -28,8 +34,9 @@ def _user_errors():
     from .faq import FaqError
     from .ranker import RankerError
     from .store import IndexError_
+    from .insights import PeriodError
     from .threshold import ThresholdError
-    return (FaqError, IndexError_, ModelError, RankerError, ThresholdError)
+    return (FaqError, IndexError_, ModelError, RankerError, ThresholdError, PeriodError)
 
 
 def _run(fn, *args, **kwargs):
@@ -40,15 +47,18 @@ def _run(fn, *args, **kwargs):
         raise click.ClickException(str(exc)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(VERSION, "--version", prog_name="faq-search", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def cli(verbose: int) -> None:
     """Semantic search over a course FAQ and the pages it links to.
 
     \b
-        python -m indexer build                 # data/faq.md -> data/index
-        python -m indexer search "what is log loss"
-        python -m indexer status
+        faq-search build                 # data/faq.md -> data/index
+        faq-search search "what is log loss"
+        faq-search insights --since 30d  # what learners asked that the FAQ does not answer
+
+    `faq-search` and `python -m indexer` are the same command.
     """
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -56,7 +66,7 @@ def cli(verbose: int) -> None:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING) if verbose < 2 else logging.DEBUG)
 
 
-@cli.command()
+@cli.command(short_help='Build or update the index from the FAQ and its pages.')
 @click.option("--faq", "faq_paths", multiple=True, type=click.Path(path_type=Path),
               help="FAQ file (.md, .jsonl, .csv) or folder; repeatable. Default: data/faq.md")
 @index_dir_option
@@ -94,49 +104,78 @@ def build(faq_paths: tuple[Path, ...], index_dir: Path, cache_dir: Path, offline
 
 
 def _print_human(response) -> None:
-    mark = "" if response.answered else "  (no confident answer in the FAQ; nearest entries:)"
+    from .threshold import confidence_level
+
+    if not response.results:
+        click.echo(f"? {response.query}  (nothing to search for: no words the search can use)")
+        return
+    mark = "" if response.answered else "  (no good answer in the FAQ; the nearest entries:)"
     click.echo(f"? {response.query}{mark}")
+    if response.corrections:
+        click.echo("  also searched for: " + ", ".join(f"{fixed} (for {typed})"
+                                                       for typed, fixed in response.corrections.items()))
     for rank, r in enumerate(response.results, start=1):
-        click.echo(f"{rank:>2}. [{r.score:.2f}] {r.question}  ({r.id})")
+        click.echo(f"{rank:>2}. {confidence_level(r.score, response.threshold):<8} {r.question}  ({r.id})")
         snippet = " ".join(r.evidence.text.split())
         click.echo(f"      matched {r.evidence.source}: {snippet[:160]}{'…' if len(snippet) > 160 else ''}")
         for res in r.resources:
             click.echo(f"      - {res.kind}: {res.title} <{res.url}>")
 
 
-@cli.command()
+@cli.command(short_help='Find the FAQ entries that answer a question.')
 @click.argument("query", nargs=-1)
 @index_dir_option
 @cache_dir_option
-@click.option("-k", "--top-k", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option("-k", "--top-k", type=click.IntRange(1, 100), default=5, show_default=True,
+              help="How many entries to list per query.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line, per query.")
-@click.option("--threshold", type=float, default=None, help="Override the calibrated answer threshold.")
+@click.option("--threshold", type=float, default=None,
+              help="Answer threshold to use instead of the index's (calibrated or default).")
 def search(query: tuple[str, ...], index_dir: Path, cache_dir: Path, top_k: int, as_json: bool,
            threshold: float | None) -> None:
-    """Find the FAQ entries that answer a question (one query a line from stdin if none given).
+    """Find the FAQ entries that answer a question; exit 1 when none is answered.
+
+    With no QUERY, reads one query a line from stdin (with a prompt on a terminal). Each entry is
+    listed with a confidence word: strong, good, possible (above the answer threshold) or weak.
+    Exit status: 0 when the FAQ answers at least one query, 1 when it answers none.
 
     \b
-        python -m indexer search "what is log loss"
-        python -m indexer search --json -k 3 "why exp in softmax"
-        printf 'relu\\nlearning rate\\n' | python -m indexer search --json
+        faq-search search "what is log loss"
+        faq-search search --json -k 3 "why exp in softmax"
+        printf 'relu\\nlearning rate\\n' | faq-search search --json
     """
     from .search import Searcher
 
     searcher = _run(Searcher.open, index_dir, threshold=threshold, cache_dir=cache_dir)
-    queries = [" ".join(query)] if query else (line.strip() for line in sys.stdin)
-    for q in queries:
+    answered = False
+    for q in [" ".join(query)] if query else _stdin_queries():
         if not q:
             continue
         response = searcher.search(q, top_k=top_k)
+        answered |= response.answered
         if as_json:
             click.echo(json.dumps(response.to_dict(), ensure_ascii=False))
         else:
             _print_human(response)
+    if not answered:
+        sys.exit(1)
 
 
-@cli.command()
+def _stdin_queries():
+    """Lines of stdin; on a terminal, with a prompt (Ctrl-D ends)."""
+    tty = sys.stdin.isatty()
+    while True:
+        if tty:
+            click.echo("Ask a question (Ctrl-D to quit): ", nl=False, err=True)
+        line = sys.stdin.readline()
+        if not line:
+            return
+        yield line.strip()
+
+
+@cli.command(short_help='Show the index: model, counts, build time, threshold.')
 @index_dir_option
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def status(index_dir: Path, as_json: bool) -> None:
     """Model, counts, build time, and whether the FAQ changed since the build.
 
@@ -160,12 +199,13 @@ def status(index_dir: Path, as_json: bool) -> None:
         click.echo(f"source:   {src['path']}{'  (changed since build)' if src['changed'] else ''}")
 
 
-@cli.command("eval")
+@cli.command("eval", short_help='Measure retrieval on labelled queries.')
 @click.argument("file", type=click.Path(path_type=Path))
 @index_dir_option
 @cache_dir_option
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--threshold", type=float, default=None, help="Override the calibrated answer threshold.")
+@json_option
+@click.option("--threshold", type=float, default=None,
+              help="Answer threshold to use instead of the index's (calibrated or default).")
 def eval_(file: Path, index_dir: Path, cache_dir: Path, as_json: bool, threshold: float | None) -> None:
     """Measure retrieval on labelled queries (JSONL: {"query": ..., "expected": id|question|null}).
 
@@ -185,7 +225,7 @@ def eval_(file: Path, index_dir: Path, cache_dir: Path, as_json: bool, threshold
         click.echo("\n".join(report.lines()))
 
 
-@cli.command()
+@cli.command(short_help='Set the "no good answer" threshold from labelled queries.')
 @click.argument("file", type=click.Path(path_type=Path))
 @index_dir_option
 @click.option("--max-refused-answerable", type=click.FloatRange(0, 1), default=0.05, show_default=True,
@@ -207,9 +247,117 @@ def calibrate(file: Path, index_dir: Path, max_refused_answerable: float) -> Non
                f"{result.refused_answerable:.0%} of answerable ones" + (f" ({result.note})" if result.note else ""))
 
 
-def main() -> None:
+@cli.command(short_help='Validate FAQ files without building.')
+@click.argument("faq_paths", nargs=-1, type=click.Path(path_type=Path))
+def check(faq_paths: tuple[Path, ...]) -> None:
+    """Validate FAQ files without building: entries, links, errors with file and line.
+
+    \b
+        faq-search check                  # data/faq.md
+        faq-search check data/faq.md more.jsonl
+    """
+    from .faq import load_entries
+
+    paths = list(faq_paths) or [DEFAULT_FAQ]
+    entries = _run(load_entries, paths)
+    links = {r.url for e in entries for r in e.resources}
+    click.echo(f"{', '.join(map(str, paths))}: {len(entries)} entries, {len(links)} distinct links: OK")
+
+
+@cli.command(short_help='What learners asked that the FAQ does not answer.')
+@index_dir_option
+@cache_dir_option
+@db_option
+@click.option("--since", default="30d", show_default=True,
+              help="The period: a span (30d, 12h, 2w) or a date (2026-11-01).")
+@click.option("-n", "--top", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="How many groups, entries and suggestions to list.")
+@json_option
+def insights(index_dir: Path, cache_dir: Path, db: Path | None, since: str, top: int, as_json: bool) -> None:
+    """What learners asked that the FAQ does not answer, grouped by meaning.
+
+    Reads the app's query log: the questions asked over the period, the share answered, the
+    unanswered or unsure questions grouped by meaning (named by their most central question),
+    the entries asked for most, votes per entry, and "suggest this question" requests.
+
+    \b
+        faq-search insights
+        faq-search insights --since 7d --json
+    """
+    from .insights import gather, parse_since
+    from .querylog import QueryLog, default_db_path
+    from .search import Searcher
+
+    start = _run(parse_since, since)
+    searcher = _run(Searcher.open, index_dir, cache_dir=cache_dir)
+    questions = {e.id: e.question for e in searcher.stored.entries.values()}
+    report = gather(_open_log(QueryLog, db or default_db_path()), start, questions=questions,
+                    threshold=searcher.threshold, embed=searcher.embedder.encode)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
+        return
+    click.echo(f"Since {report.since[:10]}: {report.queries} questions, {report.answered_share:.0%} answered.")
+    click.echo(f"\nNot answered, or answered with little confidence ({sum(g.size for g in report.unanswered)}), "
+               "grouped by meaning:" if report.unanswered else "\nEvery question was answered with confidence.")
+    for g in report.unanswered[:top]:
+        others = [q for q in g.queries if q != g.name][:2]
+        also = f"  (also: {'; '.join(others)})" if others else ""
+        click.echo(f"  {g.size:>4}  {g.name}  [newest {g.newest[:10]}]{also}")
+    if report.top_entries:
+        click.echo("\nEntries that answered most:")
+        for _, question, n in report.top_entries[:top]:
+            click.echo(f"  {n:>4}  {question}")
+    if report.votes:
+        click.echo("\nVotes per entry (up / down):")
+        for v in report.votes[:top]:
+            downs = f"  thumbs down on: {'; '.join(v.down_queries[:3])}" if v.down_queries else ""
+            click.echo(f"  +{v.up} / -{v.down}  {v.question}{downs}")
+    if report.suggestions:
+        click.echo("\nSuggested for the FAQ:")
+        for query, n, last in report.suggestions[:top]:
+            click.echo(f"  {n:>4}  {query}  [newest {last[:10]}]")
+
+
+@cli.command(short_help='Wipe logged questions, votes and suggestions.')
+@db_option
+@click.option("--before", default=None,
+              help="Wipe what was logged before this date (2026-11-01) or span ago (30d). Default: everything.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def forget(db: Path | None, before: str | None, yes: bool) -> None:
+    """Wipe logged questions, votes and suggestions from the app's query log.
+
+    The log keeps rows 90 days anyway (FAQ_QUERY_RETENTION_DAYS); this wipes sooner.
+
+    \b
+        faq-search forget --before 2026-11-01
+        faq-search forget --yes            # everything
+    """
+    from .insights import parse_since
+    from .querylog import QueryLog, default_db_path
+
+    cutoff = _run(parse_since, before) if before else None
+    path = db or default_db_path()
+    what = f"everything logged before {cutoff:%Y-%m-%d %H:%M} UTC" if cutoff else "everything logged"
+    if not yes and not click.confirm(f"Wipe {what} in {path}?", default=False, err=True):
+        raise click.Abort()
+    removed = _open_log(QueryLog, path).forget(before=cutoff)
+    click.echo(f"{path}: {removed} rows wiped ({what}).")
+
+
+def _open_log(factory, path: Path):
+    """The query log at `path`, or a one-line error naming it."""
+    import sqlite3
+
     try:
-        code = cli.main(prog_name="python -m indexer", standalone_mode=False)
+        return factory(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise click.ClickException(f"{path}: cannot open the query log ({exc})") from None
+
+
+def main() -> None:
+    prog = "faq-search" if Path(sys.argv[0]).name == "faq-search" else "python -m indexer"
+    try:
+        code = cli.main(prog_name=prog, standalone_mode=False)
     except click.UsageError as exc:
         if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
             exc.show()  # no command at all: the help is the answer

@@ -36,15 +36,35 @@ class EvalReport:
     #: Share of answerable queries wrongly refused.
     refused_answerable: float = 0.0
     misses: list[dict[str, Any]] = field(default_factory=list)
+    #: The answer threshold the searcher used (None when it has none).
+    threshold: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def lines(self) -> list[str]:
-        return [f"queries: {self.queries} ({self.answerable} answerable, {self.unanswerable} unanswerable)",
-                f"top-1 accuracy: {self.top1:.3f}", f"MRR: {self.mrr:.3f}", f"recall@5: {self.recall_at_5:.3f}",
-                f"unanswerable rightly refused: {self.refused_unanswerable:.3f}",
-                f"answerable wrongly refused: {self.refused_answerable:.3f}"]
+    def lines(self, max_misses: int = 50) -> list[str]:
+        out = [f"queries: {self.queries} ({self.answerable} answerable, {self.unanswerable} unanswerable)",
+               f"top-1 accuracy: {self.top1:.3f}", f"MRR: {self.mrr:.3f}", f"recall@5: {self.recall_at_5:.3f}",
+               f"unanswerable rightly refused: {self.refused_unanswerable:.3f}",
+               f"answerable wrongly refused: {self.refused_answerable:.3f}"]
+        if self.threshold is not None:
+            out.append(f"answer threshold: {self.threshold:.4f}")
+        if self.misses:
+            out.append(f"missed ({len(self.misses)}):")
+            for m in self.misses[:max_misses]:
+                got = ", ".join(m["got"]) or "nothing"
+                score = f" {m['score']:.2f}" if m.get("score") is not None else ""
+                if m["expected"] is None:
+                    why = f"answered (out of scope): got {got}{score}"
+                elif m["rank"] == 1:
+                    why = f"right entry first, but refused (score{score} < threshold)"
+                else:
+                    where = f"rank {m['rank']}" if m["rank"] else "not in the top 10"
+                    why = f"expected {m['expected']} ({where}); got {got}{score}"
+                out.append(f"  {m['query']!r}: {why}")
+            if len(self.misses) > max_misses:
+                out.append(f"  … and {len(self.misses) - max_misses} more (--json lists them all)")
+        return out
 
 
 class _Searcher(Protocol):
@@ -87,7 +107,7 @@ def resolve_expected(cases: Sequence[Case], entries: dict[str, Any], source: str
 
 
 def evaluate(searcher: _Searcher, cases: Sequence[Case], expected_ids: Sequence[str | None]) -> EvalReport:
-    report = EvalReport(queries=len(cases))
+    report = EvalReport(queries=len(cases), threshold=getattr(searcher, "threshold", None))
     hits1 = rr = hits5 = refused_ok = refused_bad = 0.0
     for case, expected in zip(cases, expected_ids):
         response = searcher.search(case.query, top_k=MRR_DEPTH)

@@ -113,6 +113,25 @@ def is_answer(top_score: float | None, threshold: float) -> bool:
     return top_score is not None and top_score >= threshold
 
 
+#: Confidence at which an answer reads as "good" / "strong". The score is the learned ranker's probability
+#: that the entry answers the query (indexer/ranker.py); below the answer threshold a result is "weak",
+#: between the threshold and GOOD_CONFIDENCE "possible".
+GOOD_CONFIDENCE = 0.5
+STRONG_CONFIDENCE = 0.8
+CONFIDENCE_LEVELS = ("weak", "possible", "good", "strong")
+
+
+def confidence_level(score: float | None, threshold: float) -> str:
+    """One of CONFIDENCE_LEVELS for a result's score: the word the app, the CLI and insights all use."""
+    if score is None or score != score or not is_answer(score, threshold):
+        return "weak"
+    if score >= max(STRONG_CONFIDENCE, threshold):
+        return "strong"
+    if score >= max(GOOD_CONFIDENCE, threshold):
+        return "good"
+    return "possible"
+
+
 OBJECTIVES = ("constrained", "accuracy")
 #: Thresholds are compared with scores rounded like the product's (4 decimals).
 DECIMALS = 4

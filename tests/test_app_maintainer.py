@@ -60,7 +60,8 @@ def test_maintainer_view_shows_status_failed_pages_grouped_and_calibration(admin
     assert "5 FAQ entries with 4 links" in shown.replace("<b>", "").replace("</b>", "")
     assert "2 fetched, 0 from the cache, 2 could not be fetched" in shown.replace("<b>", "").replace("</b>", "")
     assert "all-MiniLM-L6-v2" in shown and "UTC" in shown
-    assert [s.value for s in at.subheader] == ["Index", "Pages not indexed (2)", "Answer threshold", "Rebuild"]
+    assert [s.value for s in at.subheader] == ["Index", "Pages not indexed (2)", "Answer threshold", "Rebuild",
+                                                     "What learners ask"]
     (failed,) = [h.value for h in at.main.html if "faq-mt-group" in h.value]
     assert failed.count("<details") == 1  # the two 404s are one group
     assert "<b>2 pages</b>: page not found (HTTP 404)" in failed and "gone-missing.html" in failed
@@ -167,3 +168,29 @@ def test_no_index_learners_get_the_command_and_maintainers_a_build_button(tmp_pa
     at = new_app()
     assert_no_trace(at)
     assert at.button(key="build_main") and "no-index" in page_text(at)
+
+
+def test_maintainer_view_sums_up_what_learners_asked(admin):
+    """A seeded query log: the questions the FAQ missed are grouped by meaning, with votes and suggestions."""
+    from indexer.querylog import QueryLog
+
+    log = QueryLog(admin)
+    for q in ("what is dropout", "how does dropout work", "dropout regularization explained",
+              "how to install cuda on ubuntu"):
+        log.log_query(q, top_id=None, top_score=0.02, answered=False, n_results=5)
+    log.log_query("what is log loss", top_id="what-is-cross-entropy-loss", top_score=0.93, answered=True,
+                  n_results=5)
+    log.record_vote("what is log loss", "what-is-cross-entropy-loss", -1)
+    log.record_suggestion("<b>how do I bake bread</b>")
+    at = maintainer_page()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Questions"] == "5" and metrics["Answered"] == "20%" and metrics["Suggested"] == "1"
+    groups = [h.value for h in at.main.html if "asked</b>" in h.value][0]
+    assert "<b>3 asked</b>: " in groups and "dropout" in groups.split("<b>3 asked</b>: ")[1].split("<")[0]
+    assert "<b>1 asked</b>: how to install cuda on ubuntu" in groups
+    page = "".join(h.value for h in at.main.html)
+    assert "thumbs down on: what is log loss" in page and "What is cross entropy loss?" in page
+    assert "&lt;b&gt;how do I bake bread&lt;/b&gt;" in page and "<b>how do I bake" not in page  # text, not markup
+    assert len(at.get("vega_lite_chart")) == 2  # questions per day, and the score histogram
+    at.selectbox(key="insights_period").select("Last 7 days").run()
+    assert_no_trace(at)

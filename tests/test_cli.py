@@ -230,3 +230,73 @@ def test_bad_argument_fails_with_one_line(tmp_path):
     lines = stderr_lines(proc)
     assert len(lines) == 1, proc.stderr
     assert "top-k" in lines[0]
+
+
+# -- a CLI people like: help, version, exit codes, the maintainer's commands -----------------------------
+
+def test_help_summaries_are_whole_and_every_option_is_explained():
+    proc = run("--help")
+    assert proc.returncode == 0
+    commands = proc.stdout.split("Commands:")[1].splitlines()
+    assert {"build", "search", "status", "eval", "calibrate", "check", "insights", "forget"} <= {
+        line.split()[0] for line in commands if line.strip()}
+    assert not any(line.rstrip().endswith("...") for line in commands), commands
+    from indexer.cli import cli
+
+    import click
+    missing = [(name, p.name) for name, cmd in cli.commands.items() for p in cmd.params
+               if isinstance(p, click.Option) and not p.help]
+    assert missing == []
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("faq-search ")
+
+
+def test_search_says_how_confident_which_typos_it_mended_and_exits_1_without_an_answer(cli_index):
+    proc = run("search", "--index-dir", str(cli_index.index), "why do we need an activaton function")
+    assert proc.returncode == 0, proc.stderr
+    assert "also searched for:" in proc.stdout
+    first = [line for line in proc.stdout.splitlines() if line.startswith(" 1.")][0]
+    assert first.split()[1] in ("strong", "good", "possible") and "[0." not in first
+    nothing = run("search", "--index-dir", str(cli_index.index), "the")
+    assert nothing.returncode == 1 and "nothing to search for" in nothing.stdout
+    refused = run("search", "--json", "--threshold", "0.9999", "--index-dir", str(cli_index.index),
+                  stdin="what is log loss\nrelu\n")
+    assert refused.returncode == 1 and all(not json.loads(r)["answered"] for r in refused.stdout.splitlines())
+
+
+def test_check_validates_a_faq_without_building(cli_index, tmp_path):
+    ok = run("check", str(cli_index.faq))
+    assert ok.returncode == 0 and "3 entries, 3 distinct links: OK" in ok.stdout
+    bad = tmp_path / "bad.md"
+    bad.write_text("**Q: Fine?**\n\n- [broken](javascript:alert(1))\n", "utf-8")
+    proc = run("check", str(bad))
+    assert proc.returncode != 0 and len(stderr_lines(proc)) == 1 and f"{bad}:3" in proc.stderr
+
+
+def test_insights_and_forget_over_a_query_log(cli_index, tmp_path):
+    from indexer.querylog import QueryLog
+
+    db = tmp_path / "app.sqlite"
+    log = QueryLog(db)
+    for q in ("what is dropout", "how does dropout work", "dropout regularization explained",
+              "how to install cuda on ubuntu"):
+        log.log_query(q, top_id=None, top_score=0.01, answered=False, n_results=3)
+    log.log_query("what is log loss", top_id="what-is-cross-entropy-loss", top_score=0.95, answered=True,
+                  n_results=3)
+    log.record_vote("what is log loss", "what-is-cross-entropy-loss", -1)
+    log.record_suggestion("what is dropout")
+    js = run("insights", "--json", "--db", str(db), "--index-dir", str(cli_index.index))
+    assert js.returncode == 0, js.stderr
+    report = json.loads(js.stdout)
+    assert report["queries"] == 5 and report["answered"] == 1
+    assert [(g["size"], "dropout" in g["name"]) for g in report["unanswered"]] == [(3, True), (1, False)]
+    assert report["votes"][0]["down_queries"] == ["what is log loss"]
+    text = run("insights", "--db", str(db), "--index-dir", str(cli_index.index), "--since", "7d")
+    assert text.returncode == 0 and "grouped by meaning" in text.stdout and "20% answered" in text.stdout
+    assert run("insights", "--since", "lately", "--db", str(db), "--index-dir", str(cli_index.index)).returncode != 0
+
+    asked = run("forget", "--db", str(db), stdin="n\n")
+    assert asked.returncode != 0 and len(QueryLog(db).queries()) == 5  # asked, declined: nothing wiped
+    wiped = run("forget", "--yes", "--db", str(db))
+    assert wiped.returncode == 0 and "7 rows wiped" in wiped.stdout
+    assert QueryLog(db).queries() == [] and QueryLog(db).votes() == []

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from indexer.records import Document, Entry, Resource
 from indexer.text import site_name
+from indexer.threshold import confidence_level
 
 from .html import (clean_spans, entry_href, esc, highlight_html, link_html, linked_marked_html, snippet_bounds,
                    text_fragment_url, text_html)
@@ -35,10 +36,13 @@ class Relevance:
     meaning: str = ""
 
 
-#: Confidence at which a match reads as "good" / "strong" (the score is the ranker's probability that
-#: the entry answers the query, indexer/ranker.py; the answer threshold marks "possible").
-GOOD_CONFIDENCE = 0.5
-STRONG_CONFIDENCE = 0.8
+#: Per confidence level (indexer.threshold.confidence_level): the label, its CSS class suffix, its meaning.
+_LEVELS = {
+    "weak": ("Weak match", "low", "Probably not what you asked."),
+    "possible": ("Possible match", "weak", "This entry may answer your question: check the passage."),
+    "good": ("Good match", "good", "This entry very likely answers your question."),
+    "strong": ("Strong match", "strong", "This entry answers questions like yours."),
+}
 
 
 def relevance(score: float, threshold: float) -> Relevance:
@@ -50,13 +54,8 @@ def relevance(score: float, threshold: float) -> Relevance:
     if score != score:  # NaN
         score = 0.0
     percent = int(round(min(max(score, 0.0), 1.0) * 100))
-    if score < threshold:
-        return Relevance("Weak match", "low", percent, "Probably not what you asked.")
-    if score >= max(STRONG_CONFIDENCE, threshold):
-        return Relevance("Strong match", "strong", percent, "This entry answers questions like yours.")
-    if score >= max(GOOD_CONFIDENCE, threshold):
-        return Relevance("Good match", "good", percent, "This entry very likely answers your question.")
-    return Relevance("Possible match", "weak", percent, "This entry may answer your question: check the passage.")
+    label, css, meaning = _LEVELS[confidence_level(score, threshold)]
+    return Relevance(label, css, percent, meaning)
 
 
 def relevance_html(rel: Relevance, *, explain: bool = True) -> str:

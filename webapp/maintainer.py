@@ -24,6 +24,7 @@ from .index_state import built_at_text, short_model
 
 if TYPE_CHECKING:  # only the types: indexer.build loads the model stack
     from indexer.build import BuildSummary
+    from indexer.insights import Insights
 
     from .rebuild import Progress
 
@@ -281,3 +282,49 @@ def after_rebuild_html(state: CalibrationState) -> str:
             else "the default threshold")
     return (f'<p class="faq-mt-cal"><b>The new index is not calibrated</b>: answers use {used}. '
             f"Calibrate it with <code>{esc(CALIBRATE_COMMAND)}</code></p>")
+
+
+# -- what learners ask (indexer/insights.py) ------------------------------------------------------------------------
+#: The periods the maintainer view offers, as `--since` spans.
+INSIGHT_PERIODS = {"Last 7 days": "7d", "Last 30 days": "30d", "Last 90 days": "90d"}
+
+
+def unanswered_html(report: Insights, limit: int = 15) -> str:
+    """The unanswered or unsure questions grouped by meaning: "12 asked: what is dropout", opening on wordings."""
+    if not report.unanswered:
+        return '<p class="faq-mt-ok">Every question of the period was answered with confidence.</p>'
+    items = []
+    for g in report.unanswered[:limit]:
+        wordings = "".join(f"<li>{esc(q)}</li>" for q in g.queries[:10])
+        more = f"<li>… and {len(g.queries) - 10} more wordings</li>" if len(g.queries) > 10 else ""
+        items.append(f'<details class="faq-mt-group"><summary><b>{_n(g.size, "asked", "asked")}</b>: '
+                     f'{esc(g.name)} <span class="faq-mt-detail">newest {esc(g.newest[:10])}</span></summary>'
+                     f'<ul class="faq-pp">{wordings}{more}</ul></details>')
+    hidden = len(report.unanswered) - limit
+    tail = f'<p class="faq-mt-detail">… and {hidden} smaller groups (faq-search insights lists all).</p>' \
+        if hidden > 0 else ""
+    return "".join(items) + tail
+
+
+def entries_html(report: Insights, limit: int = 10) -> str:
+    """The entries that answered most, and the votes per entry with the questions that got a thumbs-down."""
+    asked = "".join(f"<li><b>{n}</b> × {esc(q)}</li>" for _, q, n in report.top_entries[:limit])
+    votes = []
+    for v in report.votes[:limit]:
+        downs = (f'<div class="faq-mt-detail">thumbs down on: {esc("; ".join(v.down_queries[:5]))}</div>'
+                 if v.down_queries else "")
+        votes.append(f"<li>{esc(v.question)}: <b>+{v.up}</b> / <b>−{v.down}</b>{downs}</li>")
+    out = [f'<p><b>Answered most</b></p><ul class="faq-mt-facts">{asked}</ul>' if asked else
+           '<p class="faq-mt-detail">No question was answered in this period.</p>']
+    out.append(f'<p><b>Votes</b></p><ul class="faq-mt-facts">{"".join(votes)}</ul>' if votes else
+               '<p class="faq-mt-detail">No votes in this period.</p>')
+    return "".join(out)
+
+
+def suggestions_html(report: Insights, limit: int = 15) -> str:
+    """What learners asked to have added to the FAQ, most asked first."""
+    if not report.suggestions:
+        return '<p class="faq-mt-detail">No question was suggested in this period.</p>'
+    items = "".join(f"<li><b>{n}</b> × {esc(q)} <span class=\"faq-mt-detail\">newest {esc(last[:10])}</span></li>"
+                    for q, n, last in report.suggestions[:limit])
+    return f'<ul class="faq-mt-facts">{items}</ul>'
