@@ -23,6 +23,7 @@ install: $(STAMP)
 index: install
 	@if [ ! -e data/index/manifest.json ]; then \
 		$(BIN)/python -m indexer build && \
+		echo "Calibrating: the labelled questions in bench/eval/shipped_faq.jsonl set how sure the search must be before it calls an entry the answer (below that, it says the FAQ has no good answer)." && \
 		{ $(BIN)/python -m indexer calibrate bench/eval/shipped_faq.jsonl || \
 		  echo "calibration skipped: the index keeps its default threshold"; }; \
 	fi

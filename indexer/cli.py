@@ -97,10 +97,22 @@ def build(faq_paths: tuple[Path, ...], index_dir: Path, cache_dir: Path, offline
                                    "fetched so far are cached for the next run") from None
     from .store import read_report
 
-    for rec in read_report(index_dir):
-        if rec["status"] in ("failed", "thin"):
-            click.echo(f"  {rec['status']}: {rec['url']} ({rec['reason']})", err=True)
+    _echo_problem_pages(read_report(index_dir))
     click.echo(f"Built {index_dir}: {summary.line()}")
+
+
+def _echo_problem_pages(report: list[dict]) -> None:
+    """Pages that could not be fetched, under one heading (to stderr), then paywalled / thin ones."""
+    failed = [r for r in report if r["status"] == "failed"]
+    thin = [r for r in report if r["status"] == "thin"]
+    if failed:
+        hint = " (offline?)" if all("cannot connect" in (r.get("reason") or "") for r in failed) else ""
+        click.echo(f"could not fetch {len(failed)} page{'s' if len(failed) != 1 else ''}{hint}; "
+                   "questions, answers and link titles are indexed anyway:", err=True)
+        for r in failed:
+            click.echo(f"  failed: {r['url']} ({r['reason']})", err=True)
+    for r in thin:
+        click.echo(f"  thin: {r['url']} ({r['reason']})", err=True)
 
 
 def _print_human(response) -> None:
@@ -197,6 +209,15 @@ def status(index_dir: Path, as_json: bool) -> None:
     click.echo(f"answers:  from score {info['answer_threshold']:.4f} ({how}; fusion {info['fusion']})")
     for src in info["sources"]:
         click.echo(f"source:   {src['path']}{'  (changed since build)' if src['changed'] else ''}")
+    from .store import read_report
+
+    report = read_report(index_dir)
+    problems = [r for r in report if r["status"] in ("failed", "thin")]
+    if problems:
+        click.echo(f"pages:    {len(problems)} of {len(report)} linked pages not indexed "
+                   f"(details per link: {index_dir / 'report.json'}):")
+        for r in problems:
+            click.echo(f"  {r['status']}: {r['url']} ({r['reason']})")
 
 
 @cli.command("eval", short_help='Measure retrieval on labelled queries.')

@@ -83,6 +83,7 @@ def test_build_succeeds_and_reports_failed_pages(cli_index):
     # The talk's host refuses connections: the page is reported, the build goes on.
     failed = [line for line in stderr_lines(proc) if line.strip().startswith("failed:")]
     assert len(failed) == 1 and "/talk" in failed[0] and "cannot connect" in failed[0]
+    assert "could not fetch 1 page (offline?); questions, answers and link titles are indexed anyway:" in proc.stderr
     assert (cli_index.index / "manifest.json").is_file() and (cli_index.index / "report.json").is_file()
 
 
@@ -300,3 +301,10 @@ def test_insights_and_forget_over_a_query_log(cli_index, tmp_path):
     wiped = run("forget", "--yes", "--db", str(db))
     assert wiped.returncode == 0 and "7 rows wiped" in wiped.stdout
     assert QueryLog(db).queries() == [] and QueryLog(db).votes() == []
+
+
+def test_status_lists_the_pages_not_indexed_and_points_to_the_report(cli_index):
+    proc = run("status", "--index-dir", str(cli_index.index))
+    assert proc.returncode == 0, proc.stderr
+    assert f"1 of 3 linked pages not indexed (details per link: {cli_index.index / 'report.json'})" in proc.stdout
+    assert "failed: http://127.0.0.1:" in proc.stdout and "/talk" in proc.stdout
