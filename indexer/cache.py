@@ -42,6 +42,16 @@ class PageCache:
         key = hashlib.sha256(url.encode("utf-8")).hexdigest()
         return self.pages / key[:2] / f"{key}.json"
 
+    def urls(self) -> list[str]:
+        """The URL of every page in the cache (from its metadata files)."""
+        out = []
+        for meta_path in self.pages.glob("*/*.json"):
+            try:
+                out.append(json.loads(meta_path.read_text("utf-8"))["url"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("cache metadata %s unreadable (%s); skipping it", meta_path, exc)
+        return out
+
     def get(self, url: str) -> Page | None:
         meta_path = self._meta_path(url)
         try:

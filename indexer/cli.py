@@ -365,6 +365,56 @@ def forget(db: Path | None, before: str | None, yes: bool) -> None:
     click.echo(f"{path}: {removed} rows wiped ({what}).")
 
 
+@cli.group(short_help="Bring in pages the indexer cannot fetch; write the cache out.")
+def snapshot() -> None:
+    """Saved pages in and out of the page cache (a folder of files and urls.tsv).
+
+    For paywalled or login pages: save them from a browser ("save page as", HTML only), list them
+    in urls.tsv (a header line `url<TAB>file`, then one `URL<TAB>file` line per page), import the
+    folder, then build (the pages are used like cached ones).
+
+    \b
+        faq-search snapshot import saved-pages/
+        faq-search snapshot export backup/
+    """
+
+
+@snapshot.command("import", short_help="Put saved pages into the page cache.")
+@click.argument("folder", type=click.Path(path_type=Path))
+@cache_dir_option
+def snapshot_import(folder: Path, cache_dir: Path) -> None:
+    """Put the pages listed in FOLDER/urls.tsv into the page cache, as if fetched now.
+
+    \b
+        faq-search snapshot import saved-pages/ && faq-search build --offline
+    """
+    from .cache import PageCache
+    from .snapshot import import_snapshot
+
+    result = _run(import_snapshot, folder, PageCache(cache_dir))
+    for reason in result.skipped:
+        click.echo(f"  skipped: {reason}", err=True)
+    click.echo(f"{folder}: {result.pages} pages imported into {cache_dir}; the next build uses them.")
+
+
+@snapshot.command("export", short_help="Write every cached page out, with urls.tsv.")
+@click.argument("folder", type=click.Path(path_type=Path))
+@cache_dir_option
+def snapshot_export(folder: Path, cache_dir: Path) -> None:
+    """Write every page of the cache to FOLDER, with urls.tsv (the form `snapshot import` reads).
+
+    \b
+        faq-search snapshot export backup/
+    """
+    from .cache import PageCache
+    from .snapshot import export_snapshot
+
+    result = _run(export_snapshot, PageCache(cache_dir), folder)
+    for reason in result.skipped:
+        click.echo(f"  skipped: {reason}", err=True)
+    click.echo(f"{folder}: {result.pages} pages written, listed in {folder / 'urls.tsv'}.")
+
+
 def _open_log(factory, path: Path):
     """The query log at `path`, or a one-line error naming it."""
     import sqlite3
