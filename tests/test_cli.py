@@ -308,3 +308,17 @@ def test_status_lists_the_pages_not_indexed_and_points_to_the_report(cli_index):
     assert proc.returncode == 0, proc.stderr
     assert f"1 of 3 linked pages not indexed (details per link: {cli_index.index / 'report.json'})" in proc.stdout
     assert "failed: http://127.0.0.1:" in proc.stdout and "/talk" in proc.stdout
+
+
+def test_snapshot_import_and_export_from_the_command_line(tmp_path):
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "page.html").write_text("<html><body><p>Saved by hand.</p></body></html>", "utf-8")
+    (saved / "urls.tsv").write_text("url\tfile\nhttps://paywalled.example/a\tpage.html\n", "utf-8")
+    cache = tmp_path / "cache"
+    imported = run("snapshot", "import", str(saved), "--cache-dir", str(cache))
+    assert imported.returncode == 0 and "1 pages imported" in imported.stdout, imported.stderr
+    exported = run("snapshot", "export", str(tmp_path / "out"), "--cache-dir", str(cache))
+    assert exported.returncode == 0 and (tmp_path / "out" / "urls.tsv").read_text("utf-8").startswith("url\tfile\n")
+    missing = run("snapshot", "import", str(tmp_path / "nowhere"), "--cache-dir", str(cache))
+    assert missing.returncode != 0 and len(stderr_lines(missing)) == 1 and "urls.tsv" in missing.stderr
