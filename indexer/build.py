@@ -53,6 +53,14 @@ class BuildSummary:
     pages_cached: int = 0
     pages_thin: int = 0
     pages_failed: int = 0
+    #: A fetched page judged worse than its cached copy (block page, soft 404, much shorter): the copy is kept.
+    pages_suspect: int = 0
+    #: 404/410 now; the last good copy is kept (stale) for `gone_keep_days`.
+    pages_gone: int = 0
+    #: Fetched, but no text to index (a page of scripts only, an empty document).
+    pages_empty: int = 0
+    #: Not fetched on purpose: an internal address, credentials in the URL, a binary body.
+    pages_refused: int = 0
     passages: int = 0
     vectors_embedded: int = 0
     vectors_reused: int = 0
@@ -60,8 +68,11 @@ class BuildSummary:
 
     def line(self) -> str:
         return (f"{self.entries} entries, {self.resources} resources: {self.pages_fetched} fetched, "
-                f"{self.pages_cached} from cache, {self.pages_thin} thin, {self.pages_failed} failed; "
-                f"{self.passages} passages, {self.vectors_embedded} vectors embedded, "
+                f"{self.pages_cached} from cache, {self.pages_thin} thin, {self.pages_failed} failed"
+                + "".join(f", {n} {name}" for name, n in (("suspect", self.pages_suspect), ("gone", self.pages_gone),
+                                                           ("empty", self.pages_empty),
+                                                           ("refused", self.pages_refused)) if n)
+                + f"; {self.passages} passages, {self.vectors_embedded} vectors embedded, "
                 f"{self.vectors_reused} reused; {self.seconds:.1f}s")
 
 
@@ -226,6 +237,8 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
         "counts": {"entries": summary.entries, "resources": summary.resources,
                    "pages_fetched": summary.pages_fetched, "pages_cached": summary.pages_cached,
                    "pages_thin": summary.pages_thin, "pages_failed": summary.pages_failed,
+                   "pages_suspect": summary.pages_suspect, "pages_gone": summary.pages_gone,
+                   "pages_empty": summary.pages_empty, "pages_refused": summary.pages_refused,
                    "passages": summary.passages},
         "answer_threshold": threshold,
         "calibration": calibration,

@@ -65,8 +65,11 @@ def cli(verbose: int) -> None:
 @click.option("--refresh", is_flag=True, help="Re-download every page instead of revalidating.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Concurrent fetches (default 4).")
 @click.option("--model", default=None, help="sentence-transformers model name or folder (FAQ_MODEL).")
+@click.option("--allow-private", is_flag=True,
+              help="Also fetch private, loopback and link-local addresses (local mirrors, intranet FAQs; "
+                   "FAQ_ALLOW_PRIVATE=1).")
 def build(faq_paths: tuple[Path, ...], index_dir: Path, cache_dir: Path, offline: bool, refresh: bool,
-          workers: int | None, model: str | None) -> None:
+          workers: int | None, model: str | None, allow_private: bool) -> None:
     """Build or update the index from the FAQ and the pages it links to.
 
     \b
@@ -79,6 +82,8 @@ def build(faq_paths: tuple[Path, ...], index_dir: Path, cache_dir: Path, offline
     from .build import build_index
 
     settings = Settings() if model is None else replace(Settings(), model=model)
+    if allow_private:
+        settings = replace(settings, fetch=replace(settings.fetch, allow_private=True))
     try:
         summary = _run(build_index, list(faq_paths) or [DEFAULT_FAQ], index_dir=index_dir, cache_dir=cache_dir,
                        settings=settings, offline=offline, refresh=refresh, workers=workers)
@@ -88,7 +93,7 @@ def build(faq_paths: tuple[Path, ...], index_dir: Path, cache_dir: Path, offline
     from .store import read_report
 
     for rec in read_report(index_dir):
-        if rec["status"] in ("failed", "thin"):
+        if rec["status"] in ("failed", "thin", "suspect", "gone", "empty", "refused"):
             click.echo(f"  {rec['status']}: {rec['url']} ({rec['reason']})", err=True)
     click.echo(f"Built {index_dir}: {summary.line()}")
 
