@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -30,6 +31,7 @@ from .embed import Embedder, VectorCache, embed_cached
 from .extract import extract
 from .faq import faq_files, load_entries
 from .fetch import Fetcher
+from .quality import judge
 from .onnx_encoder import ensure_export
 from .records import Document, Entry, Page, ReportRecord, Unit
 from .status import file_sha256
@@ -135,6 +137,9 @@ def _report(entries: Sequence[Entry], pages: dict[str, Page], documents: dict[st
                 page = pages[resource.url]
                 doc = documents.get(resource.url)
                 status = "thin" if doc and doc.thin else page.status
+                if doc is not None and not doc.text and status in ("fetched", "cached"):
+                    status = "empty"  # fetched, but nothing to index (only scripts, an empty document)
+                    doc.note = doc.note or "no text found on the page"
                 reason = "; ".join(r for r in (page.reason, doc.note if doc else "") if r)
                 rec = records[resource.url] = ReportRecord(
                     url=resource.url, status=status, reason=reason,
@@ -181,7 +186,8 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
         stages.advance()
 
     with _progress(len(urls), "fetch") as bar, \
-            Fetcher(settings.fetch, PageCache(cache_dir), offline=offline, refresh=refresh) as fetcher:
+            Fetcher(settings.fetch, PageCache(cache_dir), offline=offline, refresh=refresh,
+                    judge=partial(judge, fetch=settings.fetch, settings=settings.extract)) as fetcher:
         pages = fetcher.fetch_all(urls, workers=workers, on_done=fetched)
 
     usable = [page for page in pages.values() if page.ok]

@@ -63,6 +63,13 @@ class FetchSettings:
     #: tests). Off by default: a FAQ edited by many hands must not make the build read internal services.
     #: `build --allow-private` or FAQ_ALLOW_PRIVATE=1 turn it on.
     allow_private: bool = field(default_factory=lambda: os.environ.get("FAQ_ALLOW_PRIVATE", "") == "1")
+    #: A page that now answers 404/410 keeps its last good copy in the index (reported `gone`) for
+    #: this many days after that copy was fetched; after that it is dropped.
+    gone_keep_days: float = 30.0
+    #: A changed page whose text is below this share of the cached copy's text is `suspect` (the
+    #: cached copy is kept), when the cached text had at least `suspect_min_chars` characters.
+    suspect_shrink_ratio: float = 0.3
+    suspect_min_chars: int = 500
     #: Pause between two requests to the same host.
     per_host_delay: float = 0.2
     respect_robots: bool = True

@@ -23,6 +23,11 @@ Under hostile servers (issue 12):
   allowed (`FetchSettings.allow_private`): the host is resolved and every address
   checked first, and the address actually connected to is checked again, so DNS
   tricks do not pass; URLs carrying credentials are refused;
+- binary bodies are refused whatever their Content-Type (indexer/sniff.py);
+- a fetched page replaces the cached one only when it is at least as good
+  (indexer/quality.py): otherwise the last good copy is kept and the page is
+  `suspect`; a page now answering 404/410 is `gone` and keeps its copy for
+  `gone_keep_days`.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
@@ -47,29 +52,36 @@ import httpx
 from .cache import PageCache
 from .config import FetchSettings
 from .records import Page
+from .sniff import binary_reason
 from .text import utc_now
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+GONE_STATUSES = {404, 410}
 SCHEMES = ("http", "https")
 PRIVATE_HINT = "allow with `build --allow-private` or FAQ_ALLOW_PRIVATE=1"
+
+#: judge(new, cached) -> why `new` must not replace `cached` ("" when it may).
+Judge = Callable[[Page, "Page | None"], str]
 
 
 class FetchFailure(Exception):
     """Why a page could not be had; `retry_after` is set when the server asked us to wait.
 
-    `refused`: the page is not to be fetched at all (an internal address, credentials in the URL)."""
+    `refused`: the page is not to be fetched at all (an internal address, credentials in the URL,
+    a binary body); `gone`: the server says the page no longer exists (404, 410)."""
 
     def __init__(self, reason: str, *, retryable: bool = False, retry_after: float | None = None,
-                 host_down: bool = False, refused: bool = False) -> None:
+                 host_down: bool = False, refused: bool = False, gone: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.retry_after = retry_after
         self.host_down = host_down
         self.refused = refused
+        self.gone = gone
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -188,11 +200,13 @@ class _Inflater:
 
 class Fetcher:
     def __init__(self, settings: FetchSettings, cache: PageCache, *, offline: bool = False,
-                 refresh: bool = False, transport: httpx.BaseTransport | None = None) -> None:
+                 refresh: bool = False, transport: httpx.BaseTransport | None = None,
+                 judge: Judge | None = None) -> None:
         self.settings = settings
         self.cache = cache
         self.offline = offline
         self.refresh = refresh
+        self.judge = judge
         self._hosts: dict[str, _Host] = {}
         self._hosts_lock = threading.Lock()
         self._build_deadline = (time.monotonic() + settings.build_deadline) if settings.build_deadline > 0 \
@@ -243,6 +257,8 @@ class Fetcher:
             if failure.refused:
                 log.info("%s: refused: %s", url, failure.reason)
                 return Page(url=url, status="refused", reason=failure.reason)
+            if failure.gone:
+                return self._gone(url, failure, cached)
             if cached:
                 log.info("%s: %s; keeping the copy fetched %s", url, failure.reason, cached.fetched_at)
                 cached.reason = f"{failure.reason}; using copy fetched {cached.fetched_at}"
@@ -250,10 +266,49 @@ class Fetcher:
             log.info("%s: %s", url, failure.reason)
             return Page(url=url, status="failed", reason=failure.reason)
         if page.status == "fetched":
+            verdict = self._judge(page, cached)
+            if verdict:
+                if cached:
+                    log.warning("%s: %s; keeping the copy fetched %s", url, verdict, cached.fetched_at)
+                    cached.status = "suspect"
+                    cached.reason = f"{verdict}; kept the copy fetched {cached.fetched_at}"
+                    return cached
+                log.warning("%s: %s; not indexed", url, verdict)
+                return Page(url=url, status="suspect", final_url=page.final_url, http_status=page.http_status,
+                            reason=f"{verdict}; no earlier copy, not indexed")
             self.cache.put(page)
         return page
 
     # -- internals --------------------------------------------------------------
+    def _judge(self, page: Page, cached: Page | None) -> str:
+        if self.judge is None:
+            return ""
+        try:
+            return self.judge(page, cached)
+        except Exception as exc:  # a judge that fails must not lose the page
+            log.warning("%s: could not compare with the cached copy (%s)", page.url, exc)
+            return ""
+
+    def _gone(self, url: str, failure: FetchFailure, cached: Page | None) -> Page:
+        if cached is None:
+            return Page(url=url, status="failed", reason=failure.reason)
+        keep = timedelta(days=self.settings.gone_keep_days)
+        try:
+            fetched = datetime.fromisoformat(cached.fetched_at.replace("Z", "+00:00"))
+            if fetched.tzinfo is None:
+                fetched = fetched.replace(tzinfo=timezone.utc)
+        except ValueError:
+            fetched = datetime.now(timezone.utc)
+        until = fetched + keep
+        if datetime.now(timezone.utc) <= until:
+            cached.status = "gone"
+            cached.reason = (f"{failure.reason}: the page is gone; last good copy fetched {cached.fetched_at}, "
+                             f"kept (stale) until {until.date().isoformat()}")
+            return cached
+        return Page(url=url, status="gone", reason=f"{failure.reason}: the page is gone; last good copy fetched "
+                                                   f"{cached.fetched_at}, older than {self.settings.gone_keep_days:g} "
+                                                   "days, no longer indexed")
+
     def _host(self, url: str) -> tuple[str, _Host]:
         parts = urlsplit(url)
         key = f"{parts.scheme}://{parts.netloc}".lower()
@@ -461,6 +516,8 @@ class Fetcher:
             if status in RETRY_STATUSES:
                 raise FetchFailure(f"HTTP {status}", retryable=True,
                                    retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+            if status in GONE_STATUSES:
+                raise FetchFailure(f"HTTP {status}", gone=True)
             if status >= 400:
                 raise FetchFailure(f"HTTP {status}")
             ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -470,5 +527,8 @@ class Fetcher:
             etag, last_modified = resp.headers.get("ETag", ""), resp.headers.get("Last-Modified", "")
         if not body.strip():
             raise FetchFailure("empty body")
+        binary = binary_reason(body)
+        if binary:
+            raise FetchFailure(f"{binary} (served as {ctype or 'no content type'})", refused=True)
         return Page(url=url, status="fetched", final_url=url, http_status=status, content_type=ctype, body=body,
                     etag=etag, last_modified=last_modified, fetched_at=utc_now())

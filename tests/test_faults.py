@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
@@ -15,8 +16,11 @@ import indexer.fetch as fetch_module
 from http_server import Response, article_html
 from indexer.cache import PageCache
 from indexer.config import FetchSettings
+from indexer.extract import decode_body, extract
 from indexer.fetch import Fetcher, internal_address
+from indexer.quality import judge
 from indexer.records import Page
+from indexer.sniff import binary_reason
 
 FAST = FetchSettings(per_host_delay=0.0, backoff_base=0.05, max_retries=0, connect_timeout=1.0, read_timeout=0.5,
                      page_deadline=1.5, allow_private=True)
@@ -30,7 +34,7 @@ def cache(tmp_path) -> PageCache:
 
 
 def fetcher(cache: PageCache, settings: FetchSettings = FAST, **kw) -> Fetcher:
-    return Fetcher(settings, cache, **kw)
+    return Fetcher(settings, cache, judge=partial(judge, fetch=settings), **kw)
 
 
 def fetch(url: str, cache: PageCache, settings: FetchSettings = FAST, **kw) -> Page:
@@ -192,3 +196,111 @@ def test_internal_address_classes():
         assert internal_address(address), address
     for address in ["93.184.216.34", "2606:4700:4700::1111"]:
         assert not internal_address(address), address
+
+
+# -- 5. soft errors never replace good text; gone pages --------------------------------------------------
+
+def _cache_good(server, cache, path="/a.html") -> tuple[str, bytes]:
+    server.set_page(path, ARTICLE)
+    url = server.url(path)
+    assert fetch(url, cache).status == "fetched"
+    return url, ARTICLE.encode()
+
+
+@pytest.mark.parametrize("body", [
+    article_html("Access denied", ["You don't have permission to access this page."]),
+    article_html("Just a moment...", ["Please complete the CAPTCHA to verify you are human."]),
+    article_html("Page not found", ["Sorry, the page you are looking for does not exist."]),
+    article_html("Momentum", ["Momentum is a method."]),
+], ids=["access-denied", "captcha", "soft-404", "much-shorter"])
+def test_soft_error_page_keeps_the_good_copy(server, cache, body):
+    url, good = _cache_good(server, cache)
+    server.set_page("/a.html", body)
+    page = fetch(url, cache)
+    assert page.status == "suspect" and page.body == good and "kept the copy" in page.reason
+    assert cache.get(url).body == good
+
+
+def test_block_page_without_a_cached_copy_is_not_indexed(server, cache):
+    server.set_page("/blocked.html", article_html("Access denied", ["Request blocked."]))
+    page = fetch(server.url("/blocked.html"), cache)
+    assert page.status == "suspect" and not page.ok
+
+
+def test_changed_page_of_similar_length_replaces_the_copy(server, cache):
+    url, _ = _cache_good(server, cache)
+    server.set_page("/a.html", ARTICLE.replace("running average", "decaying sum"))
+    assert fetch(url, cache).status == "fetched"
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_gone_page_keeps_its_stale_copy_for_a_while(server, cache, status):
+    url, good = _cache_good(server, cache)
+    server.set_status("/a.html", status)
+    page = fetch(url, cache)
+    assert page.status == "gone" and page.body == good
+    assert f"HTTP {status}" in page.reason and "last good copy fetched" in page.reason and "until" in page.reason
+    old = fetch(url, cache, replace(FAST, gone_keep_days=0))
+    assert old.status == "gone" and not old.ok and "no longer indexed" in old.reason
+    assert cache.get(url).body == good  # the copy itself is never deleted
+
+
+# -- 6. content sniffing -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body", [bytes(range(256)) * 40, b"%PDF-1.7\n" + b"x" * 2000, b"\x89PNG\r\n\x1a\n" + b"\0" * 99],
+                         ids=["random", "pdf", "png"])
+def test_binary_served_as_html_is_refused(server, cache, body):
+    server.set_page("/bin.html", body)
+    page = fetch(server.url("/bin.html"), cache)
+    assert page.status == "refused" and "binary" in page.reason
+    assert cache.get(server.url("/bin.html")) is None
+
+
+def test_cp1252_declared_utf8_is_decoded_from_the_bytes():
+    html = ('<html><head><meta charset="utf-8"><title>Café</title></head><body><p>It’s naïve — café crème'
+            "</p></body></html>").encode("cp1252")
+    assert "It’s naïve — café crème" in decode_body(html)
+
+
+def test_text_is_not_binary():
+    assert binary_reason(ARTICLE.encode()) == ""
+    assert binary_reason("Grüße ÿ".encode("latin-1")) == ""
+    assert binary_reason("text".encode("utf-16")) == ""
+
+
+def test_script_only_page_has_no_text():
+    page = Page(url="http://x/", status="fetched", content_type="text/html",
+                body=b"<html><head><script>var a = 1;</script></head><body><script>go()</script></body></html>")
+    assert extract(page).text == ""
+
+
+# -- 7. a real build reports what became of each page -------------------------------------------------------
+
+@pytest.mark.slow  # two real builds (the model loads twice): ~10-20 s
+def test_build_reports_suspect_gone_empty_refused_and_keeps_good_text(server, tmp_path):
+    import json
+
+    from indexer.build import build_index
+    from indexer.config import Settings
+
+    settings = Settings(fetch=replace(FAST, page_deadline=10.0, read_timeout=5.0))
+    server.set_page("/blocked.html", ARTICLE)
+    server.set_page("/moved.html", ARTICLE.replace("Momentum", "Nesterov"))
+    server.set_page("/scripts.html", "<html><body><script>render()</script></body></html>")
+    server.set_page("/binary.html", bytes(range(256)) * 40)
+    faq = tmp_path / "faq.md"
+    faq.write_text("**Q: What is momentum?**\n\n" + "".join(
+        f"- [{p}]({server.url(p)})\n" for p in ("/blocked.html", "/moved.html", "/scripts.html", "/binary.html")),
+        "utf-8")
+    index_dir, cache_dir = tmp_path / "index", tmp_path / "cache"
+    build_index([faq], index_dir=index_dir, cache_dir=cache_dir, settings=settings)
+    server.set_page("/blocked.html", article_html("Access denied", ["You don't have permission to access this."]))
+    server.set_status("/moved.html", 404)
+    summary = build_index([faq], index_dir=index_dir, cache_dir=cache_dir, settings=settings)
+    report = {r["url"].rsplit("/", 1)[1]: r for r in json.loads((index_dir / "report.json").read_text("utf-8"))}
+    assert {name: r["status"] for name, r in report.items()} == {
+        "blocked.html": "suspect", "moved.html": "gone", "scripts.html": "empty", "binary.html": "refused"}
+    assert report["blocked.html"]["chars"] > 1000 and "block page" in report["blocked.html"]["reason"]
+    assert report["moved.html"]["chars"] > 1000 and "last good copy fetched" in report["moved.html"]["reason"]
+    assert (summary.pages_suspect, summary.pages_gone, summary.pages_empty, summary.pages_refused) == (1, 1, 1, 1)
+    assert "1 suspect, 1 gone, 1 empty, 1 refused" in summary.line()
