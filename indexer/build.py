@@ -12,6 +12,7 @@ in order, always from the thread that called `build_index`.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import threading
 import time
@@ -252,8 +253,12 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
         "summary": asdict(summary),
     }
     build_dir = store.new_build_dir(Path(index_dir))
-    store.write_build(build_dir, entries=entries, units=units, vectors=vectors, documents=list(documents.values()),
-                      manifest=manifest, report=[r.to_dict() for r in report])
+    try:
+        store.write_build(build_dir, entries=entries, units=units, vectors=vectors,
+                          documents=list(documents.values()), manifest=manifest, report=[r.to_dict() for r in report])
+    except BaseException:  # disk full, a kill: no half-written build left behind; the index is untouched
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise
     store.publish(Path(index_dir), build_dir)
     stages.advance()
     log.info("built %s: %s", index_dir, summary.line())

@@ -6,10 +6,13 @@ prints. User errors (a bad FAQ, a missing index) exit non-zero with one line.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -32,12 +35,46 @@ def _user_errors():
     return (FaqError, IndexError_, ModelError, RankerError, ThresholdError)
 
 
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def system_error_line(exc: OSError | sqlite3.Error, paths: list[Path]) -> str:
+    """One line for a file-system or SQLite error: which path, what happened, what to do."""
+    where = str(getattr(exc, "filename", None) or "") or ", ".join(dict.fromkeys(str(p) for p in paths)) or "?"
+    code = getattr(exc, "errno", None)
+    text = str(exc).lower()
+    if code in _FULL or "disk is full" in text or "no space" in text:
+        fix = "the disk is full: free some space (or point --index-dir / --cache-dir at another disk) and run again"
+    elif code == errno.EFBIG:
+        fix = "a file grew past the size limit (ulimit -f): raise the limit and run again"
+    elif code in _DENIED or "readonly" in text or "read-only" in text:
+        fix = ("cannot write there: make the folder writable (or point --index-dir / --cache-dir at a writable "
+               "folder)")
+    elif code == errno.ENOENT:
+        fix = "no such file or folder"
+    elif code == errno.EIO or "disk i/o error" in text:
+        fix = ("a write failed (a full disk, a file-size limit such as ulimit -f, or a failing disk): free some "
+               "space or raise the limit and run again")
+    elif isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+        fix = "a database file is damaged: delete it (or rebuild the index) and run again"
+    elif isinstance(exc, sqlite3.Error):
+        fix = f"database error ({exc})"
+    else:
+        fix = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return f"{where}: {fix}" + ("; the previous index is untouched" if fix.startswith(("the disk", "a file grew", "a write")) else "")
+
+
 def _run(fn, *args, **kwargs):
-    """Call into the library, turning its user-facing errors into one-line CLI errors."""
+    """Call into the library, turning its user-facing errors, and any file-system or SQLite error, into
+    one-line CLI errors (a traceback helps nobody whose disk is full)."""
     try:
         return fn(*args, **kwargs)
     except _user_errors() as exc:
         raise click.ClickException(str(exc)) from None
+    except (OSError, sqlite3.Error) as exc:
+        paths: list[Any] = [a for a in (*args, *kwargs.values()) if isinstance(a, Path)]
+        raise click.ClickException(system_error_line(exc, paths)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -226,5 +263,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.Abort:
         click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except (OSError, sqlite3.Error) as exc:  # outside the library calls: printing, reading stdin
+        click.echo(f"Error: {system_error_line(exc, [])}", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -304,3 +304,101 @@ def test_build_reports_suspect_gone_empty_refused_and_keeps_good_text(server, tm
     assert report["moved.html"]["chars"] > 1000 and "last good copy fetched" in report["moved.html"]["reason"]
     assert (summary.pages_suspect, summary.pages_gone, summary.pages_empty, summary.pages_refused) == (1, 1, 1, 1)
     assert "1 suspect, 1 gone, 1 empty, 1 refused" in summary.line()
+
+
+# -- 8. bad files and a full disk: one line, never a traceback -----------------------------------------------
+
+def test_system_errors_become_one_line_with_the_fix():
+    import errno
+    import sqlite3
+    from pathlib import Path
+
+    from indexer.cli import system_error_line
+
+    cases = {
+        OSError(errno.ENOSPC, "No space left on device", "/data/index/x"): ("/data/index/x", "disk is full"),
+        OSError(errno.EROFS, "Read-only file system", "/ro/index"): ("/ro/index", "writable"),
+        PermissionError(errno.EACCES, "Permission denied", "/p"): ("/p", "writable"),
+        OSError(errno.EFBIG, "File too large", "/big"): ("/big", "ulimit -f"),
+        sqlite3.OperationalError("attempt to write a readonly database"): ("data/cache", "writable"),
+        sqlite3.OperationalError("database or disk is full"): ("data/cache", "disk is full"),
+        sqlite3.DatabaseError("file is not a database"): ("data/cache", "damaged"),
+    }
+    for exc, (where, fix) in cases.items():
+        line = system_error_line(exc, [Path("data/cache")])
+        assert "\n" not in line and line.startswith(where) and fix in line, line
+
+
+def test_corrupt_vector_cache_is_moved_aside_and_rebuilt(tmp_path):
+    import numpy as np
+
+    from indexer.embed import VectorCache
+
+    path = tmp_path / "vectors.sqlite"
+    path.write_bytes(b"this is not a database at all" * 200)
+    cache = VectorCache(path)
+    cache.put_many("m", {"h": np.ones(4, dtype=np.float32)})
+    assert set(cache.get_many("m", ["h"], 4)) == {"h"}
+    cache.close()
+    assert len(list(tmp_path.glob("vectors.sqlite.corrupt-*"))) == 1
+
+
+def test_markdown_link_pattern_is_linear():
+    from indexer.faq import parse_markdown
+
+    for line in ["[" * 30000, "## a" + "#" * 30000 + "x", "[[a]" * 7500, "]" * 30000]:
+        started = time.monotonic()
+        parse_markdown("**Q: What?**\n" + line + "\n", "faq.md")
+        assert time.monotonic() - started < 1.0, line[:10]
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"question": "q", "urls": ["https://a.org"], "titles": {"a": 1}}', "'titles' must be a list"),
+    ('{"question": "q", "x": ' + "[" * 200_000 + "]" * 200_000 + "}", "nested too deeply"),
+])
+def test_bad_jsonl_is_one_line(tmp_path, line, message):
+    from indexer.faq import FaqError, load_entries
+
+    path = tmp_path / "faq.jsonl"
+    path.write_text(line + "\n", "utf-8")
+    with pytest.raises(FaqError, match=message) as info:
+        load_entries([path])
+    assert str(info.value).startswith(f"{path}:1: ")
+
+
+def test_explicit_id_equal_to_another_entrys_slug_is_not_a_clash(tmp_path):
+    from indexer.faq import FaqError, load_entries
+
+    path = tmp_path / "faq.jsonl"
+    path.write_text('{"question": "What is momentum?"}\n{"question": "Other", "id": "what-is-momentum"}\n', "utf-8")
+    entries = load_entries([path])
+    assert [e.id for e in entries] == ["what-is-momentum-2", "what-is-momentum"]
+    path.write_text('{"question": "A", "id": "x"}\n{"question": "B", "id": "x"}\n', "utf-8")
+    with pytest.raises(FaqError, match="duplicate id"):
+        load_entries([path])
+
+
+@pytest.mark.slow  # a real build in a subprocess (the model loads): ~10 s
+def test_build_past_the_file_size_limit_is_one_line(tmp_path):
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    faq = tmp_path / "faq.md"
+    faq.write_text("**Q: What is momentum?**\n\n" + "A running average of past gradients. " * 400 + "\n", "utf-8")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
+
+    proc = subprocess.run([sys.executable, "-m", "indexer", "build", "--offline", "--faq", str(faq),
+                           "--index-dir", str(tmp_path / "index"), "--cache-dir", str(tmp_path / "cache")],
+                          cwd=REPO_ROOT, capture_output=True, text=True, preexec_fn=limit, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 1, proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert "Traceback" not in proc.stderr and len(errors) == 1, proc.stderr[-2000:]
+    assert "ulimit" in errors[0] and "previous index is untouched" in errors[0], errors[0]
+    assert not (tmp_path / "index").exists()
