@@ -27,6 +27,7 @@ goes into it changed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -294,6 +295,8 @@ def ensure_index(eset: EvalSet, *, settings: Any = None, rebuild: bool = False) 
     from indexer.config import Settings
 
     settings = settings or Settings()
+    # The sets' pages are served on 127.0.0.1, an internal address the fetcher refuses by default.
+    settings = dataclasses.replace(settings, fetch=dataclasses.replace(settings.fetch, allow_private=True))
     stamp_file = eset.folder / "fingerprint.json"
     wanted = fingerprint(eset, settings)
     if not rebuild and stamp_file.exists():

@@ -12,11 +12,13 @@ in order, always from the thread that called `build_index`.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -30,6 +32,7 @@ from .embed import Embedder, VectorCache, embed_cached
 from .extract import extract
 from .faq import faq_files, load_entries
 from .fetch import Fetcher
+from .quality import judge
 from .onnx_encoder import ensure_export
 from .records import Document, Entry, Page, ReportRecord, Unit
 from .status import file_sha256
@@ -53,6 +56,14 @@ class BuildSummary:
     pages_cached: int = 0
     pages_thin: int = 0
     pages_failed: int = 0
+    #: A fetched page judged worse than its cached copy (block page, soft 404, much shorter): the copy is kept.
+    pages_suspect: int = 0
+    #: 404/410 now; the last good copy is kept (stale) for `gone_keep_days`.
+    pages_gone: int = 0
+    #: Fetched, but no text to index (a page of scripts only, an empty document).
+    pages_empty: int = 0
+    #: Not fetched on purpose: an internal address, credentials in the URL, a binary body.
+    pages_refused: int = 0
     passages: int = 0
     vectors_embedded: int = 0
     vectors_reused: int = 0
@@ -60,8 +71,11 @@ class BuildSummary:
 
     def line(self) -> str:
         return (f"{self.entries} entries, {self.resources} resources: {self.pages_fetched} fetched, "
-                f"{self.pages_cached} from cache, {self.pages_thin} thin, {self.pages_failed} failed; "
-                f"{self.passages} passages, {self.vectors_embedded} vectors embedded, "
+                f"{self.pages_cached} from cache, {self.pages_thin} thin, {self.pages_failed} failed"
+                + "".join(f", {n} {name}" for name, n in (("suspect", self.pages_suspect), ("gone", self.pages_gone),
+                                                           ("empty", self.pages_empty),
+                                                           ("refused", self.pages_refused)) if n)
+                + f"; {self.passages} passages, {self.vectors_embedded} vectors embedded, "
                 f"{self.vectors_reused} reused; {self.seconds:.1f}s")
 
 
@@ -124,6 +138,9 @@ def _report(entries: Sequence[Entry], pages: dict[str, Page], documents: dict[st
                 page = pages[resource.url]
                 doc = documents.get(resource.url)
                 status = "thin" if doc and doc.thin else page.status
+                if doc is not None and not doc.text and status in ("fetched", "cached"):
+                    status = "empty"  # fetched, but nothing to index (only scripts, an empty document)
+                    doc.note = doc.note or "no text found on the page"
                 reason = "; ".join(r for r in (page.reason, doc.note if doc else "") if r)
                 rec = records[resource.url] = ReportRecord(
                     url=resource.url, status=status, reason=reason,
@@ -170,7 +187,8 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
         stages.advance()
 
     with _progress(len(urls), "fetch") as bar, \
-            Fetcher(settings.fetch, PageCache(cache_dir), offline=offline, refresh=refresh) as fetcher:
+            Fetcher(settings.fetch, PageCache(cache_dir), offline=offline, refresh=refresh,
+                    judge=partial(judge, fetch=settings.fetch, settings=settings.extract)) as fetcher:
         pages = fetcher.fetch_all(urls, workers=workers, on_done=fetched)
 
     usable = [page for page in pages.values() if page.ok]
@@ -226,6 +244,8 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
         "counts": {"entries": summary.entries, "resources": summary.resources,
                    "pages_fetched": summary.pages_fetched, "pages_cached": summary.pages_cached,
                    "pages_thin": summary.pages_thin, "pages_failed": summary.pages_failed,
+                   "pages_suspect": summary.pages_suspect, "pages_gone": summary.pages_gone,
+                   "pages_empty": summary.pages_empty, "pages_refused": summary.pages_refused,
                    "passages": summary.passages},
         "answer_threshold": threshold,
         "calibration": calibration,
@@ -233,8 +253,12 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
         "summary": asdict(summary),
     }
     build_dir = store.new_build_dir(Path(index_dir))
-    store.write_build(build_dir, entries=entries, units=units, vectors=vectors, documents=list(documents.values()),
-                      manifest=manifest, report=[r.to_dict() for r in report])
+    try:
+        store.write_build(build_dir, entries=entries, units=units, vectors=vectors,
+                          documents=list(documents.values()), manifest=manifest, report=[r.to_dict() for r in report])
+    except BaseException:  # disk full, a kill: no half-written build left behind; the index is untouched
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise
     store.publish(Path(index_dir), build_dir)
     stages.advance()
     log.info("built %s: %s", index_dir, summary.line())

@@ -7,10 +7,13 @@ prints. User errors (a bad FAQ, a missing index) exit non-zero with one line.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -39,12 +42,46 @@ def _user_errors():
     return (FaqError, IndexError_, ModelError, RankerError, ThresholdError, PeriodError)
 
 
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def system_error_line(exc: OSError | sqlite3.Error, paths: list[Path]) -> str:
+    """One line for a file-system or SQLite error: which path, what happened, what to do."""
+    where = str(getattr(exc, "filename", None) or "") or ", ".join(dict.fromkeys(str(p) for p in paths)) or "?"
+    code = getattr(exc, "errno", None)
+    text = str(exc).lower()
+    if code in _FULL or "disk is full" in text or "no space" in text:
+        fix = "the disk is full: free some space (or point --index-dir / --cache-dir at another disk) and run again"
+    elif code == errno.EFBIG:
+        fix = "a file grew past the size limit (ulimit -f): raise the limit and run again"
+    elif code in _DENIED or "readonly" in text or "read-only" in text:
+        fix = ("cannot write there: make the folder writable (or point --index-dir / --cache-dir at a writable "
+               "folder)")
+    elif code == errno.ENOENT:
+        fix = "no such file or folder"
+    elif code == errno.EIO or "disk i/o error" in text:
+        fix = ("a write failed (a full disk, a file-size limit such as ulimit -f, or a failing disk): free some "
+               "space or raise the limit and run again")
+    elif isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+        fix = "a database file is damaged: delete it (or rebuild the index) and run again"
+    elif isinstance(exc, sqlite3.Error):
+        fix = f"database error ({exc})"
+    else:
+        fix = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return f"{where}: {fix}" + ("; the previous index is untouched" if fix.startswith(("the disk", "a file grew", "a write")) else "")
+
+
 def _run(fn, *args, **kwargs):
-    """Call into the library, turning its user-facing errors into one-line CLI errors."""
+    """Call into the library, turning its user-facing errors, and any file-system or SQLite error, into
+    one-line CLI errors (a traceback helps nobody whose disk is full)."""
     try:
         return fn(*args, **kwargs)
     except _user_errors() as exc:
         raise click.ClickException(str(exc)) from None
+    except (OSError, sqlite3.Error) as exc:
+        paths: list[Any] = [a for a in (*args, *kwargs.values()) if isinstance(a, Path)]
+        raise click.ClickException(system_error_line(exc, paths)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -75,8 +112,11 @@ def cli(verbose: int) -> None:
 @click.option("--refresh", is_flag=True, help="Re-download every page instead of revalidating.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Concurrent fetches (default 4).")
 @click.option("--model", default=None, help="sentence-transformers model name or folder (FAQ_MODEL).")
+@click.option("--allow-private", is_flag=True,
+              help="Also fetch private, loopback and link-local addresses (local mirrors, intranet FAQs; "
+                   "FAQ_ALLOW_PRIVATE=1).")
 def build(faq_paths: tuple[Path, ...], index_dir: Path, cache_dir: Path, offline: bool, refresh: bool,
-          workers: int | None, model: str | None) -> None:
+          workers: int | None, model: str | None, allow_private: bool) -> None:
     """Build or update the index from the FAQ and the pages it links to.
 
     \b
@@ -89,6 +129,8 @@ def build(faq_paths: tuple[Path, ...], index_dir: Path, cache_dir: Path, offline
     from .build import build_index
 
     settings = Settings() if model is None else replace(Settings(), model=model)
+    if allow_private:
+        settings = replace(settings, fetch=replace(settings.fetch, allow_private=True))
     try:
         summary = _run(build_index, list(faq_paths) or [DEFAULT_FAQ], index_dir=index_dir, cache_dir=cache_dir,
                        settings=settings, offline=offline, refresh=refresh, workers=workers)
@@ -102,17 +144,18 @@ def build(faq_paths: tuple[Path, ...], index_dir: Path, cache_dir: Path, offline
 
 
 def _echo_problem_pages(report: list[dict]) -> None:
-    """Pages that could not be fetched, under one heading (to stderr), then paywalled / thin ones."""
+    """Pages that could not be fetched, under one heading (to stderr), then the other pages not indexed
+    as fetched (paywalled, suspect, gone, empty, refused)."""
     failed = [r for r in report if r["status"] == "failed"]
-    thin = [r for r in report if r["status"] == "thin"]
     if failed:
         hint = " (offline?)" if all("cannot connect" in (r.get("reason") or "") for r in failed) else ""
         click.echo(f"could not fetch {len(failed)} page{'s' if len(failed) != 1 else ''}{hint}; "
                    "questions, answers and link titles are indexed anyway:", err=True)
         for r in failed:
             click.echo(f"  failed: {r['url']} ({r['reason']})", err=True)
-    for r in thin:
-        click.echo(f"  thin: {r['url']} ({r['reason']})", err=True)
+    for r in report:  # kept out of the index on purpose, or kept from an earlier build
+        if r["status"] in ("thin", "suspect", "gone", "empty", "refused"):
+            click.echo(f"  {r['status']}: {r['url']} ({r['reason']})", err=True)
 
 
 def _print_human(response) -> None:
@@ -212,7 +255,7 @@ def status(index_dir: Path, as_json: bool) -> None:
     from .store import read_report
 
     report = read_report(index_dir)
-    problems = [r for r in report if r["status"] in ("failed", "thin")]
+    problems = [r for r in report if r["status"] not in ("fetched", "cached")]
     if problems:
         click.echo(f"pages:    {len(problems)} of {len(report)} linked pages not indexed "
                    f"(details per link: {index_dir / 'report.json'}):")
@@ -440,5 +483,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.Abort:
         click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except (OSError, sqlite3.Error) as exc:  # outside the library calls: printing, reading stdin
+        click.echo(f"Error: {system_error_line(exc, [])}", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

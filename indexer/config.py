@@ -52,14 +52,33 @@ class FetchSettings:
     #: Seconds to connect / to wait for each read.
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
-    #: Total seconds one page may take, retries included.
+    #: Total seconds one page may take, retries, redirects and response headers included: a server
+    #: that trickles its headers a byte at a time is cut off here (a watchdog closes the socket).
     page_deadline: float = 60.0
+    #: Total seconds the fetching stage of one build may take; pages not done by then fail (or keep
+    #: their cached copy). 0 = no limit.
+    build_deadline: float = 900.0
     max_retries: int = 2
     backoff_base: float = 0.5
     #: A Retry-After longer than this is not waited for: the page fails (or keeps its cached copy).
     max_retry_after: float = 30.0
     max_redirects: int = 5
+    #: Cap on a page body after decompression (bodies are decompressed by the fetcher itself, so a
+    #: gzip bomb never grows past this in memory).
     max_bytes: int = 5 * 1024 * 1024
+    #: robots.txt is read up to this many bytes after decompression, the rest ignored (RFC 9309: 500 KiB).
+    robots_max_bytes: int = 500 * 1024
+    #: Fetch private, loopback, link-local and cloud-metadata addresses (local mirrors, intranet FAQs,
+    #: tests). Off by default: a FAQ edited by many hands must not make the build read internal services.
+    #: `build --allow-private` or FAQ_ALLOW_PRIVATE=1 turn it on.
+    allow_private: bool = field(default_factory=lambda: os.environ.get("FAQ_ALLOW_PRIVATE", "") == "1")
+    #: A page that now answers 404/410 keeps its last good copy in the index (reported `gone`) for
+    #: this many days after that copy was fetched; after that it is dropped.
+    gone_keep_days: float = 30.0
+    #: A changed page whose text is below this share of the cached copy's text is `suspect` (the
+    #: cached copy is kept), when the cached text had at least `suspect_min_chars` characters.
+    suspect_shrink_ratio: float = 0.3
+    suspect_min_chars: int = 500
     #: Pause between two requests to the same host.
     per_host_delay: float = 0.2
     respect_robots: bool = True

@@ -10,6 +10,7 @@ prompts and TeX are tidied by indexer/cleanup.py.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 
@@ -39,9 +40,39 @@ _PAYWALL = [
 ]
 
 
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+#: Labels browsers read as windows-1252 (the WHATWG Encoding standard).
+_LATIN1_LABELS = {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "us-ascii", "ascii", "windows-1252", "cp1252"}
+
+
+def decode_body(body: bytes) -> str:
+    """The body as text: a BOM, then UTF-8, then the charset the page declares, then windows-1252 (what
+    mislabelled pages almost always are: cp1252 bytes declared UTF-8), then a guess from the bytes.
+    A declared charset that does not decode the bytes is not believed."""
+    if body.startswith(codecs.BOM_UTF8):
+        return body[3:].decode("utf-8", "replace")
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return body.decode("utf-16", "replace")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    candidates = []
+    declared = _META_CHARSET.search(body[:4096])
+    if declared:
+        label = declared.group(1).decode("ascii", "ignore").lower()
+        candidates.append("cp1252" if label in _LATIN1_LABELS else label)
+    candidates.append("cp1252")
+    for encoding in [*candidates, *trafilatura.utils.detect_encoding(body[:20000])]:
+        try:
+            return body.decode(encoding)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return body.decode("utf-8", "replace")
+
+
 def _decode(page: Page) -> str:
-    # trafilatura sniffs the charset itself when given bytes; do the same for metadata.
-    return trafilatura.utils.decode_file(page.body) if page.body else ""
+    return decode_body(page.body) if page.body else ""
 
 
 def _meta_abstract(html: str) -> str:

@@ -31,14 +31,17 @@ log = logging.getLogger(__name__)
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".jsonl": "jsonl", ".csv": "csv"}
 
 _BOLD_LINE = re.compile(r"^\s*(\*\*|__)(?P<text>.+?)\1\s*:?\s*$")
-_HEADING = re.compile(r"^\s*(?P<hashes>#{1,6})\s+(?P<text>.+?)\s*#*\s*$")
+# Linear in the line's length (a closing `###` is stripped in code, not by a lazy pattern that
+# retries the rest of the line at every character).
+_HEADING = re.compile(r"^\s*(?P<hashes>#{1,6})\s+(?P<text>.*\S)\s*$")
 _Q_PREFIX = re.compile(r"^\s*Q\s*[:.)-]\s*", re.IGNORECASE)
-# [text](url) with one level of balanced parentheses inside the URL (Wikipedia links).
-_MD_LINK = re.compile(r"\[(?P<text>[^\]]*)\]\(\s*(?P<url><[^>]*>|(?:[^\s()]|\([^\s()]*\))*)(?:\s+\"[^\"]*\")?\s*\)")
+# [text](url) with one level of balanced parentheses inside the URL (Wikipedia links) and of brackets
+# inside the text. Text never spans a bare `[`, so a line of 30,000 `[` is parsed in linear time.
+_MD_LINK = re.compile(r"\[(?P<text>(?:[^\[\]]|\[[^\[\]]*\])*)\]\(\s*(?P<url><[^>]*>|(?:[^\s()]|\([^\s()]*\))*)(?:\s+\"[^\"]*\")?\s*\)")
 _BARE_URL = re.compile(r"(?<![(<\[])\bhttps?://[^\s<>()\[\]]+[^\s<>()\[\].,;:!?'\"]")
 # What is left of a line after its links are taken out and still looks like one: `[title](some text)`,
 # e.g. a URL with spaces. Not after a word or `]` (code such as `f[0](x, y)`), not in inline code.
-_BROKEN_LINK = re.compile(r"(?<![\w\]])\[[^\]]+\]\((?P<url>[^()]*)\)")
+_BROKEN_LINK = re.compile(r"(?<![\w\]])\[[^\[\]]+\]\((?P<url>[^()]*)\)")
 _INLINE_CODE = re.compile(r"`[^`]*`")
 _LABEL_LINE = re.compile(r"^\s*(resources?|links?|see also|further reading)\s*:?\s*$", re.IGNORECASE)
 _LIST_MARK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
@@ -159,15 +162,16 @@ def parse_markdown(text: str, source: str) -> list[dict[str, Any]]:
                 fenced.add(number)
             continue
         heading = _HEADING.match(raw)
+        heading_text = (heading.group("text").rstrip("#").rstrip() or heading.group("text")) if heading else ""
         bold = _BOLD_LINE.match(raw)
         if heading and len(heading.group("hashes")) == 1:
-            category = strip_emphasis(heading.group("text"))
+            category = strip_emphasis(heading_text)
             continue
         question = None
         if bold:
             question = bold.group("text")
-        elif heading and heading.group("text").rstrip().endswith("?"):
-            question = heading.group("text")
+        elif heading and heading_text.endswith("?"):
+            question = heading_text
         if question is not None:
             question = strip_emphasis(_Q_PREFIX.sub("", question.strip()))
             if question:
@@ -199,6 +203,18 @@ def _urls_field(value: Any, where: str) -> list[str]:
     raise FaqError(f"{where}: 'urls' must be a list of strings or a '|'-separated string")
 
 
+def _titles_field(value: Any, where: str) -> list[str]:
+    """Link titles, in the order of `urls`: a list of strings, or a '|'-separated string (CSV)."""
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        return [t.strip() for t in value.split("|")]
+    if isinstance(value, list) and all(isinstance(t, str) or t is None for t in value):
+        return [t or "" for t in value]
+    raise FaqError(f"{where}: 'titles' must be a list of strings (one per URL) or a '|'-separated string, "
+                   f"not {type(value).__name__}")
+
+
 def _row_to_dict(row: dict[str, Any], where: str) -> dict[str, Any]:
     question = row.get("question")
     if not isinstance(question, str) or not question.strip():
@@ -206,10 +222,10 @@ def _row_to_dict(row: dict[str, Any], where: str) -> dict[str, Any]:
     answer = row.get("answer") or ""
     if isinstance(answer, list):  # several written answers (StackExchange threads)
         answer = "\n\n".join(str(a) for a in answer if a)
-    titles = row.get("titles") or []
+    titles = _titles_field(row.get("titles"), where)
     resources = []
     for i, url in enumerate(_urls_field(row.get("urls"), where)):
-        title = titles[i] if i < len(titles) and isinstance(titles[i], str) else ""
+        title = titles[i] if i < len(titles) else ""
         resources.append(make_resource(url, title, where))
     return {"question": repair_text(question.strip()), "answer": repair_text(str(answer).strip()),
             "category": repair_text(str(row.get("category") or "").strip()),
@@ -227,6 +243,8 @@ def parse_jsonl(text: str, source: str) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise FaqError(f"{where}: invalid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise FaqError(f"{where}: JSON nested too deeply (an entry is one flat object)") from None
         if not isinstance(row, dict):
             raise FaqError(f"{where}: expected a JSON object")
         rows.append(_row_to_dict(row, where) | {"line": number})
@@ -281,10 +299,15 @@ def read_source(path: Path) -> list[dict[str, Any]]:
 
 
 def load_entries(paths: Iterable[Path]) -> list[Entry]:
-    """All entries of all sources, with ids unique across them."""
+    """All entries of all sources, with ids unique across them.
+
+    Explicit ids are taken first, across all sources (two equal explicit ids are an error); generated
+    slugs then step around them (`-2`, `-3`, ...), so an explicit id equal to another entry's slug is
+    not a clash: the explicit one keeps it."""
     entries: list[Entry] = []
-    seen: set[str] = set()
     files = [f for p in paths for f in faq_files(Path(p))]
+    sources: list[tuple[Path, list[dict[str, Any]]]] = []
+    explicit: set[str] = set()
     for path in files:
         rows = read_source(path)
         if not rows:
@@ -292,15 +315,20 @@ def load_entries(paths: Iterable[Path]) -> list[Entry]:
         for row in rows:
             given = row.get("id")
             if given:
-                if given in seen:
+                if given in explicit:
                     raise FaqError(f"{path}:{row['line']}: duplicate id {given!r}")
-                entry_id = given
-            else:
+                explicit.add(given)
+        sources.append((path, rows))
+    seen: set[str] = set(explicit)
+    for path, rows in sources:
+        for row in rows:
+            entry_id = row.get("id")
+            if not entry_id:
                 base = entry_id = slugify(row["question"])
                 n = 2
                 while entry_id in seen:
                     entry_id, n = f"{base}-{n}", n + 1
-            seen.add(entry_id)
+                seen.add(entry_id)
             entries.append(Entry(id=entry_id, question=row["question"], answer=row.get("answer", ""),
                                  category=row.get("category", ""), resources=tuple(_dedupe(row["resources"])),
                                  source=str(path), line=row["line"]))

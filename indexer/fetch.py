@@ -7,18 +7,44 @@ checked. A host that cannot be reached at all (no DNS, connection refused) is
 marked dead for the rest of the build, so an offline build fails fast instead
 of waiting out timeouts page after page. A page that fails now but was fetched
 before keeps its last good copy.
+
+Under hostile servers (issue 12):
+- every request runs under one deadline, response headers included: a watchdog
+  closes the socket when the page's time is up, so a server trickling its
+  headers cannot stall a build; the whole fetching stage has a deadline too;
+- bodies (robots.txt included) are decompressed here, chunk by chunk, under a
+  size cap, so neither a huge body nor a gzip bomb grows in memory;
+- robots.txt runs under the same deadline; a failure to get it (timeout, 5xx)
+  is remembered for the host and means "disallow all" (RFC 9309), so it costs
+  one timeout, not one per page;
+- redirects are followed here, hop by hop, each hop under robots.txt, the
+  one-request-per-host rule and the scheme rule; a bad hop fails its page only;
+- private, loopback, link-local and metadata addresses are refused unless
+  allowed (`FetchSettings.allow_private`): the host is resolved and every address
+  checked first, and the address actually connected to is checked again, so DNS
+  tricks do not pass; URLs carrying credentials are refused;
+- binary bodies are refused whatever their Content-Type (indexer/sniff.py);
+- a fetched page replaces the cached one only when it is at least as good
+  (indexer/quality.py): otherwise the last good copy is kept and the page is
+  `suspect`; a page now answering 404/410 is `gone` and keeps its copy for
+  `gone_keep_days`.
 """
 
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import logging
+import socket
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import datetime, timezone
-from typing import Callable, Iterable
-from urllib.parse import urlsplit
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Iterator
+from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
 import httpx
@@ -26,23 +52,36 @@ import httpx
 from .cache import PageCache
 from .config import FetchSettings
 from .records import Page
+from .sniff import binary_reason
 from .text import utc_now
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+GONE_STATUSES = {404, 410}
+SCHEMES = ("http", "https")
+PRIVATE_HINT = "allow with `build --allow-private` or FAQ_ALLOW_PRIVATE=1"
+
+#: judge(new, cached) -> why `new` must not replace `cached` ("" when it may).
+Judge = Callable[[Page, "Page | None"], str]
 
 
 class FetchFailure(Exception):
-    """Why a page could not be had; `retry_after` is set when the server asked us to wait."""
+    """Why a page could not be had; `retry_after` is set when the server asked us to wait.
+
+    `refused`: the page is not to be fetched at all (an internal address, credentials in the URL,
+    a binary body); `gone`: the server says the page no longer exists (404, 410)."""
 
     def __init__(self, reason: str, *, retryable: bool = False, retry_after: float | None = None,
-                 host_down: bool = False) -> None:
+                 host_down: bool = False, refused: bool = False, gone: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.retry_after = retry_after
         self.host_down = host_down
+        self.refused = refused
+        self.gone = gone
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -60,6 +99,23 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
+def internal_address(address: str) -> bool:
+    """Whether an IP address is private, loopback, link-local, metadata or otherwise not public."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True  # not an address we understand: not public
+    mapped = getattr(ip, "ipv4_mapped", None) or getattr(ip, "sixtofour", None)
+    if mapped is not None:
+        ip = mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def resolve(name: str, port: int) -> list[str]:
+    """Every address `name` resolves to (the check looks at all of them, not the first)."""
+    return sorted({info[4][0] for info in socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)})
+
+
 class _Host:
     """Per-host state: a lock so one request runs at a time, robots rules, and whether it is down."""
 
@@ -67,23 +123,100 @@ class _Host:
         self.lock = threading.Lock()
         self.last_request = 0.0
         self.robots: RobotFileParser | None = None
+        #: Why robots.txt could not be had: every page of the host is then disallowed, without asking again.
+        self.robots_error = ""
         self.down_reason = ""
+        #: None until the host name is resolved and checked; then "" (public) or why it is refused.
+        self.address_refusal: str | None = None
+
+
+class _Refused(Exception):
+    """Raised from the connection trace when the address connected to is internal."""
+
+
+@dataclass
+class _Watch:
+    """One request's watchdog: at the deadline it shuts the socket, whatever the request is waiting for."""
+
+    allow_private: bool
+    sock: socket.socket | None = None
+    expired: bool = False
+    refused: str = ""
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event != "connection.connect_tcp.complete":
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is None:
+            return
+        self.sock = sock
+        if not self.allow_private:
+            try:
+                peer = sock.getpeername()[0]
+            except OSError:
+                peer = ""
+            if peer and internal_address(peer):
+                self.refused = peer
+                self._shut()
+                raise _Refused(peer)
+        if self.expired:
+            self._shut()
+
+    def expire(self) -> None:
+        self.expired = True
+        self._shut()
+
+    def _shut(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Inflater:
+    """Content-Encoding undone here, never producing more than asked for (no gzip bomb in memory)."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding.strip().lower()
+        self.obj: Any = None
+        if self.encoding in ("gzip", "x-gzip"):
+            self.obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.encoding not in ("", "identity", "deflate"):
+            raise FetchFailure(f"unsupported content encoding {encoding!r}")
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        """Up to `limit` decoded bytes of `data` (more input than that is over the cap anyway)."""
+        if self.encoding in ("", "identity"):
+            return data[:limit]
+        if self.obj is None:  # deflate: zlib-wrapped as the RFC says, or raw as some servers send
+            self.obj = zlib.decompressobj(zlib.MAX_WBITS if data[:1] == b"\x78" else -zlib.MAX_WBITS)
+        try:
+            return self.obj.decompress(data, limit)
+        except zlib.error as exc:
+            raise FetchFailure(f"undecodable body ({self.encoding}: {exc})") from None
 
 
 class Fetcher:
     def __init__(self, settings: FetchSettings, cache: PageCache, *, offline: bool = False,
-                 refresh: bool = False, transport: httpx.BaseTransport | None = None) -> None:
+                 refresh: bool = False, transport: httpx.BaseTransport | None = None,
+                 judge: Judge | None = None) -> None:
         self.settings = settings
         self.cache = cache
         self.offline = offline
         self.refresh = refresh
+        self.judge = judge
         self._hosts: dict[str, _Host] = {}
         self._hosts_lock = threading.Lock()
+        self._build_deadline = (time.monotonic() + settings.build_deadline) if settings.build_deadline > 0 \
+            else float("inf")
         timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
         self.client = httpx.Client(
-            headers={"User-Agent": settings.user_agent,
+            headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate",
                      "Accept": "text/html,application/xhtml+xml;q=0.9,text/plain;q=0.5,*/*;q=0.1"},
-            timeout=timeout, follow_redirects=True, max_redirects=settings.max_redirects,
+            # A fresh connection per request: the watchdog and the address check see every socket.
+            timeout=timeout, follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0),
             transport=transport,
         )
 
@@ -121,6 +254,11 @@ class Fetcher:
         try:
             page = self._fetch_live(url, None if self.refresh else cached)
         except FetchFailure as failure:
+            if failure.refused:
+                log.info("%s: refused: %s", url, failure.reason)
+                return Page(url=url, status="refused", reason=failure.reason)
+            if failure.gone:
+                return self._gone(url, failure, cached)
             if cached:
                 log.info("%s: %s; keeping the copy fetched %s", url, failure.reason, cached.fetched_at)
                 cached.reason = f"{failure.reason}; using copy fetched {cached.fetched_at}"
@@ -128,30 +266,110 @@ class Fetcher:
             log.info("%s: %s", url, failure.reason)
             return Page(url=url, status="failed", reason=failure.reason)
         if page.status == "fetched":
+            verdict = self._judge(page, cached)
+            if verdict:
+                if cached:
+                    log.warning("%s: %s; keeping the copy fetched %s", url, verdict, cached.fetched_at)
+                    cached.status = "suspect"
+                    cached.reason = f"{verdict}; kept the copy fetched {cached.fetched_at}"
+                    return cached
+                log.warning("%s: %s; not indexed", url, verdict)
+                return Page(url=url, status="suspect", final_url=page.final_url, http_status=page.http_status,
+                            reason=f"{verdict}; no earlier copy, not indexed")
             self.cache.put(page)
         return page
 
     # -- internals --------------------------------------------------------------
+    def _judge(self, page: Page, cached: Page | None) -> str:
+        if self.judge is None:
+            return ""
+        try:
+            return self.judge(page, cached)
+        except Exception as exc:  # a judge that fails must not lose the page
+            log.warning("%s: could not compare with the cached copy (%s)", page.url, exc)
+            return ""
+
+    def _gone(self, url: str, failure: FetchFailure, cached: Page | None) -> Page:
+        if cached is None:
+            return Page(url=url, status="failed", reason=failure.reason)
+        keep = timedelta(days=self.settings.gone_keep_days)
+        try:
+            fetched = datetime.fromisoformat(cached.fetched_at.replace("Z", "+00:00"))
+            if fetched.tzinfo is None:
+                fetched = fetched.replace(tzinfo=timezone.utc)
+        except ValueError:
+            fetched = datetime.now(timezone.utc)
+        until = fetched + keep
+        if datetime.now(timezone.utc) <= until:
+            cached.status = "gone"
+            cached.reason = (f"{failure.reason}: the page is gone; last good copy fetched {cached.fetched_at}, "
+                             f"kept (stale) until {until.date().isoformat()}")
+            return cached
+        return Page(url=url, status="gone", reason=f"{failure.reason}: the page is gone; last good copy fetched "
+                                                   f"{cached.fetched_at}, older than {self.settings.gone_keep_days:g} "
+                                                   "days, no longer indexed")
+
     def _host(self, url: str) -> tuple[str, _Host]:
         parts = urlsplit(url)
         key = f"{parts.scheme}://{parts.netloc}".lower()
         with self._hosts_lock:
             return key, self._hosts.setdefault(key, _Host())
 
+    def _deadline_failure(self) -> FetchFailure:
+        if time.monotonic() >= self._build_deadline:
+            return FetchFailure(f"the build's fetch deadline ({self.settings.build_deadline:.0f}s) passed")
+        return FetchFailure(f"slower than {self.settings.page_deadline:g}s for the whole page (deadline)")
+
     def _fetch_live(self, url: str, cached: Page | None) -> Page:
-        origin, host = self._host(url)
-        deadline = time.monotonic() + self.settings.page_deadline
-        with host.lock:  # one request at a time per host
-            if host.down_reason:
-                raise FetchFailure(host.down_reason)
+        """Follow `url` hop by hop; each hop is fetched under its own host's rules."""
+        deadline = min(time.monotonic() + self.settings.page_deadline, self._build_deadline)
+        current, hops = url, 0
+        while True:
+            parts = urlsplit(current)
+            if parts.scheme not in SCHEMES:
+                raise FetchFailure(f"redirected to an unsupported scheme ({current[:80]})")
+            if parts.username is not None or parts.password is not None:
+                raise FetchFailure("the URL carries credentials (user:password@); refused", refused=True)
+            origin, host = self._host(current)
+            with host.lock:  # one request at a time per host
+                if host.down_reason:
+                    raise FetchFailure(host.down_reason)
+                if time.monotonic() >= deadline:
+                    raise self._deadline_failure()
+                try:
+                    self._check_address(parts, host)
+                    if self.settings.respect_robots and not self._allowed(origin, host, current, deadline):
+                        raise FetchFailure("disallowed by robots.txt" + (f" (after a redirect to {current})"
+                                                                         if hops else ""))
+                    result = self._get_with_retries(current, host, cached, deadline)
+                except FetchFailure as failure:
+                    if failure.host_down:
+                        host.down_reason = failure.reason
+                    raise
+            if isinstance(result, Page):
+                if result.status == "fetched":
+                    result.url, result.final_url = url, current
+                return result
+            hops += 1
+            if hops > self.settings.max_redirects:
+                raise FetchFailure(f"more than {self.settings.max_redirects} redirects")
+            current = result
+
+    def _check_address(self, parts: Any, host: _Host) -> None:
+        """Refuse internal addresses: every address the host name resolves to must be public."""
+        if self.settings.allow_private:
+            return
+        if host.address_refusal is None:
+            name = parts.hostname or ""
             try:
-                if self.settings.respect_robots and not self._allowed(origin, host, url):
-                    raise FetchFailure("disallowed by robots.txt")
-                return self._get_with_retries(url, host, cached, deadline)
-            except FetchFailure as failure:
-                if failure.host_down:
-                    host.down_reason = failure.reason
-                raise
+                addresses = resolve(name, parts.port or (443 if parts.scheme == "https" else 80))
+            except (UnicodeError, OSError) as exc:  # socket.gaierror is an OSError
+                raise FetchFailure(f"cannot connect: cannot resolve {name} ({exc})", host_down=True) from None
+            internal = [a for a in addresses if internal_address(a)]
+            host.address_refusal = (f"{name} is an internal address ({', '.join(internal)}); {PRIVATE_HINT}"
+                                    if internal else "")
+        if host.address_refusal:
+            raise FetchFailure(host.address_refusal, refused=True)
 
     def _pause(self, host: _Host) -> None:
         wait = host.last_request + self.settings.per_host_delay - time.monotonic()
@@ -159,37 +377,107 @@ class Fetcher:
             time.sleep(wait)
         host.last_request = time.monotonic()
 
-    def _allowed(self, origin: str, host: _Host, url: str) -> bool:
-        if host.robots is None:
-            rules = RobotFileParser()
-            try:
-                self._pause(host)
-                resp = self.client.get(f"{origin}/robots.txt")
-            except httpx.RequestError as exc:  # TransportError, TooManyRedirects, DecodingError
+    @contextmanager
+    def _open(self, url: str, headers: dict[str, str], deadline: float) -> Iterator[httpx.Response]:
+        """One request without redirects, under `deadline` from the first byte to the last."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._deadline_failure()
+        watch = _Watch(allow_private=self.settings.allow_private)
+        timer = threading.Timer(remaining, watch.expire)
+        timer.daemon = True
+        timer.start()
+        timeout = httpx.Timeout(min(self.settings.read_timeout, remaining),
+                                connect=min(self.settings.connect_timeout, remaining))
+        try:
+            with self.client.stream("GET", url, headers=headers, timeout=timeout,
+                                    extensions={"trace": watch.trace}) as resp:
+                yield resp
+        except _Refused:
+            raise FetchFailure(f"{urlsplit(url).hostname} connected to an internal address ({watch.refused}); "
+                               f"{PRIVATE_HINT}", refused=True) from None
+        except (httpx.RequestError, OSError) as exc:
+            if watch.expired:
+                raise self._deadline_failure() from None
+            if isinstance(exc, httpx.RequestError):
                 raise self._transport_failure(exc) from None
-            if resp.status_code >= 500:
-                log.info("%s/robots.txt answered %d; treating the site as allowing all", origin, resp.status_code)
-                rules.parse([])
-            elif resp.status_code >= 400:
-                rules.parse([])
-            else:
-                rules.parse(resp.text.splitlines())
+            raise FetchFailure(f"network error: {exc}", retryable=True) from None
+        except FetchFailure:
+            raise
+        finally:
+            timer.cancel()
+
+    def _read_body(self, resp: httpx.Response, cap: int, deadline: float, *, truncate: bool = False) -> bytes:
+        """The decoded body, at most `cap` bytes: beyond that a failure, or with `truncate` the first `cap`."""
+        inflater = _Inflater(resp.headers.get("Content-Encoding", ""))
+        declared = resp.headers.get("Content-Length", "")
+        if not truncate and inflater.encoding in ("", "identity") and declared.isdigit() and int(declared) > cap:
+            raise FetchFailure(f"body larger than {cap} bytes ({declared} declared)")
+        out = bytearray()
+        for raw in resp.iter_raw():
+            if time.monotonic() > deadline:
+                raise self._deadline_failure()
+            out += inflater.feed(raw, cap + 1 - len(out))
+            if len(out) > cap:
+                if truncate:
+                    return bytes(out[:cap])
+                raise FetchFailure(f"body larger than {cap} bytes")
+        return bytes(out)
+
+    def _allowed(self, origin: str, host: _Host, url: str, deadline: float) -> bool:
+        if host.robots_error:
+            raise FetchFailure(host.robots_error)
+        if host.robots is None:
+            try:
+                lines = self._robots_lines(f"{origin}/robots.txt", host, deadline)
+            except FetchFailure as failure:
+                if failure.host_down or failure.refused:
+                    raise
+                host.robots_error = (f"robots.txt could not be read ({failure.reason}); "
+                                     "nothing is fetched from this host in this build")
+                log.info("%s: %s", origin, host.robots_error)
+                raise FetchFailure(host.robots_error) from None
+            rules = RobotFileParser()
+            rules.parse(lines)
             host.robots = rules
         return host.robots.can_fetch(self.settings.user_agent, url)
+
+    def _robots_lines(self, robots_url: str, host: _Host, deadline: float) -> list[str]:
+        """robots.txt's lines; [] (allow all) when it does not exist. A server error or a timeout is a
+        failure: the host is then treated as disallowing everything (RFC 9309, 2.3.1.4)."""
+        current = robots_url
+        for _ in range(self.settings.max_redirects + 1):
+            self._pause(host)
+            with self._open(current, {}, deadline) as resp:
+                status = resp.status_code
+                if status in REDIRECT_STATUSES and resp.headers.get("Location"):
+                    current = urljoin(current, resp.headers["Location"])
+                    if urlsplit(current).scheme not in SCHEMES:
+                        return []
+                    continue
+                if status == 429 or status >= 500:
+                    raise FetchFailure(f"robots.txt answered HTTP {status}")
+                if status >= 400:
+                    return []
+                body = self._read_body(resp, self.settings.robots_max_bytes, deadline, truncate=True)
+            return body.decode("utf-8", "replace").splitlines()
+        return []  # a robots.txt redirecting for ever: unavailable, i.e. allow all (RFC 9309)
 
     def _transport_failure(self, exc: httpx.RequestError) -> FetchFailure:
         if isinstance(exc, httpx.TimeoutException):
             return FetchFailure(f"timed out ({type(exc).__name__})", retryable=True)
         if isinstance(exc, httpx.TooManyRedirects):
             return FetchFailure(f"more than {self.settings.max_redirects} redirects")
-        if isinstance(exc, (httpx.ConnectError, httpx.UnsupportedProtocol)):
+        if isinstance(exc, httpx.ConnectError):
             detail = str(exc) or type(exc).__name__
             return FetchFailure(f"cannot connect: {detail}", host_down=True)
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return FetchFailure(f"unsupported address: {exc or type(exc).__name__}")
         if isinstance(exc, httpx.DecodingError):
             return FetchFailure(f"undecodable body: {exc or type(exc).__name__}")
         return FetchFailure(f"network error: {exc or type(exc).__name__}", retryable=True)
 
-    def _get_with_retries(self, url: str, host: _Host, cached: Page | None, deadline: float) -> Page:
+    def _get_with_retries(self, url: str, host: _Host, cached: Page | None, deadline: float) -> Page | str:
         attempt = 0
         while True:
             try:
@@ -207,43 +495,40 @@ class Fetcher:
                 time.sleep(delay)
                 attempt += 1
 
-    def _get_once(self, url: str, cached: Page | None, deadline: float) -> Page:
+    def _get_once(self, url: str, cached: Page | None, deadline: float) -> Page | str:
+        """The page at `url`, or where it redirects to (a string)."""
         headers = {}
         if cached is not None:
             if cached.etag:
                 headers["If-None-Match"] = cached.etag
             if cached.last_modified:
                 headers["If-Modified-Since"] = cached.last_modified
-        cap = self.settings.max_bytes
-        try:
-            with self.client.stream("GET", url, headers=headers) as resp:
-                if resp.status_code == 304 and cached is not None:
-                    cached.reason = "not modified since last fetch"
-                    return cached
-                if resp.status_code in RETRY_STATUSES:
-                    raise FetchFailure(f"HTTP {resp.status_code}", retryable=True,
-                                       retry_after=parse_retry_after(resp.headers.get("Retry-After")))
-                if resp.status_code >= 400:
-                    raise FetchFailure(f"HTTP {resp.status_code}")
-                ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-                if ctype and ctype not in self.settings.accepted_types:
-                    raise FetchFailure(f"unsupported content type {ctype}")
-                declared = resp.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > cap:
-                    raise FetchFailure(f"body larger than {cap} bytes ({declared} declared)")
-                chunks, size = [], 0
-                for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if size > cap:
-                        raise FetchFailure(f"body larger than {cap} bytes")
-                    if time.monotonic() > deadline:
-                        raise FetchFailure(f"slower than {self.settings.page_deadline:.0f}s for the whole page")
-                    chunks.append(chunk)
-                body = b"".join(chunks)
-                if not body.strip():
-                    raise FetchFailure("empty body")
-                return Page(url=url, status="fetched", final_url=str(resp.url), http_status=resp.status_code,
-                            content_type=ctype, body=body, etag=resp.headers.get("ETag", ""),
-                            last_modified=resp.headers.get("Last-Modified", ""), fetched_at=utc_now())
-        except httpx.RequestError as exc:  # TooManyRedirects and DecodingError are not TransportErrors
-            raise self._transport_failure(exc) from None
+        with self._open(url, headers, deadline) as resp:
+            status = resp.status_code
+            if status in REDIRECT_STATUSES:
+                location = resp.headers.get("Location", "").strip()
+                if not location:
+                    raise FetchFailure(f"HTTP {status} redirect without a Location")
+                return urljoin(url, location)
+            if status == 304 and cached is not None:
+                cached.reason = "not modified since last fetch"
+                return cached
+            if status in RETRY_STATUSES:
+                raise FetchFailure(f"HTTP {status}", retryable=True,
+                                   retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+            if status in GONE_STATUSES:
+                raise FetchFailure(f"HTTP {status}", gone=True)
+            if status >= 400:
+                raise FetchFailure(f"HTTP {status}")
+            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if ctype and ctype not in self.settings.accepted_types:
+                raise FetchFailure(f"unsupported content type {ctype}")
+            body = self._read_body(resp, self.settings.max_bytes, deadline)
+            etag, last_modified = resp.headers.get("ETag", ""), resp.headers.get("Last-Modified", "")
+        if not body.strip():
+            raise FetchFailure("empty body")
+        binary = binary_reason(body)
+        if binary:
+            raise FetchFailure(f"{binary} (served as {ctype or 'no content type'})", refused=True)
+        return Page(url=url, status="fetched", final_url=url, http_status=status, content_type=ctype, body=body,
+                    etag=etag, last_modified=last_modified, fetched_at=utc_now())

@@ -9,6 +9,7 @@ counts are checked on open. Metadata is SQLite, never pickle.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -70,7 +71,13 @@ def write_build(build_dir: Path, *, entries: Sequence[Entry], units: Sequence[Un
     index = faiss.IndexFlatIP(vectors.shape[1])
     if len(units):
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    faiss.write_index(index, str(build_dir / FAISS_FILE))
+    try:
+        faiss.write_index(index, str(build_dir / FAISS_FILE))
+    except RuntimeError as exc:  # faiss reports a failed write (disk full, ulimit -f) as a RuntimeError
+        free = shutil.disk_usage(build_dir).free
+        code = errno.ENOSPC if free < max(vectors.nbytes, 1 << 20) else errno.EIO
+        raise OSError(code, f"cannot write the vectors ({str(exc).splitlines()[0][:120]})",
+                      str(build_dir / FAISS_FILE)) from None
     db = sqlite3.connect(build_dir / META_FILE)
     try:
         with db:

@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The tests serve their pages on 127.0.0.1, an internal address the fetcher refuses by default;
+# tests of that refusal pass `allow_private=False` explicitly.
+os.environ["FAQ_ALLOW_PRIVATE"] = "1"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"

@@ -10,9 +10,9 @@ background thread. Tests program its routes and then look at what it saw:
 Conditional GETs are answered with 304 (If-None-Match first, If-Modified-Since
 only when no If-None-Match was sent, as RFC 9110 says). Routes can redirect,
 fail (500/503, whole server or one path), answer a scripted sequence (429 with
-Retry-After, then the page), stall before or while sending, send bodies of any
-size (declared or chunked), any content type, robots.txt rules, and the shared
-readability fixture pages.
+Retry-After, then the page), stall before or while sending, trickle their
+headers for ever, send bodies of any size (declared or chunked, gzip-encoded),
+any content type, robots.txt rules, and the shared readability fixture pages.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ class Response:
     body_delay: float = 0.0
     #: Stream the body with Transfer-Encoding: chunked (no Content-Length).
     chunked: bool = False
+    #: Fault: trickle the response headers, one byte every `trickle` seconds, never finishing them.
+    trickle: float = 0.0
 
 
 def etag_for(body: bytes) -> str:
@@ -110,6 +112,13 @@ class _Handler(BaseHTTPRequestHandler):
         stop = self.server.owner._stop
         if r.delay:
             stop.wait(r.delay)
+        if r.trickle:
+            self.server.owner._set_status(self._record, r.status)
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+            while not stop.wait(r.trickle):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+            return
         if self._not_modified(r):
             self.server.owner._set_status(self._record, 304)
             self.send_response(304)
@@ -243,6 +252,17 @@ class LocalServer:
         unit = b"<p>" + b"lorem ipsum dolor sit amet " * 30 + b"</p>\n"
         body = b"<html><body>" + unit * (size // len(unit) + 1) + b"</body></html>"
         self.set(path, Response(body=body, chunked=chunked))
+
+    def set_trickle(self, path: str, interval: float = 0.2) -> None:
+        """Fault: headers trickled a byte at a time for ever (each read succeeds, none completes)."""
+        self.set(path, Response(trickle=interval))
+
+    def set_gzip(self, path: str, data: bytes, content_type: str = HTML) -> None:
+        """`data` gzip-compressed, with Content-Encoding: gzip (e.g. a gzip bomb: many zeros)."""
+        import gzip
+
+        self.set(path, Response(body=gzip.compress(data, compresslevel=9), content_type=content_type,
+                                headers={"Content-Encoding": "gzip"}))
 
     def set_robots(self, text: str) -> None:
         self.set_page("/robots.txt", text, "text/plain", etag=False, last_modified=None)

@@ -70,8 +70,9 @@ def cli_index(tmp_path_factory):
   Use a learning-rate range test: increase it every batch and watch the loss.
 """, "utf-8")
         index_dir, cache_dir = root / "index", root / "cache"
+        # The pages are on 127.0.0.1: the flag allows internal addresses (run() drops FAQ_ALLOW_PRIVATE).
         proc = run("build", "--faq", str(faq), "--index-dir", str(index_dir), "--cache-dir", str(cache_dir),
-                   "--workers", "2")
+                   "--workers", "2", "--allow-private")
         yield SimpleNamespace(root=root, faq=faq, index=index_dir, cache=cache_dir, build=proc, server=srv)
 
 

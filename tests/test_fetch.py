@@ -116,7 +116,7 @@ def test_failure_keeps_last_good_copy(server, cache):
     server.set_page("/a.html", PAGE)
     url = server.url("/a.html")
     good = fetch(url, cache)
-    server.fail(status=500)  # the whole server, robots.txt included
+    server.fail("/a.html", status=500)
     page = fetch(url, cache)
     assert page.status == "cached" and page.ok
     assert page.body == PAGE.encode()
@@ -124,6 +124,16 @@ def test_failure_keeps_last_good_copy(server, cache):
     # 5xx is retried (max_retries=2), then the cached copy is used; the cache itself is untouched.
     assert server.statuses("/a.html") == [200, 500, 500, 500]
     assert cache.get(url).body == PAGE.encode()
+
+
+def test_robots_server_error_disallows_and_keeps_last_good_copy(server, cache):
+    server.set_page("/a.html", PAGE)
+    url = server.url("/a.html")
+    fetch(url, cache)
+    server.fail(status=500)  # the whole server, robots.txt included: RFC 9309 says disallow all
+    page = fetch(url, cache)
+    assert page.status == "cached" and page.body == PAGE.encode() and "robots.txt" in page.reason
+    assert server.statuses("/a.html") == [200]
 
 
 def test_failure_without_cache_is_failed_with_reason(server, cache):
