@@ -347,7 +347,10 @@ def no_index_panel(problem: str, manifest: dict | None) -> None:
 
 
 def maintainer_view(manifest: dict, token: tuple[str, str]) -> None:
-    """Index status, pages not indexed, the answer threshold, the rebuild: only with FAQ_ADMIN=1."""
+    """Index status, pages not indexed, link health, the answer threshold, the rebuild, what learners ask:
+    only with FAQ_ADMIN=1."""
+    from indexer.links import link_health
+
     st.caption("Maintainer view (FAQ_ADMIN is set). Learners do not see this page.")
     st.subheader("Index", anchor=False)
     st.html(maintainer.status_html(manifest))
@@ -356,6 +359,9 @@ def maintainer_view(manifest: dict, token: tuple[str, str]) -> None:
     problems = index_state.problem_pages(load_report(*token))
     st.subheader(f"Pages not indexed ({len(problems)})", anchor=False)
     st.html(maintainer.problems_html(maintainer.group_problems(problems)))
+    st.subheader("Links", anchor=False)
+    st.caption("Every link's state at the last build (the same as `faq-search links`).")
+    st.html(maintainer.links_html(link_health(load_report(*token))))
     st.subheader("Answer threshold", anchor=False)
     st.html(maintainer.calibration_html(maintainer.calibration_state(manifest)))
     st.subheader("Rebuild", anchor=False)
@@ -518,7 +524,14 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
     results_list("Related questions", related, threshold, qkey, query)
 
 
-def browse_view(searcher: Searcher) -> None:
+def dead_links(token: tuple[str, str]) -> set[str]:
+    """The FAQ's links that were gone at the last build (Browse marks them)."""
+    from indexer.links import dead_urls
+
+    return dead_urls(load_report(*token))
+
+
+def browse_view(searcher: Searcher, token: tuple[str, str]) -> None:
     text = st.text_input("Filter the FAQ", key="filter", bind="query-params", label_visibility="collapsed",
                          placeholder="Filter by a word, e.g. loss, video, arxiv", icon=":material/filter_list:")
     entries = list(searcher.stored.entries.values())
@@ -528,7 +541,7 @@ def browse_view(searcher: Searcher) -> None:
         return
     st.caption(f"{len(shown)} of {len(entries)} entries" if text else f"{len(entries)} entries")
     st.html(cards.browse_html(browse.group_by_category(shown), expanded=bool(text and text.strip()), view=VIEWS[1],
-                              filter_text=(text or "").strip()))
+                              filter_text=(text or "").strip(), dead=dead_links(token)))
 
 
 def main() -> None:
@@ -572,7 +585,7 @@ def main() -> None:
         sidebar(manifest, token)
         searcher = load_searcher(token, manifest)
         if searcher is not None:
-            browse_view(searcher)
+            browse_view(searcher, token)
     else:
         search_view(token, manifest)
 

@@ -145,7 +145,9 @@ def _report(entries: Sequence[Entry], pages: dict[str, Page], documents: dict[st
                 rec = records[resource.url] = ReportRecord(
                     url=resource.url, status=status, reason=reason,
                     title=(doc.title if doc and doc.title else resource.title),
-                    chars=len(doc.text) if doc else 0, extraction=doc.method if doc else "none")
+                    chars=len(doc.text) if doc else 0, extraction=doc.method if doc else "none",
+                    final_url=page.final_url if page.body else "", http_status=page.http_status,
+                    last_good=page.fetched_at if page.body else "")
             rec.entries.append(entry.id)
     return list(records.values())
 

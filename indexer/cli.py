@@ -408,6 +408,47 @@ def forget(db: Path | None, before: str | None, yes: bool) -> None:
     click.echo(f"{path}: {removed} rows wiped ({what}).")
 
 
+@cli.command(short_help="Every link's state at the last build; exit 1 if one is dead.")
+@index_dir_option
+@json_option
+@click.option("--all", "show_all", is_flag=True, help="List the links that are fine too.")
+def links(index_dir: Path, as_json: bool, show_all: bool) -> None:
+    """Every link of the FAQ at the last build: ok, redirected, thin, suspect, empty, failing, dead, refused.
+
+    With the date each was last good and what to do about it. Exit status 1 when a link is dead
+    (the page is gone), so it can run in the maintainer's CI; 0 otherwise.
+
+    \b
+        faq-search links
+        faq-search links --json
+    """
+    from .links import link_health
+    from .store import REPORT_FILE, read_manifest, read_report
+
+    _run(read_manifest, index_dir)  # a missing index is the usual one-line error
+    health = link_health(read_report(index_dir))
+    if not health and not (index_dir / REPORT_FILE).exists():
+        raise click.ClickException(f"{index_dir / REPORT_FILE}: no build report; rebuild the index")
+    if as_json:
+        click.echo(json.dumps([link.to_dict() for link in health], ensure_ascii=False, indent=1))
+    else:
+        counts = {state: sum(link.state == state for link in health) for state in dict.fromkeys(
+            link.state for link in health)}
+        click.echo(f"{len(health)} links: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+        for link in health:
+            if link.state == "ok" and not show_all:
+                continue
+            good = f"; last good {link.last_good[:10]}" if link.last_good else ""
+            click.echo(f"  {link.state:<10} {link.url}{good}")
+            detail = f"now {link.final_url}" if link.state == "redirected" else link.reason
+            if detail:
+                click.echo(f"             {detail}")
+            if link.advice:
+                click.echo(f"             -> {link.advice}")
+    if any(link.state == "dead" for link in health):
+        sys.exit(1)
+
+
 @cli.group(short_help="Bring in pages the indexer cannot fetch; write the cache out.")
 def snapshot() -> None:
     """Saved pages in and out of the page cache (a folder of files and urls.tsv).

@@ -104,6 +104,11 @@ class ReportRecord:
     chars: int = 0
     extraction: str = "none"
     entries: list[str] = field(default_factory=list)
+    #: Where the link ended after redirects (when the page was had), and the HTTP status of that answer.
+    final_url: str = ""
+    http_status: int = 0
+    #: When the copy that is indexed was fetched ("" when there is none): the date the link was last good.
+    last_good: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

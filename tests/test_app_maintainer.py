@@ -60,7 +60,7 @@ def test_maintainer_view_shows_status_failed_pages_grouped_and_calibration(admin
     assert "5 FAQ entries with 4 links" in shown.replace("<b>", "").replace("</b>", "")
     assert "2 fetched, 0 from the cache, 2 could not be fetched" in shown.replace("<b>", "").replace("</b>", "")
     assert "all-MiniLM-L6-v2" in shown and "UTC" in shown
-    assert [s.value for s in at.subheader] == ["Index", "Pages not indexed (2)", "Answer threshold", "Rebuild",
+    assert [s.value for s in at.subheader] == ["Index", "Pages not indexed (2)", "Links", "Answer threshold", "Rebuild",
                                                      "What learners ask"]
     (failed,) = [h.value for h in at.main.html if "faq-mt-group" in h.value]
     assert failed.count("<details") == 1  # the two 404s are one group
@@ -194,3 +194,13 @@ def test_maintainer_view_sums_up_what_learners_asked(admin):
     assert len(at.get("vega_lite_chart")) == 2  # questions per day, and the score histogram
     at.selectbox(key="insights_period").select("Last 7 days").run()
     assert_no_trace(at)
+
+
+def test_maintainer_view_lists_link_health_and_browse_marks_dead_links(admin):
+    at = maintainer_page()
+    page = "".join(h.value for h in at.main.html)
+    assert page.count('class="faq-mt-state faq-mt-state-dead"') == 2  # the two 404s of the test FAQ
+    assert "replace or remove the link" in page and "fine at the last build" not in page
+    browse = new_app(view="Browse")
+    html = "".join(h.value for h in browse.main.html)
+    assert html.count('class="faq-dead"') == 2 and "gone-missing.html" in html

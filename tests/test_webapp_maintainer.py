@@ -193,3 +193,18 @@ def test_rebuild_label_and_body():
                     summary=BuildSummary(entries=5, resources=4, pages_fetched=4))
     assert maintainer.rebuild_label(done).startswith("Rebuilt: 5 entries, 4 links (all 4 pages read).")
     assert maintainer.rebuild_html(done).count("✓") == 2
+
+
+def test_links_html_lists_what_needs_the_maintainer_as_text():
+    from indexer.links import link_health
+
+    report = [{"url": "https://ok.example/a", "status": "fetched", "title": "fine"},
+              {"url": "https://gone.example/b", "status": "failed", "reason": "HTTP 404",
+               "title": "<script>alert(1)</script>", "last_good": "2026-10-01T10:00:00+00:00"},
+              {"url": "https://moved.example/c", "status": "fetched", "final_url": "https://new.example/c",
+               "title": "moved"}]
+    out = maintainer.links_html(link_health(report))
+    assert "<script" not in out and "&lt;script&gt;" in out
+    assert out.index("faq-mt-state-dead") < out.index("faq-mt-state-redirected")
+    assert "last good 2026-10-01" in out and 'href="https://new.example/c"' in out and "1 other link fine" in out
+    assert "All 1 link fine" in maintainer.links_html(link_health(report[:1]))

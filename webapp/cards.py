@@ -8,7 +8,7 @@ second shape of a result in between. All text goes through `webapp.html`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping, Sequence
 
 from indexer.records import Document, Entry, Resource
 from indexer.text import site_name
@@ -76,8 +76,10 @@ def kind_badge_html(kind: Any) -> str:
 
 
 # -- pieces of a card ----------------------------------------------------------------------------
-def resources_html(resources: Iterable[Resource], title_marks: Mapping[int, list[list[int]]] | None = None) -> str:
-    """The entry's links: kind badge, title (with `title_marks[i]` marked in the i-th), site name."""
+def resources_html(resources: Iterable[Resource], title_marks: Mapping[int, list[list[int]]] | None = None,
+                   dead: Collection[str] = ()) -> str:
+    """The entry's links: kind badge, title (with `title_marks[i]` marked in the i-th), site name, and a
+    "dead link" mark on the URLs in `dead` (gone at the last build, indexer/links.py)."""
     items = []
     for i, r in enumerate(resources or ()):
         site = r.site or ""
@@ -85,7 +87,9 @@ def resources_html(resources: Iterable[Resource], title_marks: Mapping[int, list
         title = r.title or site
         marks = (title_marks or {}).get(i)
         link = linked_marked_html(r.url, title, marks) if marks else link_html(r.url, title)
-        items.append(f"<li>{kind_badge_html(r.kind)} {link}{site_html}</li>")
+        gone = ' <span class="faq-dead" title="this page was gone at the last build">dead link</span>' \
+            if r.url in dead else ""
+        items.append(f"<li>{kind_badge_html(r.kind)} {link}{site_html}{gone}</li>")
     return f'<ul class="faq-res">{"".join(items)}</ul>' if items else ""
 
 
@@ -222,11 +226,11 @@ def related_html(results: Sequence[Result], threshold: float, *, query_key: str 
     return f'<ul class="faq-related" data-q="{esc(query_key)}">{"".join(items)}</ul>' if items else ""
 
 
-def entry_body_html(entry: Entry) -> str:
-    """An entry's written answer and links (or a note that it has neither)."""
+def entry_body_html(entry: Entry, dead: Collection[str] = ()) -> str:
+    """An entry's written answer and links (or a note that it has neither); `dead`: links gone at the last build."""
     answer = entry.answer or ""
     body = f'<div class="faq-answer">{text_html(answer)}</div>' if answer else ""
-    res = resources_html(entry.resources)
+    res = resources_html(entry.resources, dead=dead)
     if not body and not res:
         body = '<div class="faq-answer faq-muted">No written answer or links in the FAQ.</div>'
     return body + res
@@ -242,7 +246,7 @@ def entry_card_html(entry: Entry) -> str:
 
 
 def browse_html(groups: Sequence[tuple[str, Sequence[Entry]]], *, expanded: bool = False, view: str = "",
-                filter_text: str = "") -> str:
+                filter_text: str = "", dead: Collection[str] = ()) -> str:
     """Every entry grouped by category, each a collapsible item with its answer and resources.
 
     Entry links carry `view` and `filter_text`, so Back from an entry returns to the same filtered list.
@@ -256,7 +260,7 @@ def browse_html(groups: Sequence[tuple[str, Sequence[Entry]]], *, expanded: bool
             items.append(
                 f'<details class="faq-item" id="{esc(entry.id)}"{" open" if expanded else ""}>'
                 f'<summary><span class="faq-item-q">{esc(entry.question)}</span>{count}</summary>'
-                f'<div class="faq-item-body">{entry_body_html(entry)}'
+                f'<div class="faq-item-body">{entry_body_html(entry, dead)}'
                 f'<div class="faq-foot"><a href="{esc(entry_href(entry.id, view=view, filter=filter_text))}" '
                 f'target="_self">Open this entry</a>'
                 f"</div></div></details>")

@@ -25,6 +25,7 @@ from .index_state import built_at_text, short_model
 if TYPE_CHECKING:  # only the types: indexer.build loads the model stack
     from indexer.build import BuildSummary
     from indexer.insights import Insights
+    from indexer.links import LinkHealth
 
     from .rebuild import Progress
 
@@ -328,3 +329,22 @@ def suggestions_html(report: Insights, limit: int = 15) -> str:
     items = "".join(f"<li><b>{n}</b> × {esc(q)} <span class=\"faq-mt-detail\">newest {esc(last[:10])}</span></li>"
                     for q, n, last in report.suggestions[:limit])
     return f'<ul class="faq-mt-facts">{items}</ul>'
+
+
+# -- link health (indexer/links.py) ---------------------------------------------------------------------------------
+def links_html(health: Sequence[LinkHealth]) -> str:
+    """The links that need the maintainer, worst first: state, link, last good date, what to do."""
+    needing = [link for link in health if link.state != "ok"]
+    if not needing:
+        return f'<p class="faq-mt-ok">All {_n(len(health), "link")} fine at the last build.</p>'
+    items = []
+    for link in needing:
+        good = f", last good {esc(link.last_good[:10])}" if link.last_good else ", never fetched"
+        now = (f'<div class="faq-mt-detail">now at {link_html(link.final_url, link.final_url)}</div>'
+               if link.state == "redirected" else "")
+        items.append(f'<li><b class="faq-mt-state faq-mt-state-{esc(link.state)}">{esc(link.state)}</b> '
+                     f'{link_html(link.url, link.title or link.url)}<span class="faq-mt-detail">{good}</span>'
+                     f'{now}<div class="faq-mt-detail">{esc(link.advice)}</div></li>')
+    fine = len(health) - len(needing)
+    tail = f'<p class="faq-mt-detail">{_n(fine, "other link")} fine.</p>' if fine else ""
+    return f'<ul class="faq-mt-facts">{"".join(items)}</ul>{tail}'
