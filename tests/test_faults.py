@@ -207,17 +207,18 @@ def _cache_good(server, cache, path="/a.html") -> tuple[str, bytes]:
     return url, ARTICLE.encode()
 
 
-@pytest.mark.parametrize("body", [
-    article_html("Access denied", ["You don't have permission to access this page."]),
-    article_html("Just a moment...", ["Please complete the CAPTCHA to verify you are human."]),
-    article_html("Page not found", ["Sorry, the page you are looking for does not exist."]),
-    article_html("Momentum", ["Momentum is a method."]),
+@pytest.mark.parametrize("body, why", [
+    (article_html("Access denied", ["You don't have permission to access this page."]), "block page"),
+    (article_html("Just a moment...", ["Please complete the CAPTCHA to verify you are human."]), "block page"),
+    (article_html("Page not found", ["Sorry, the page you are looking for does not exist."]), "soft 404"),
+    (article_html("Momentum", ["Momentum is a method."]), "shrank"),
 ], ids=["access-denied", "captcha", "soft-404", "much-shorter"])
-def test_soft_error_page_keeps_the_good_copy(server, cache, body):
+def test_soft_error_page_keeps_the_good_copy(server, cache, body, why):
     url, good = _cache_good(server, cache)
     server.set_page("/a.html", body)
     page = fetch(url, cache)
     assert page.status == "suspect" and page.body == good and "kept the copy" in page.reason
+    assert why in page.reason
     assert cache.get(url).body == good
 
 
@@ -320,6 +321,7 @@ def test_system_errors_become_one_line_with_the_fix():
         OSError(errno.EROFS, "Read-only file system", "/ro/index"): ("/ro/index", "writable"),
         PermissionError(errno.EACCES, "Permission denied", "/p"): ("/p", "writable"),
         OSError(errno.EFBIG, "File too large", "/big"): ("/big", "ulimit -f"),
+        NotADirectoryError(errno.ENOTDIR, "Not a directory", "/f/x"): ("/f/x", "point --index-dir"),
         sqlite3.OperationalError("attempt to write a readonly database"): ("data/cache", "writable"),
         sqlite3.OperationalError("database or disk is full"): ("data/cache", "disk is full"),
         sqlite3.DatabaseError("file is not a database"): ("data/cache", "damaged"),
