@@ -404,3 +404,26 @@ def test_build_past_the_file_size_limit_is_one_line(tmp_path):
     assert "Traceback" not in proc.stderr and len(errors) == 1, proc.stderr[-2000:]
     assert "ulimit" in errors[0] and "previous index is untouched" in errors[0], errors[0]
     assert not (tmp_path / "index").exists()
+
+
+def test_killed_export_leftovers_are_cleaned_on_the_next_build(tmp_path):
+    import os
+    import subprocess
+
+    from indexer.onnx_encoder import clean_stale_exports
+
+    out_dir = tmp_path / "onnx" / "model"
+    out_dir.parent.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    killed = out_dir.with_name(f".model.{dead.pid}-abcd1234.tmp")
+    killed_old = out_dir.with_name(f".model.{dead.pid}-abcd1234.old")
+    running = out_dir.with_name(f".model.{os.getpid()}-abcd1234.tmp")
+    legacy_old = out_dir.with_name(".model.abcd1234.tmp")
+    for folder in (killed, killed_old, running, legacy_old):
+        folder.mkdir()
+        (folder / "model.onnx").write_bytes(b"x" * 100)
+    os.utime(legacy_old, (time.time() - 7200, time.time() - 7200))
+    removed = clean_stale_exports(out_dir)
+    assert sorted(removed) == sorted([killed, killed_old, legacy_old])
+    assert running.is_dir()
