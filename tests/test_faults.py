@@ -171,11 +171,26 @@ def test_metadata_address_is_refused_without_connecting(cache):
 
 def test_dns_rebinding_is_caught_at_connect(server, cache, monkeypatch):
     # The name check sees a public address; the connection still lands on 127.0.0.1.
-    monkeypatch.setattr(fetch_module, "resolve", lambda name, port: ["93.184.216.34"])
+    monkeypatch.setattr(fetch_module, "resolve", lambda name, port, timeout=None: ["93.184.216.34"])
     server.set_page("/a.html", ARTICLE)
     page = fetch(server.url("/a.html"), cache, PRIVATE)
     assert page.status == "refused" and "internal address" in page.reason
     assert server.hits() == 0
+
+
+def test_a_hanging_dns_lookup_ends_at_the_connect_timeout(cache, monkeypatch):
+    import socket
+
+    def hang(*args, **kwargs):
+        time.sleep(5)
+        raise socket.gaierror("too late")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hang)
+    started = time.monotonic()
+    with fetcher(cache, PRIVATE) as f:
+        pages = f.fetch_all(["http://slow-dns.example/a", "http://slow-dns.example/b"], workers=2)
+    assert time.monotonic() - started < PRIVATE.connect_timeout + 1.0
+    assert all(p.status == "failed" and "cannot resolve" in p.reason for p in pages.values())
 
 
 def test_allow_private_fetches_local_pages(server, cache):
