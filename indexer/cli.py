@@ -58,6 +58,9 @@ def system_error_line(exc: OSError | sqlite3.Error, paths: list[Path]) -> str:
     elif code in _DENIED or "readonly" in text or "read-only" in text:
         fix = ("cannot write there: make the folder writable (or point --index-dir / --cache-dir at a writable "
                "folder)")
+    elif code in (errno.ENOTDIR, errno.EISDIR):
+        fix = ("a file stands where a folder is expected (or a folder where a file is): point --index-dir / "
+               "--cache-dir at a folder")
     elif code == errno.ENOENT:
         fix = "no such file or folder"
     elif code == errno.EIO or "disk i/o error" in text:

@@ -25,6 +25,9 @@ ONNX_DIR_NAME = "onnx"
 #: onnxruntime threads per query: a query is a few dozen word pieces, and more threads only fight
 #: FAISS and other app sessions for the cores.
 ONNX_THREADS = 1
+#: A killed export's temporary folder (87 MB) is removed by the next build: at once when the process
+#: named in it is gone, or, for a folder without a pid, once older than this many seconds.
+ONNX_STALE_EXPORT_SECONDS = 3600.0
 #: Days the app's query log (queries, votes, suggestions in data/app.sqlite) keeps a row; older rows are
 #: deleted when the log is opened. `FAQ_QUERY_RETENTION_DAYS` overrides; `python -m indexer forget` wipes sooner.
 QUERY_RETENTION_DAYS = 90

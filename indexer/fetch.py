@@ -111,9 +111,27 @@ def internal_address(address: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
-def resolve(name: str, port: int) -> list[str]:
-    """Every address `name` resolves to (the check looks at all of them, not the first)."""
-    return sorted({info[4][0] for info in socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)})
+def resolve(name: str, port: int, timeout: float | None = None) -> list[str]:
+    """Every address `name` resolves to (the check looks at all of them, not the first).
+
+    The system resolver has no deadline of its own, so the lookup runs in a daemon thread and is
+    given up after `timeout` seconds (a hung lookup is left to finish on its own)."""
+    found: list[Any] = []
+
+    def lookup() -> None:
+        try:
+            found.append(sorted({info[4][0] for info in socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)}))
+        except BaseException as exc:  # handed to the caller
+            found.append(exc)
+
+    worker = threading.Thread(target=lookup, daemon=True, name=f"resolve {name}")
+    worker.start()
+    worker.join(timeout)
+    if not found:
+        raise socket.timeout(f"no answer from DNS in {timeout:g}s")
+    if isinstance(found[0], BaseException):
+        raise found[0]
+    return found[0]
 
 
 class _Host:
@@ -337,7 +355,7 @@ class Fetcher:
                 if time.monotonic() >= deadline:
                     raise self._deadline_failure()
                 try:
-                    self._check_address(parts, host)
+                    self._check_address(parts, host, deadline)
                     if self.settings.respect_robots and not self._allowed(origin, host, current, deadline):
                         raise FetchFailure("disallowed by robots.txt" + (f" (after a redirect to {current})"
                                                                          if hops else ""))
@@ -355,14 +373,15 @@ class Fetcher:
                 raise FetchFailure(f"more than {self.settings.max_redirects} redirects")
             current = result
 
-    def _check_address(self, parts: Any, host: _Host) -> None:
+    def _check_address(self, parts: Any, host: _Host, deadline: float) -> None:
         """Refuse internal addresses: every address the host name resolves to must be public."""
         if self.settings.allow_private:
             return
         if host.address_refusal is None:
             name = parts.hostname or ""
             try:
-                addresses = resolve(name, parts.port or (443 if parts.scheme == "https" else 80))
+                addresses = resolve(name, parts.port or (443 if parts.scheme == "https" else 80),
+                                    timeout=max(0.0, min(self.settings.connect_timeout, deadline - time.monotonic())))
             except (UnicodeError, OSError) as exc:  # socket.gaierror is an OSError
                 raise FetchFailure(f"cannot connect: cannot resolve {name} ({exc})", host_down=True) from None
             internal = [a for a in addresses if internal_address(a)]

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .config import ONNX_DIR_NAME, ONNX_THREADS
+from .config import ONNX_DIR_NAME, ONNX_STALE_EXPORT_SECONDS, ONNX_THREADS
 from .embed import Embedder, resolve_model
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,8 @@ def export_onnx(model_path: str, out_dir: Path) -> Path:
     transformer = folder / _read_json(folder / "modules.json")[0].get("path", "")
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}.tmp")
+    # The pid in the name tells a later build whether the folder is a killed export's leftover.
+    tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     tmp.mkdir()
     try:
         from optimum.onnxruntime import ORTModelForFeatureExtraction
@@ -106,6 +109,38 @@ def export_onnx(model_path: str, out_dir: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_exports(out_dir: Path) -> list[Path]:
+    """Remove the temporary folders of exports that were killed (kill -9, power cut) before they finished:
+    `.<name>.<pid>-<id>.tmp` / `.old` whose process is gone. Returns what was removed."""
+    removed = []
+    for leftover in Path(out_dir).parent.glob(f".{Path(out_dir).name}.*"):
+        if not leftover.is_dir() or leftover.suffix not in (".tmp", ".old"):
+            continue
+        tag = leftover.name[len(Path(out_dir).name) + 2:].split("-", 1)[0]
+        if tag.isdigit():
+            stale = not _pid_alive(int(tag))
+        else:
+            try:
+                stale = time.time() - leftover.stat().st_mtime > ONNX_STALE_EXPORT_SECONDS
+            except OSError:
+                continue
+        if stale:
+            log.info("removing %s, left by an export that did not finish", leftover)
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover)
+    return removed
 
 
 def export_problem(folder: Path, model: str) -> str | None:
@@ -198,6 +233,7 @@ def ensure_export(embedder: Embedder, cache_dir: Path) -> Path | None:
     A new export must reproduce `embedder`'s vectors on a few probe texts, or it is removed.
     """
     folder = export_dir(embedder.name, cache_dir)
+    clean_stale_exports(folder)
     if export_problem(folder, embedder.name) is None:
         return folder
     if pipeline_info(Path(resolve_model(embedder.name))) is None:

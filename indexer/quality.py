@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import re
 
+import lxml.html
+
 from .config import ExtractSettings, FetchSettings
-from .extract import extract
+from .extract import decode_body, extract
 from .records import Page
 
 log = logging.getLogger(__name__)
@@ -30,13 +32,26 @@ _NOT_FOUND = re.compile(
     r"nothing (?:was )?found here", re.IGNORECASE)
 
 
+def visible_text(page: Page) -> str:
+    """The page's visible words (scripts and styles dropped): what a block page says is often not what
+    trafilatura keeps as its main text."""
+    try:
+        tree = lxml.html.fromstring(decode_body(page.body))
+    except (ValueError, lxml.etree.ParserError):
+        return ""
+    for node in tree.xpath("//script|//style|//noscript|//template"):
+        node.drop_tree()
+    return " ".join(tree.text_content().split())
+
+
 def judge(new: Page, old: Page | None, fetch: FetchSettings = FetchSettings(),
           settings: ExtractSettings = ExtractSettings()) -> str:
     """Why `new` should not replace `old` ("" when it may). `old` is the cached copy, if any."""
     doc = extract(new, settings)
     text = doc.text or ""
-    if len(text) < SHORT_PAGE_CHARS:
-        head = f"{doc.title}\n{text[:400]}"
+    visible = visible_text(new) if len(text) < SHORT_PAGE_CHARS else ""
+    if len(text) < SHORT_PAGE_CHARS and len(visible) < 2 * SHORT_PAGE_CHARS:
+        head = f"{doc.title}\n{text[:400]}\n{visible[:600]}"
         blocked = _BLOCKED.search(head)
         if blocked:
             return f"looks like a block page ({blocked.group(0)!r})"

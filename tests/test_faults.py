@@ -171,11 +171,26 @@ def test_metadata_address_is_refused_without_connecting(cache):
 
 def test_dns_rebinding_is_caught_at_connect(server, cache, monkeypatch):
     # The name check sees a public address; the connection still lands on 127.0.0.1.
-    monkeypatch.setattr(fetch_module, "resolve", lambda name, port: ["93.184.216.34"])
+    monkeypatch.setattr(fetch_module, "resolve", lambda name, port, timeout=None: ["93.184.216.34"])
     server.set_page("/a.html", ARTICLE)
     page = fetch(server.url("/a.html"), cache, PRIVATE)
     assert page.status == "refused" and "internal address" in page.reason
     assert server.hits() == 0
+
+
+def test_a_hanging_dns_lookup_ends_at_the_connect_timeout(cache, monkeypatch):
+    import socket
+
+    def hang(*args, **kwargs):
+        time.sleep(5)
+        raise socket.gaierror("too late")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hang)
+    started = time.monotonic()
+    with fetcher(cache, PRIVATE) as f:
+        pages = f.fetch_all(["http://slow-dns.example/a", "http://slow-dns.example/b"], workers=2)
+    assert time.monotonic() - started < PRIVATE.connect_timeout + 1.0
+    assert all(p.status == "failed" and "cannot resolve" in p.reason for p in pages.values())
 
 
 def test_allow_private_fetches_local_pages(server, cache):
@@ -207,17 +222,18 @@ def _cache_good(server, cache, path="/a.html") -> tuple[str, bytes]:
     return url, ARTICLE.encode()
 
 
-@pytest.mark.parametrize("body", [
-    article_html("Access denied", ["You don't have permission to access this page."]),
-    article_html("Just a moment...", ["Please complete the CAPTCHA to verify you are human."]),
-    article_html("Page not found", ["Sorry, the page you are looking for does not exist."]),
-    article_html("Momentum", ["Momentum is a method."]),
+@pytest.mark.parametrize("body, why", [
+    (article_html("Access denied", ["You don't have permission to access this page."]), "block page"),
+    (article_html("Just a moment...", ["Please complete the CAPTCHA to verify you are human."]), "block page"),
+    (article_html("Page not found", ["Sorry, the page you are looking for does not exist."]), "soft 404"),
+    (article_html("Momentum", ["Momentum is a method."]), "shrank"),
 ], ids=["access-denied", "captcha", "soft-404", "much-shorter"])
-def test_soft_error_page_keeps_the_good_copy(server, cache, body):
+def test_soft_error_page_keeps_the_good_copy(server, cache, body, why):
     url, good = _cache_good(server, cache)
     server.set_page("/a.html", body)
     page = fetch(url, cache)
     assert page.status == "suspect" and page.body == good and "kept the copy" in page.reason
+    assert why in page.reason
     assert cache.get(url).body == good
 
 
@@ -320,6 +336,7 @@ def test_system_errors_become_one_line_with_the_fix():
         OSError(errno.EROFS, "Read-only file system", "/ro/index"): ("/ro/index", "writable"),
         PermissionError(errno.EACCES, "Permission denied", "/p"): ("/p", "writable"),
         OSError(errno.EFBIG, "File too large", "/big"): ("/big", "ulimit -f"),
+        NotADirectoryError(errno.ENOTDIR, "Not a directory", "/f/x"): ("/f/x", "point --index-dir"),
         sqlite3.OperationalError("attempt to write a readonly database"): ("data/cache", "writable"),
         sqlite3.OperationalError("database or disk is full"): ("data/cache", "disk is full"),
         sqlite3.DatabaseError("file is not a database"): ("data/cache", "damaged"),
@@ -402,3 +419,26 @@ def test_build_past_the_file_size_limit_is_one_line(tmp_path):
     assert "Traceback" not in proc.stderr and len(errors) == 1, proc.stderr[-2000:]
     assert "ulimit" in errors[0] and "previous index is untouched" in errors[0], errors[0]
     assert not (tmp_path / "index").exists()
+
+
+def test_killed_export_leftovers_are_cleaned_on_the_next_build(tmp_path):
+    import os
+    import subprocess
+
+    from indexer.onnx_encoder import clean_stale_exports
+
+    out_dir = tmp_path / "onnx" / "model"
+    out_dir.parent.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    killed = out_dir.with_name(f".model.{dead.pid}-abcd1234.tmp")
+    killed_old = out_dir.with_name(f".model.{dead.pid}-abcd1234.old")
+    running = out_dir.with_name(f".model.{os.getpid()}-abcd1234.tmp")
+    legacy_old = out_dir.with_name(".model.abcd1234.tmp")
+    for folder in (killed, killed_old, running, legacy_old):
+        folder.mkdir()
+        (folder / "model.onnx").write_bytes(b"x" * 100)
+    os.utime(legacy_old, (time.time() - 7200, time.time() - 7200))
+    removed = clean_stale_exports(out_dir)
+    assert sorted(removed) == sorted([killed, killed_old, legacy_old])
+    assert running.is_dir()
