@@ -72,23 +72,35 @@ class Lexical:
                            if t and i + 1 < len(indptr) and indptr[i + 1] > indptr[i]}
         self._unseen_weight = max(self._term_best.values(), default=0.0)
 
-    def scores(self, query_terms: Sequence[str]) -> np.ndarray:
+    def scores(self, query_terms: Sequence[str], limit: int | None = None) -> np.ndarray:
+        """BM25 of every unit; with `limit`, only the `limit` best units keep theirs (the rest 0)."""
         known = [t for t in query_terms if t in self._known_stems]
         if not known:
             return np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
-        return np.asarray(self.bm25.get_scores(known), dtype=np.float32)
+        raw = np.asarray(self.bm25.get_scores(known), dtype=np.float32)
+        if limit is not None:
+            hits = np.flatnonzero(raw)
+            if len(hits) > limit:
+                dropped = np.ones(len(hits), dtype=bool)
+                dropped[np.argpartition(-raw[hits], limit - 1)[:limit]] = False
+                raw[hits[dropped]] = 0.0
+        return raw
 
-    def normalised_scores(self, query_terms: Sequence[str]) -> np.ndarray:
+    def normalised_scores(self, query_terms: Sequence[str], limit: int | None = None) -> np.ndarray:
         """BM25 as a share of what a unit matching every query term at its best would score.
 
         Unlike dividing by the top hit, this stays low when the query's rarest
         words appear nowhere in the FAQ: an unseen term counts as a full miss.
+        `limit`: only the `limit` best units are scored (the others 0), as in `scores`.
         """
         terms_ = list(dict.fromkeys(query_terms))
         ceiling = sum(self._term_best.get(t, self._unseen_weight) for t in terms_)
         if ceiling <= 0:
             return np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
-        return np.minimum(self.scores(terms_) / ceiling, 1.0).astype(np.float32)
+        raw = self.scores(terms_, limit)
+        hits = np.flatnonzero(raw)
+        raw[hits] = np.minimum(raw[hits] / ceiling, 1.0)
+        return raw
 
     def correct(self, word: str) -> str | None:
         """The corpus word a mistyped query word most likely meant, or None."""

@@ -174,23 +174,23 @@ class Searcher:
         if n == 0:
             return dense, lexical
         if s.mode in ("lexical", "hybrid") and prepared.terms:
+            # Both retrievers return their `k` best units: BM25 is cut to its top k before it is scaled.
             if s.lexical_norm == "max":
-                raw = self.lexical.scores(prepared.terms)
+                raw = self.lexical.scores(prepared.terms, limit=k)
                 lexical = raw / raw.max() if raw.max() > 0 else raw
             else:
-                lexical = self.lexical.normalised_scores(prepared.terms)
+                lexical = self.lexical.normalised_scores(prepared.terms, limit=k)
         if s.mode in ("dense", "hybrid"):
             if vector is None:
                 vector = self.embedder.encode([prepared.dense_text])[0]
             sims, ids = self.stored.faiss_index.search(vector.reshape(1, -1), k)
             valid = ids[0] >= 0
             dense[ids[0][valid]] = sims[0][valid]
-            if s.mode == "hybrid" and k < n:  # lexical-only candidates still need their dense score
-                extra = np.argpartition(-lexical, k - 1)[:k]
-                extra = extra[(lexical[extra] > 0) & ~np.isfinite(dense[extra])]
+            if s.mode == "hybrid":  # lexical-only candidates still need their dense score: one batched read
+                extra = np.flatnonzero(lexical > 0)
+                extra = extra[~np.isfinite(dense[extra])]
                 if len(extra):
-                    vectors = np.vstack([self.stored.faiss_index.reconstruct(int(i)) for i in extra])
-                    dense[extra] = vectors @ vector
+                    dense[extra] = self.stored.faiss_index.reconstruct_batch(extra) @ vector
         return (np.where(self.unit_mask, dense, -np.inf).astype(np.float32),
                 np.where(self.unit_mask, lexical, 0.0).astype(np.float32))
 
@@ -213,7 +213,8 @@ class Searcher:
         if not c or not self.is_passage.any():
             return fused
         direct = np.full(len(self.entry_ids), -np.inf, dtype=np.float32)
-        np.maximum.at(direct, self.unit_entry[~self.is_passage], fused[~self.is_passage])
+        scored = np.flatnonzero(~self.is_passage & np.isfinite(fused))  # a max with -inf changes nothing
+        np.maximum.at(direct, self.unit_entry[scored], fused[scored])
         context = direct[self.unit_entry]
         mixed = (1 - c) * fused + c * context
         use = self.is_passage & np.isfinite(fused) & np.isfinite(context)
