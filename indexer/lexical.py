@@ -9,9 +9,11 @@ vocabulary (`backprogation` -> `backpropagation`) before either retriever sees i
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import bm25s
@@ -27,6 +29,8 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index buil
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOP = frozenset(STOPWORDS_EN_PLUS) | {"s", "t", "don", "doesn", "isn", "whats", "hows", "vs", "use", "using", "get"}
 _stemmer = Stemmer.Stemmer("english")
+#: Beside bm25s' files in a saved lexical index: the words typos are mended to.
+VOCAB_FILE = "typo_vocab.json"
 
 
 @lru_cache(maxsize=65536)
@@ -58,19 +62,37 @@ def highlight_spans(query_terms: Sequence[str], text: str) -> list[list[int]]:
 class Lexical:
     """BM25 (bm25s, Lucene variant) over the index's units, plus its vocabulary for typo repair."""
 
-    def __init__(self, texts: Sequence[str]) -> None:
-        corpus = [terms(t) or ["\x00"] for t in texts]
-        self.bm25 = bm25s.BM25()
-        self.bm25.index(corpus, show_progress=False)
-        self.vocab = {w for w, _, _ in (wd for t in texts for wd in words(t)) if len(w) >= 4 and w.isalpha()}
+    def __init__(self, texts: Sequence[str] = (), *, bm25: bm25s.BM25 | None = None,
+                 vocab: Sequence[str] | None = None) -> None:
+        """BM25 over `texts`; or, from `load`, an index already built (`bm25`) and its `vocab`."""
+        if bm25 is None:
+            corpus = [terms(t) or ["\x00"] for t in texts]
+            bm25 = bm25s.BM25()
+            bm25.index(corpus, show_progress=False)
+            vocab = {w for w, _, _ in (wd for t in texts for wd in words(t)) if len(w) >= 4 and w.isalpha()}
+        self.bm25 = bm25
+        self.vocab = set(vocab or ())
         self._vocab_list = sorted(self.vocab)
         self._known_stems = set(self.bm25.vocab_dict)
         # The best score each term reaches in any unit: what a perfect match on it is worth.
-        data, indptr = self.bm25.scores["data"], self.bm25.scores["indptr"]
-        self._term_best = {t: float(data[indptr[i]:indptr[i + 1]].max())
-                           for t, i in self.bm25.vocab_dict.items()
-                           if t and i + 1 < len(indptr) and indptr[i + 1] > indptr[i]}
+        data, indptr = self.bm25.scores["data"], np.asarray(self.bm25.scores["indptr"])
+        filled = np.flatnonzero(indptr[1:] > indptr[:-1])
+        best = np.maximum.reduceat(np.asarray(data), indptr[filled]) if len(filled) else np.zeros(0)
+        best_of = dict(zip(filled.tolist(), best.tolist()))
+        self._term_best = {t: best_of[i] for t, i in self.bm25.vocab_dict.items() if t and i in best_of}
         self._unseen_weight = max(self._term_best.values(), default=0.0)
+
+    def save(self, folder: Path) -> None:
+        """The BM25 index (bm25s' own files) and the typo vocabulary, into `folder`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.bm25.save(str(folder), show_progress=False)
+        (folder / VOCAB_FILE).write_text(json.dumps(self._vocab_list, ensure_ascii=False), "utf-8")
+
+    @classmethod
+    def load(cls, folder: Path, *, mmap: bool = True) -> "Lexical":
+        """What `save` wrote; the score arrays memory-mapped (read on demand, shared between processes)."""
+        bm25 = bm25s.BM25.load(str(folder), mmap=mmap, show_progress=False)
+        return cls(bm25=bm25, vocab=json.loads((folder / VOCAB_FILE).read_text("utf-8")))
 
     def scores(self, query_terms: Sequence[str], limit: int | None = None) -> np.ndarray:
         """BM25 of every unit; with `limit`, only the `limit` best units keep theirs (the rest 0)."""
