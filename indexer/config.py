@@ -25,6 +25,11 @@ ONNX_DIR_NAME = "onnx"
 #: onnxruntime threads per query: a query is a few dozen word pieces, and more threads only fight
 #: FAISS and other app sessions for the cores.
 ONNX_THREADS = 1
+#: Typo repair (indexer/lexical.py): a query word unknown to the index is mended to the corpus word
+#: most similar to it by difflib's ratio, if that reaches TYPO_CUTOFF. Only the TYPO_CANDIDATES words
+#: sharing the most character trigrams with it are scored, so the cost does not grow with the vocabulary.
+TYPO_CUTOFF = 0.84
+TYPO_CANDIDATES = 64
 
 
 def env_path(name: str, default: Path) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from indexer.features import KINDS, Layout, entry_features
-from indexer.lexical import Lexical
+from indexer.lexical import Lexical, stem
 
 
 def test_entry_features_ignore_units_that_are_no_candidate() -> None:
@@ -39,3 +39,27 @@ def test_lexical_limit_keeps_the_best_units_only() -> None:
     assert np.array_equal(top[kept], full[kept])
     assert full[kept].min() >= np.sort(full)[-10]
     assert np.array_equal(lex.normalised_scores(["gradient"], limit=1000), full)
+
+
+def test_typo_repair_looks_up_trigrams_and_agrees_with_a_full_difflib_scan(tmp_path) -> None:
+    import difflib
+    import random
+
+    texts = ["Backpropagation applies the chain rule through every layer of the network.",
+             "The softmax function exponentiates logits; regularization and normalization help training.",
+             "Gradient descent with momentum, learning rate schedules and dropout regularisation."]
+    lex = Lexical(texts)
+    vocab = sorted(lex.vocab)
+    rng = random.Random(0)
+    for _ in range(300):
+        word = rng.choice(vocab)
+        i = rng.randrange(len(word))
+        typo = word[:i] + rng.choice("aeioustr") + word[i + 1:] if rng.random() < 0.5 else word[:i] + word[i + 1:]
+        if typo in lex.vocab or len(typo) < 5 or stem(typo) in lex._known_stems:
+            continue  # not a typo to mend
+        full = difflib.get_close_matches(typo, vocab, n=1, cutoff=0.84)
+        assert lex.correct(typo) == (full[0] if full else None), typo
+    assert lex.correct("backprogation") == "backpropagation"
+    lex.save(tmp_path / "bm25")
+    loaded = Lexical.load(tmp_path / "bm25")
+    assert loaded._typos is not None and loaded.correct("sofmax") == lex.correct("sofmax")
