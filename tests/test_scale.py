@@ -1,6 +1,8 @@
-"""Per-query work bounded by the candidates, not the index: same results as working over every unit."""
+"""Scale: per-query work bounded by the candidates (same results as over every unit), typo lookups, rebuilds without the model."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -63,3 +65,52 @@ def test_typo_repair_looks_up_trigrams_and_agrees_with_a_full_difflib_scan(tmp_p
     lex.save(tmp_path / "bm25")
     loaded = Lexical.load(tmp_path / "bm25")
     assert loaded._typos is not None and loaded.correct("sofmax") == lex.correct("sofmax")
+
+
+# -- rebuilds without the model ----------------------------------------------------------------------
+
+FAQ = """# Course FAQ
+
+**Q: What is a learning rate?**
+
+The step size of gradient descent: too large and the loss diverges, too small and training crawls.
+
+**Q: Why normalise the inputs?**
+
+Features on one scale make the loss surface rounder, so gradient descent takes straighter steps.
+"""
+
+
+def test_a_rebuild_that_finds_every_vector_cached_never_imports_torch(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from indexer.build import build_index
+    from indexer.config import Settings
+
+    faq = tmp_path / "faq.md"
+    faq.write_text(FAQ, "utf-8")
+    first = build_index([faq], index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", settings=Settings(),
+                        offline=True)
+    assert first.vectors_embedded > 0
+    script = ("import sys; from pathlib import Path; from indexer.build import build_index; "
+              f"s = build_index([Path({str(faq)!r})], index_dir=Path({str(tmp_path / 'index')!r}), "
+              f"cache_dir=Path({str(tmp_path / 'cache')!r}), offline=True); "
+              "print(s.vectors_embedded, s.vectors_reused, 'torch' in sys.modules, "
+              "'sentence_transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == ["0", str(first.vectors_embedded + first.vectors_reused), "False", "False"]
+
+
+def test_the_builds_token_counts_match_the_models() -> None:
+    from indexer.build import LazyEmbedder
+    from indexer.config import Settings
+    from indexer.embed import Embedder
+
+    settings = Settings()
+    lazy = LazyEmbedder(settings)
+    texts = ["what is log loss", "Ünïcode café — résumé 😀", "backpropagation " * 300, "", "GPU's & TPU's: 3.5x?",
+             "Ein Satz auf Deutsch mit Umlauten: Größe, Übung."]
+    assert lazy.count_tokens(texts) == Embedder(settings.model).count_tokens(texts)
+    assert lazy.dimension == 384 and not lazy.loaded
