@@ -42,6 +42,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.common import OUT, SHARED, machine_line, now, update_section
+from indexer.config import IndexSettings
 
 log = logging.getLogger("bench.scale")
 
@@ -124,7 +125,8 @@ def queries_for(vectors: np.ndarray, variant: str, n: int, rng: np.random.Genera
     return unit_vectors(near + 0.6 * unit_vectors(rng.standard_normal((n, DIM), dtype=np.float32)))
 
 
-def build(index_dir: Path, n_units: int, variant: str, seed: int = 0) -> float:
+def build(index_dir: Path, n_units: int, variant: str, seed: int = 0,
+          index_settings: IndexSettings | None = None) -> float:
     """A synthetic index of `n_units` units written through the real store; returns seconds."""
     from indexer import store
     from indexer.config import SCHEMA_VERSION
@@ -153,7 +155,7 @@ def build(index_dir: Path, n_units: int, variant: str, seed: int = 0) -> float:
                                 "counts": {"entries": n_entries, "passages": len(units)}}
     build_dir = store.new_build_dir(index_dir)
     store.write_build(build_dir, entries=entries, units=units, vectors=vectors, documents=[], manifest=manifest,
-                      report=[])
+                      report=[], index_settings=index_settings)
     store.publish(index_dir, build_dir)
     np.save(index_dir.parent / "queries.npy", queries_for(vectors, variant, 400, rng))
     (index_dir.parent / "query_texts.json").write_text(
@@ -241,11 +243,12 @@ def child(args: list[str]) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_one(n_units: int, variant: str, work: Path, n_queries: int) -> Row:
+def run_one(n_units: int, variant: str, work: Path, n_queries: int, index_args: Sequence[str] = ()) -> Row:
     folder = work / f"{variant}-{n_units}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    built = child(["--child-build", str(folder / "index"), "--size", str(n_units), "--variant", variant])
+    built = child(["--child-build", str(folder / "index"), "--size", str(n_units), "--variant", variant,
+                   *index_args])
     got = child(["--child-measure", str(folder / "index"), "--queries", str(n_queries)])
     row = Row(units=n_units, entries=n_units // UNITS_PER_ENTRY, variant=variant, build_s=built["build_s"],
               **{k: got[k] for k in ("index_type", "open_s", "rss_mb", "disk_mb", "ours_p50_ms", "ours_p95_ms",
@@ -272,17 +275,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--random-max", type=int, default=100_000,
+                        help="the random variant only up to this size (a graph's worst case; at 1M it doubles the run)")
     parser.add_argument("--work", type=Path, default=None, help="where indexes are built (default: bench/out/scale)")
     parser.add_argument("--no-results", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    defaults = IndexSettings()
+    parser.add_argument("--exact-max", type=int, default=defaults.exact_max_units,
+                        help="exact search up to this many units, HNSW beyond (config.IndexSettings)")
+    parser.add_argument("--hnsw-m", type=int, default=defaults.hnsw_m)
+    parser.add_argument("--ef-construction", type=int, default=defaults.hnsw_ef_construction)
+    parser.add_argument("--ef-search", type=int, default=defaults.hnsw_ef_search)
     parser.add_argument("--child-build", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    index_settings = IndexSettings(exact_max_units=args.exact_max, hnsw_m=args.hnsw_m,
+                                   hnsw_ef_construction=args.ef_construction, hnsw_ef_search=args.ef_search)
+    index_args = ["--exact-max", str(args.exact_max), "--hnsw-m", str(args.hnsw_m),
+                  "--ef-construction", str(args.ef_construction), "--ef-search", str(args.ef_search)]
     if args.child_build:
-        print(json.dumps({"build_s": build(args.child_build, args.size, args.variant)}))
+        print(json.dumps({"build_s": build(args.child_build, args.size, args.variant, index_settings=index_settings)}))
         return 0
     if args.child_measure:
         print(json.dumps(measure(args.child_measure, args.queries)))
@@ -299,8 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for n in sizes:
             for variant in variants:
+                if variant == "random" and n > args.random_max:
+                    continue
                 started = time.monotonic()
-                row = run_one(n, variant, work, args.queries)
+                row = run_one(n, variant, work, args.queries, index_args)
                 rows.append(row)
                 print(f"{n:,} units, {variant}: {json.dumps(asdict(row))} ({time.monotonic() - started:.0f} s)",
                       flush=True)

@@ -299,7 +299,7 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
     }
     build_dir = store.new_build_dir(Path(index_dir))
     store.write_build(build_dir, entries=entries, units=units, vectors=vectors, documents=list(documents.values()),
-                      manifest=manifest, report=[r.to_dict() for r in report])
+                      manifest=manifest, report=[r.to_dict() for r in report], index_settings=settings.index)
     store.publish(Path(index_dir), build_dir)
     stages.advance()
     log.info("built %s: %s", index_dir, summary.line())

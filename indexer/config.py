@@ -137,6 +137,26 @@ class SearchSettings:
 
 
 @dataclass(frozen=True)
+class IndexSettings:
+    """Which FAISS index holds the vectors: exact search while it is fast enough, a graph beyond.
+
+    Up to `exact_max_units` units the index is an exact `IndexFlatIP` (a query scans every
+    vector: ~15 ms per 100k units on 2 cores). Beyond it, an HNSW graph (`IndexHNSWFlat`,
+    inner product) answers in milliseconds at any size; its parameters give recall@10 >= 0.95
+    against exact search on clustered vectors (bench/scale.py, bench/RESULTS.md). The manifest
+    records which index a build made (`faiss`).
+    """
+
+    exact_max_units: int = 200_000
+    #: Graph neighbours per vector (memory: about 8 * hnsw_m bytes per vector beyond the vectors).
+    hnsw_m: int = 32
+    #: Candidate list while building (higher: a better graph, a slower build).
+    hnsw_ef_construction: int = 80
+    #: Candidate list while searching; a search for k > this many units uses k.
+    hnsw_ef_search: int = 128
+
+
+@dataclass(frozen=True)
 class Settings:
     model: str = field(default_factory=lambda: os.environ.get("FAQ_MODEL", DEFAULT_MODEL))
     embed_batch_size: int = 32
@@ -144,3 +164,4 @@ class Settings:
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)

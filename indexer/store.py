@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .config import SCHEMA_VERSION
+from .config import SCHEMA_VERSION, IndexSettings
 from .records import Document, Entry, Resource, Unit
 
 if TYPE_CHECKING:  # faiss and numpy load only with an index: reading a manifest stays instant
@@ -66,16 +66,33 @@ def new_build_dir(index_dir: Path) -> Path:
     return path
 
 
-def write_build(build_dir: Path, *, entries: Sequence[Entry], units: Sequence[Unit], vectors: np.ndarray,
-                documents: Sequence[Document], manifest: dict[str, Any], report: list[dict[str, Any]]) -> None:
+def vector_index(vectors: np.ndarray, settings: IndexSettings) -> tuple[faiss.Index, dict[str, Any]]:
+    """The FAISS index for these vectors (exact up to `settings.exact_max_units`, HNSW beyond) and its description."""
     import faiss
     import numpy as np
 
+    n, dim = vectors.shape
+    if n <= settings.exact_max_units:
+        index, info = faiss.IndexFlatIP(dim), {"type": "flat"}
+    else:
+        index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = settings.hnsw_ef_construction
+        index.hnsw.efSearch = settings.hnsw_ef_search
+        info = {"type": "hnsw", "m": settings.hnsw_m, "ef_construction": settings.hnsw_ef_construction,
+                "ef_search": settings.hnsw_ef_search}
+    if n:
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index, info | {"exact_max_units": settings.exact_max_units}
+
+
+def write_build(build_dir: Path, *, entries: Sequence[Entry], units: Sequence[Unit], vectors: np.ndarray,
+                documents: Sequence[Document], manifest: dict[str, Any], report: list[dict[str, Any]],
+                index_settings: IndexSettings | None = None) -> None:
+    import faiss
+
     if len(units) != vectors.shape[0]:
         raise ValueError(f"{len(units)} units but {vectors.shape[0]} vectors")
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    if len(units):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    index, manifest["faiss"] = vector_index(vectors, index_settings or IndexSettings())
     faiss.write_index(index, str(build_dir / FAISS_FILE))
     db = sqlite3.connect(build_dir / META_FILE)
     try:
@@ -281,6 +298,9 @@ def load(index_dir: Path) -> StoredIndex:
     manifest = read_manifest(real)
     try:
         vectors = faiss.read_index(str(real / FAISS_FILE))
+        ef_search = manifest.get("faiss", {}).get("ef_search")
+        if ef_search and hasattr(vectors, "hnsw"):
+            vectors.hnsw.efSearch = int(ef_search)
         db = _connect(real)
     except (RuntimeError, sqlite3.Error) as exc:
         raise IndexError_(f"{index_dir}: damaged index ({exc}); rebuild with: python -m indexer build") from None

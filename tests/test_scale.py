@@ -114,3 +114,36 @@ def test_the_builds_token_counts_match_the_models() -> None:
              "Ein Satz auf Deutsch mit Umlauten: Größe, Übung."]
     assert lazy.count_tokens(texts) == Embedder(settings.model).count_tokens(texts)
     assert lazy.dimension == 384 and not lazy.loaded
+
+
+# -- index type by size ------------------------------------------------------------------------------
+
+def test_exact_search_up_to_the_configured_size_hnsw_beyond(tmp_path) -> None:
+    import faiss
+
+    from bench import scale
+    from indexer import store
+    from indexer.config import IndexSettings
+    from indexer.search import Searcher
+
+    vectors = scale.make_vectors(3000, "structured", np.random.default_rng(0))
+    index, info = store.vector_index(vectors, IndexSettings())
+    assert info["type"] == "flat" and isinstance(index, faiss.IndexFlatIP)
+    index, info = store.vector_index(vectors, IndexSettings(exact_max_units=1000))
+    assert info["type"] == "hnsw" and info["m"] == IndexSettings().hnsw_m
+
+    index_dir = tmp_path / "index"
+    scale.build(index_dir, 3000, "structured", index_settings=IndexSettings(exact_max_units=1000))
+    assert store.read_manifest(index_dir)["faiss"]["type"] == "hnsw"
+    encoder = scale.GivenVectors()
+    searcher = Searcher.open(index_dir, encoder_for=lambda _model: encoder)
+    assert searcher.stored.faiss_index.hnsw.efSearch == IndexSettings().hnsw_ef_search
+    queries = np.load(tmp_path / "queries.npy")[:50]
+    flat = faiss.IndexFlatIP(scale.DIM)
+    flat.add(searcher.stored.faiss_index.reconstruct_n(0, 3000))
+    _, exact = flat.search(queries, 10)
+    _, got = searcher.stored.faiss_index.search(queries, 10)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, got)]) >= 0.95
+    encoder.vectors = {"learning rate schedule": queries[0]}
+    response = searcher.search("learning rate schedule")
+    assert len(response.results) == 5 and response.results[0].evidence.text
