@@ -38,7 +38,7 @@ test: install browser
 	$(BIN)/python -m pytest
 
 bench: install browser
-	$(BIN)/python bench/quality.py
-	$(BIN)/python bench/embed_speed.py
-	$(BIN)/python bench/offline_build.py
-	$(BIN)/python bench/app_latency.py
+	$(BIN)/python -m bench.quality
+	$(BIN)/python -m bench.embed_speed
+	$(BIN)/python -m bench.offline_build
+	$(BIN)/python -m bench.app_latency

@@ -2,9 +2,9 @@
 
 Run the scripts from the repository root with the project's interpreter:
 
-    .venv/bin/python bench/quality.py
-    .venv/bin/python bench/embed_speed.py
-    .venv/bin/python bench/offline_build.py
+    .venv/bin/python -m bench.quality
+    .venv/bin/python -m bench.embed_speed
+    .venv/bin/python -m bench.offline_build
 
 Results go to bench/RESULTS.md (one marked section per script) and bench/out/.
 """

@@ -6,8 +6,8 @@ headless Chromium with Playwright: open the page, type a query, press Enter,
 and time until the first result card of *that* query is on screen. Later
 queries are timed the same way, each a new query (nothing cached).
 
-    .venv/bin/python bench/app_latency.py                 # data/index, 10 later queries
-    .venv/bin/python bench/app_latency.py --runs 3 --later 20 --screenshots bench/out/app
+    .venv/bin/python -m bench.app_latency                 # data/index, 10 later queries
+    .venv/bin/python -m bench.app_latency --runs 3 --later 20 --screenshots bench/out/app
 
 Chromium is launched before the app starts, so its own start-up is not counted:
 "first result" is from spawning the app process to the result being visible.

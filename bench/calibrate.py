@@ -17,25 +17,22 @@ the threshold only decides whether the nearest entries are presented as an answe
 
 CLI (a set of the benchmark, built or reused in bench/out/, its dev cases):
 
-    .venv/bin/python bench/calibrate.py --set stackfaq --config final
+    .venv/bin/python -m bench.calibrate --set stackfaq --config final
 
 or any index and case file:
 
-    .venv/bin/python bench/calibrate.py --index-dir data/index bench/eval/shipped_faq.jsonl
+    .venv/bin/python -m bench.calibrate --index-dir data/index bench/eval/shipped_faq.jsonl
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-from indexer.calibrate import top_scores  # noqa: E402
-from indexer.threshold import OBJECTIVES, Calibration, calibrate, refusal_rates  # noqa: E402,F401
+from indexer.calibrate import top_scores
+from indexer.threshold import OBJECTIVES, Calibration, calibrate, refusal_rates  # noqa: F401
 
 
 # -- CLI ------------------------------------------------------------------------------------------
@@ -67,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                          max_refused_answerable=args.max_refused_answerable)
 
     if args.set_name:
-        from bench.datasets import ensure_index, open_set
+        from bench.evalsets import ensure_index, open_set
 
         with open_set(args.set_name) as eset:
             ensure_index(eset)

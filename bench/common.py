@@ -1,15 +1,9 @@
 """What the benchmark scripts share: paths, a local static HTTP server, RESULTS.md sections.
 
-Scripts run as `python bench/<script>.py`, which puts bench/ itself first on
-sys.path; that folder holds a `datasets.py`, which would then shadow (and fool
-`importlib.util.find_spec("datasets")` checks in) the Hugging Face library of
-that name. Every script therefore starts with:
-
-    import sys; from pathlib import Path
-    ROOT = Path(__file__).resolve().parents[1]
-    sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-
-and imports its helpers as `bench.common`, `bench.datasets`.
+`bench` is a package: every script runs from the repository root as `python -m bench.<name>`
+(`.venv/bin/python -m bench.quality`), imports its helpers as `bench.common`, `bench.evalsets`,
+and shadows no installed package (the evaluation sets live in `evalsets.py`, not `datasets.py`,
+which would hide the Hugging Face library of that name).
 """
 
 from __future__ import annotations
@@ -41,11 +35,12 @@ and can be regenerated independently (run from the repository root):
 
 | section | command |
 | --- | --- |
-| retrieval quality and latency | `.venv/bin/python bench/quality.py` |
-| embedding speed | `.venv/bin/python bench/embed_speed.py` |
-| build time (offline / online) | `.venv/bin/python bench/offline_build.py` |
+| retrieval quality and latency | `.venv/bin/python -m bench.quality` |
+| embedding speed | `.venv/bin/python -m bench.embed_speed` |
+| build time (offline / online) | `.venv/bin/python -m bench.offline_build` |
+| search at 10k, 100k and 1M units | `.venv/bin/python -m bench.scale` |
 
-Evaluation sets are described in `bench/eval/README.md` and `bench/datasets.py`.
+Evaluation sets are described in `bench/eval/README.md` and `bench/evalsets.py`.
 """
 
 
@@ -184,4 +179,6 @@ def command_line() -> str:
         script = script.resolve().relative_to(ROOT)
     except ValueError:
         pass
+    if script.parts[:1] == ("bench",) and script.suffix == ".py":  # run as `python -m bench.<name>`
+        return shlex.join([".venv/bin/python", "-m", f"bench.{script.stem}", *sys.argv[1:]])
     return shlex.join([".venv/bin/python", str(script), *sys.argv[1:]])

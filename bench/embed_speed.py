@@ -8,22 +8,17 @@ embedded cold (no vector cache) with the batch size from `Settings`: one
 untimed warm-up batch, then N timed runs over all passages. The result is
 appended, with the date, to the embed-speed section of bench/RESULTS.md.
 
-    .venv/bin/python bench/embed_speed.py [--runs 3] [--threads N] [--no-results]
+    .venv/bin/python -m bench.embed_speed [--runs 3] [--threads N] [--no-results]
 """
 
 from __future__ import annotations
 
+import argparse
+import statistics
 import sys
-from pathlib import Path
+import time
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-
-from bench.common import SHARED, machine, now, read_section, update_section  # noqa: E402
+from bench.common import SHARED, machine, now, read_section, update_section
 
 SEED_PAGES = SHARED / "fixtures" / "seed-pages"
 SECTION = "embed-speed"
@@ -34,7 +29,7 @@ _INTRO = """## Embedding speed
 Passages of the seed pages (../shared/fixtures/seed-pages, extracted and chunked as a build does) embedded
 cold by the packaged model, batch size from `Settings`; mean of the timed runs after one untimed warm-up
 batch. *word pieces/s* counts the model's input tokens (special tokens included, cut at its window).
-One row per run of `.venv/bin/python bench/embed_speed.py`; the machines are shared, so the load average
+One row per run of `.venv/bin/python -m bench.embed_speed`; the machines are shared, so the load average
 at the start is given.
 
 | date | machine | model | threads | batch | passages (word pieces) | runs | passages/s (min–max) | word pieces/s | model load |

@@ -16,29 +16,25 @@ Variants (each run in a fresh temporary folder: empty --cache-dir, new --index-d
 Timings include interpreter start-up and model loading. Results are appended
 to the offline-build section of bench/RESULTS.md.
 
-    .venv/bin/python bench/offline_build.py [--runs 3] [--no-results]
+    .venv/bin/python -m bench.offline_build [--runs 3] [--no-results]
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-from bench.common import machine, now, read_section, update_section  # noqa: E402
-from bench.datasets import SEED_PAGES, online_faq  # noqa: E402
+from bench.common import ROOT, machine, now, read_section, update_section
+from bench.evalsets import SEED_PAGES, online_faq
 
 FAQ = ROOT / "data" / "faq.md"
 SECTION = "offline-build"
@@ -53,7 +49,7 @@ reruns over the cache the previous online build left. *no network*: data/faq.md 
 flags on a machine without network (every link fails); *--offline*: the same with `--offline`;
 *online*: data/faq.md with each link pointed at its seed page (../shared/fixtures/seed-pages) served on
 127.0.0.1, one server per original host. One row per variant and run of
-`.venv/bin/python bench/offline_build.py`.
+`.venv/bin/python -m bench.offline_build`.
 
 | date | machine | variant | runs | wall mean (min–max) | last build's summary |
 | --- | --- | --- | ---: | ---: | --- |"""

@@ -1,6 +1,6 @@
 """Retrieval quality, leave-one-set-out, and query latency of each search configuration.
 
-Every FAQ set (bench/datasets.py) is built, or reused when nothing that goes
+Every FAQ set (bench/evalsets.py) is built, or reused when nothing that goes
 into it changed, and every query of every query family is scored once
 (bench/collect.py). Then, for each family F in turn (a "set" of the
 leave-one-set-out table: one way of asking, on one FAQ), everything a
@@ -26,27 +26,22 @@ interleaved on a sample of each set's queries.
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
 import sys
+import time
 from pathlib import Path
+from typing import Any, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+import numpy as np
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import time  # noqa: E402
-from typing import Any, Sequence  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from bench import learn  # noqa: E402
-from bench.collect import DEPTH, FIXED, Ranking, Record, collect_set  # noqa: E402
-from bench.common import OUT, SetUnavailable, command_line, git_revision, machine, machine_line, now, \
-    update_section  # noqa: E402
-from bench.configs import config_settings, describe  # noqa: E402
-from bench.datasets import SET_NAMES, ensure_index, open_set  # noqa: E402
-from indexer.threshold import is_answer  # noqa: E402
+from bench import learn
+from bench.collect import DEPTH, FIXED, Ranking, Record, collect_set
+from bench.common import OUT, SetUnavailable, command_line, git_revision, machine, machine_line, now, update_section
+from bench.configs import config_settings, describe
+from bench.evalsets import SET_NAMES, ensure_index, open_set
+from indexer.threshold import is_answer
 
 log = logging.getLogger("bench.quality")
 

@@ -11,20 +11,16 @@ leave-one-set-out table.
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-
-import argparse  # noqa: E402
-from collections import Counter  # noqa: E402
-from dataclasses import replace  # noqa: E402
-
-from bench import learn  # noqa: E402
-from bench.common import OUT, git_revision, now  # noqa: E402
-from bench.datasets import SET_NAMES  # noqa: E402
-from bench.quality import collect  # noqa: E402
+from bench import learn
+from bench.common import OUT, git_revision, now
+from bench.evalsets import SET_NAMES
+from bench.quality import collect
 
 
 def main(argv: list[str] | None = None) -> int:

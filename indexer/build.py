@@ -11,6 +11,7 @@ in order, always from the thread that called `build_index`.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
@@ -22,18 +23,19 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 from . import store
 from .cache import PageCache
 from .chunk import TokenCounter, chunk_text, fit_tokens
 from .config import SCHEMA_VERSION, Settings
-from .embed import Embedder, VectorCache, embed_cached
+from .embed import Embedder, VectorCache, embed_cached, resolve_model
 from .extract import extract
 from .faq import faq_files, load_entries
 from .fetch import Fetcher
+from .onnx_encoder import TOKENIZER_FILE, ensure_export, pipeline_info
 from .quality import judge
-from .onnx_encoder import ensure_export
 from .records import Document, Entry, Page, ReportRecord, Unit
 from .status import file_sha256
 from .text import utc_now
@@ -106,27 +108,90 @@ def _progress(total: int, desc: str) -> tqdm:
                 disable=not sys.stderr.isatty(), leave=False)
 
 
-class _ModelLoader(threading.Thread):
-    """Loads the model while pages are fetched: both take seconds, neither needs the other."""
+class LazyEmbedder:
+    """The build's embedder: the model (torch, seconds to load) only when something must be embedded.
+
+    Chunking needs only the model's tokenizer and the index its dimension: for a model that is
+    Transformer -> mean Pooling -> Normalize (what indexer/onnx_encoder.py can export, the default
+    among them) both are read from its files, so a rebuild that finds every vector in the cache never
+    imports torch. Any other model starts loading at once. `start()` loads it in the background
+    (the build calls it early when the cache holds no vector of this model: a first build).
+    """
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(daemon=True)
-        self.settings = settings
-        self.embedder: Embedder | None = None
-        self.error: BaseException | None = None
+        self.name = settings.model
+        self.batch_size = settings.embed_batch_size
+        self._settings = settings
+        self._thread: threading.Thread | None = None
+        self._embedder: Embedder | None = None
+        self._error: BaseException | None = None
+        self._counter: Any = None
+        self._dimension: int | None = None
+        folder = Path(resolve_model(self.name))
+        info = pipeline_info(folder)
+        if info is not None:
+            try:
+                from tokenizers import Tokenizer
 
-    def run(self) -> None:
+                transformer = folder / json.loads((folder / "modules.json").read_text("utf-8"))[0].get("path", "")
+                counter = Tokenizer.from_file(str(transformer / TOKENIZER_FILE))
+                counter.no_truncation()
+                counter.no_padding()
+                self._counter, self._dimension = counter, int(info["dimension"])
+            except Exception as exc:  # the model will tell: load it
+                log.info("%s: tokenizer not read on its own (%s); loading the model", self.name, exc)
+        if self._counter is None:
+            self.start()
+
+    @property
+    def loaded(self) -> bool:
+        return self._embedder is not None
+
+    def start(self) -> None:
+        """Load the model in a background thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._load, name="model-loader", daemon=True)
+            self._thread.start()
+
+    def _load(self) -> None:
         try:
-            self.embedder = Embedder(self.settings.model, batch_size=self.settings.embed_batch_size)
-        except BaseException as exc:  # re-raised in the main thread
-            self.error = exc
+            self._embedder = Embedder(self.name, batch_size=self.batch_size)
+        except BaseException as exc:  # re-raised in the calling thread
+            self._error = exc
 
-    def result(self) -> Embedder:
-        self.join()
-        if self.error:
-            raise self.error
-        assert self.embedder is not None
-        return self.embedder
+    @property
+    def embedder(self) -> Embedder:
+        self.start()
+        assert self._thread is not None
+        self._thread.join()
+        if self._error:
+            raise self._error
+        assert self._embedder is not None
+        return self._embedder
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension if self._dimension is not None else self.embedder.dimension
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text without special tokens or truncation (as `Embedder.count_tokens`)."""
+        if self._counter is None:
+            return self.embedder.count_tokens(texts)
+        if not texts:
+            return []
+        return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)]
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self.embedder.encode(texts, progress=progress)
+
+
+def _cache_knows(cache_dir: Path, model: str) -> bool:
+    """Whether the vector cache holds any vector of `model` (else the build will embed: load the model early)."""
+    cache = VectorCache(Path(cache_dir) / "vectors.sqlite")
+    try:
+        return cache.db.execute("SELECT 1 FROM vectors WHERE model = ? LIMIT 1", (model,)).fetchone() is not None
+    finally:
+        cache.close()
 
 
 def _report(entries: Sequence[Entry], pages: dict[str, Page], documents: dict[str, Document]) -> list[ReportRecord]:
@@ -177,8 +242,9 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
     started = time.monotonic()
     stages = _Stages(on_stage)
     entries = load_entries(faq_paths)
-    loader = _ModelLoader(settings)
-    loader.start()
+    embedder = LazyEmbedder(settings)
+    if not _cache_knows(cache_dir, embedder.name):
+        embedder.start()  # a first build embeds everything: load the model while pages are fetched
 
     urls = list(dict.fromkeys(r.url for e in entries for r in e.resources))
     summary = BuildSummary(entries=len(entries), resources=len(urls))
@@ -203,8 +269,7 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
     for rec in report:
         setattr(summary, f"pages_{rec.status}", getattr(summary, f"pages_{rec.status}") + 1)
 
-    stages.start("embedding", 0)  # the total is known once the model (its tokenizer) has loaded
-    embedder = loader.result()
+    stages.start("embedding", 0)  # the total is known once the model's tokenizer has loaded
     units = [u for e in entries for u in entry_units(e, documents, embedder.count_tokens, settings)]
     summary.passages = len(units)
     stages.start("embedding", len(units))
@@ -256,8 +321,8 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
     }
     build_dir = store.new_build_dir(Path(index_dir))
     try:
-        store.write_build(build_dir, entries=entries, units=units, vectors=vectors,
-                          documents=list(documents.values()), manifest=manifest, report=[r.to_dict() for r in report])
+        store.write_build(build_dir, entries=entries, units=units, vectors=vectors, documents=list(documents.values()),
+                          manifest=manifest, report=[r.to_dict() for r in report], index_settings=settings.index)
     except BaseException:  # disk full, a kill: no half-written build left behind; the index is untouched
         shutil.rmtree(build_dir, ignore_errors=True)
         raise

@@ -37,6 +37,11 @@ def query_retention_days() -> int:
     """`FAQ_QUERY_RETENTION_DAYS` if it is a whole number of days >= 1, else QUERY_RETENTION_DAYS."""
     value = os.environ.get("FAQ_QUERY_RETENTION_DAYS", "").strip()
     return int(value) if value.isdigit() and int(value) >= 1 else QUERY_RETENTION_DAYS
+#: Typo repair (indexer/lexical.py): a query word unknown to the index is mended to the corpus word
+#: most similar to it by difflib's ratio, if that reaches TYPO_CUTOFF. Only the TYPO_CANDIDATES words
+#: sharing the most character trigrams with it are scored, so the cost does not grow with the vocabulary.
+TYPO_CUTOFF = 0.84
+TYPO_CANDIDATES = 64
 
 
 def env_path(name: str, default: Path) -> Path:
@@ -163,6 +168,26 @@ class SearchSettings:
 
 
 @dataclass(frozen=True)
+class IndexSettings:
+    """Which FAISS index holds the vectors: exact search while it is fast enough, a graph beyond.
+
+    Up to `exact_max_units` units the index is an exact `IndexFlatIP` (a query scans every
+    vector: ~15 ms per 100k units on 2 cores). Beyond it, an HNSW graph (`IndexHNSWFlat`,
+    inner product) answers in milliseconds at any size; its parameters give recall@10 >= 0.95
+    against exact search on clustered vectors (bench/scale.py, bench/RESULTS.md). The manifest
+    records which index a build made (`faiss`).
+    """
+
+    exact_max_units: int = 200_000
+    #: Graph neighbours per vector (memory: about 8 * hnsw_m bytes per vector beyond the vectors).
+    hnsw_m: int = 32
+    #: Candidate list while building (higher: a better graph, a slower build).
+    hnsw_ef_construction: int = 80
+    #: Candidate list while searching; a search for k > this many units uses k.
+    hnsw_ef_search: int = 128
+
+
+@dataclass(frozen=True)
 class Settings:
     model: str = field(default_factory=lambda: os.environ.get("FAQ_MODEL", DEFAULT_MODEL))
     embed_batch_size: int = 32
@@ -170,3 +195,4 @@ class Settings:
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)

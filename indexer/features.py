@@ -29,6 +29,7 @@ best direct match instead, so that missing page text neither helps nor hurts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
@@ -65,6 +66,14 @@ class Layout:
 
     def kind_mask(self, *kinds: str) -> np.ndarray:
         return np.isin(self.unit_kind, [KINDS.index(k) for k in kinds])
+
+    @cached_property
+    def passages_per_entry(self) -> np.ndarray:
+        return np.bincount(self.unit_entry[self.kind_mask("passage")], minlength=self.n_entries).astype(np.float64)
+
+    def subset(self, units: np.ndarray) -> "Layout":
+        """The layout of some units only (same entries), for work that only they take part in."""
+        return Layout(self.unit_entry[units], self.unit_kind[units], self.n_entries)
 
 
 def segment_max(values: np.ndarray, segments: np.ndarray, n: int, fill: float = -np.inf) -> np.ndarray:
@@ -152,11 +161,19 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     `focus`: `passage_focus` of the index (None: every passage counts as focused).
     """
     n = layout.n_entries
-    ue = layout.unit_entry
     dense = np.asarray(dense, dtype=np.float64)
     lexical = np.asarray(lexical, dtype=np.float64)
-    active = np.isfinite(dense) | (lexical > 0)
-    candidates = np.flatnonzero(segment_max(active.astype(np.float64), ue, n, fill=0.0) > 0)
+    passages_per_entry = layout.passages_per_entry
+    # A unit that is neither a dense candidate (-inf) nor a lexical one (0) adds nothing to any
+    # feature below (a max with -inf or 0; means and z-scores over finite cosines only), so the
+    # work runs over the active units alone: a few thousand, whatever the size of the index.
+    active = np.flatnonzero(np.isfinite(dense) | (lexical > 0))
+    layout = layout.subset(active)
+    dense, lexical = dense[active], lexical[active]
+    if focus is not None:
+        focus = np.asarray(focus)[active]
+    ue = layout.unit_entry
+    candidates = np.unique(ue)
     if not len(candidates):
         return EntryFeatures(entries=candidates, matrix=np.zeros((0, len(FEATURES))))
     d = {k: segment_max(dense[layout.kind_mask(k)], ue[layout.kind_mask(k)], n) for k in KINDS}
@@ -165,7 +182,6 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     d_direct = np.maximum.reduce([d[k] for k in DIRECT_KINDS])
     l_direct = segment_max(lexical[direct], ue[direct], n, fill=0.0)
     l_passage = segment_max(lexical[passage], ue[passage], n, fill=0.0)
-    passages_per_entry = np.bincount(ue[passage], minlength=n).astype(np.float64)
     has_pages = (passages_per_entry > 0).astype(np.float64)
     page_size = np.log1p(passages_per_entry)
     focus_best = np.ones(n)

@@ -9,9 +9,11 @@ vocabulary (`backprogation` -> `backpropagation`) before either retriever sees i
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import bm25s
@@ -19,6 +21,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
+from .config import TYPO_CANDIDATES, TYPO_CUTOFF
 from .text import fold
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,9 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index buil
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOP = frozenset(STOPWORDS_EN_PLUS) | {"s", "t", "don", "doesn", "isn", "whats", "hows", "vs", "use", "using", "get"}
 _stemmer = Stemmer.Stemmer("english")
+#: Beside bm25s' files in a saved lexical index: the words typos are mended to.
+VOCAB_FILE = "typo_vocab.json"
+TYPO_FILE = "typo_trigrams.npz"
 
 
 @lru_cache(maxsize=65536)
@@ -55,44 +61,141 @@ def highlight_spans(query_terms: Sequence[str], text: str) -> list[list[int]]:
     return [[s, e] for w, s, e in words(text) if stem(w) in wanted]
 
 
+def _trigrams(word: str) -> set[str]:
+    padded = f"^{word}$"
+    return {padded[i:i + 3] for i in range(len(padded) - 2)}
+
+
+class TypoIndex:
+    """Character trigrams of a vocabulary, inverted: the words likeliest to be what a typo meant.
+
+    `candidates` looks up the postings of the typo's own trigrams (a few hundred words, not
+    the vocabulary), keeps the words whose length allows difflib's cutoff, and returns the
+    `limit` that share the most trigrams; difflib then scores only those.
+    """
+
+    def __init__(self, words: Sequence[str], grams: Sequence[str], indptr: np.ndarray, postings: np.ndarray) -> None:
+        self.words = list(words)
+        self.lengths = np.array([len(w) for w in self.words], dtype=np.int32)
+        self._row = {g: i for i, g in enumerate(grams)}
+        self.indptr = np.asarray(indptr, dtype=np.int64)
+        self.postings = np.asarray(postings, dtype=np.int32)
+
+    @classmethod
+    def build(cls, words: Sequence[str]) -> "TypoIndex":
+        by_gram: dict[str, list[int]] = {}
+        for i, w in enumerate(words):
+            for g in _trigrams(w):
+                by_gram.setdefault(g, []).append(i)
+        grams = sorted(by_gram)
+        sizes = np.array([len(by_gram[g]) for g in grams], dtype=np.int64)
+        postings = (np.concatenate([np.asarray(by_gram[g], dtype=np.int32) for g in grams]) if grams
+                    else np.zeros(0, np.int32))
+        return cls(words, grams, np.r_[0, np.cumsum(sizes)], postings)
+
+    def save(self, path: Path) -> None:
+        np.savez(path, grams=np.array(list(self._row), dtype=str), indptr=self.indptr, postings=self.postings)
+
+    @classmethod
+    def load(cls, path: Path, words: Sequence[str]) -> "TypoIndex":
+        with np.load(path) as data:
+            return cls(words, data["grams"].tolist(), data["indptr"], data["postings"])
+
+    def candidates(self, word: str, limit: int, cutoff: float) -> list[str]:
+        rows = [self._row[g] for g in _trigrams(word) if g in self._row]
+        if not rows:
+            return []
+        hits = np.concatenate([self.postings[self.indptr[r]:self.indptr[r + 1]] for r in rows])
+        ids, shared = np.unique(hits, return_counts=True)
+        # difflib's real_quick_ratio: 2 * min(len) / (sum of lengths) must reach the cutoff.
+        lengths = self.lengths[ids]
+        fits = 2 * np.minimum(lengths, len(word)) >= cutoff * (lengths + len(word))
+        ids, shared = ids[fits], shared[fits]
+        if len(ids) > limit:
+            ids = ids[np.argsort(-shared, kind="stable")[:limit]]
+        return [self.words[i] for i in ids]
+
+
 class Lexical:
     """BM25 (bm25s, Lucene variant) over the index's units, plus its vocabulary for typo repair."""
 
-    def __init__(self, texts: Sequence[str]) -> None:
-        corpus = [terms(t) or ["\x00"] for t in texts]
-        self.bm25 = bm25s.BM25()
-        self.bm25.index(corpus, show_progress=False)
-        self.vocab = {w for w, _, _ in (wd for t in texts for wd in words(t)) if len(w) >= 4 and w.isalpha()}
+    def __init__(self, texts: Sequence[str] = (), *, bm25: bm25s.BM25 | None = None,
+                 vocab: Sequence[str] | None = None, typos: TypoIndex | None = None) -> None:
+        """BM25 over `texts`; or, from `load`, an index already built (`bm25`) and its `vocab`."""
+        if bm25 is None:
+            corpus = [terms(t) or ["\x00"] for t in texts]
+            bm25 = bm25s.BM25()
+            bm25.index(corpus, show_progress=False)
+            vocab = {w for w, _, _ in (wd for t in texts for wd in words(t)) if len(w) >= 4 and w.isalpha()}
+        self.bm25 = bm25
+        self.vocab = set(vocab or ())
         self._vocab_list = sorted(self.vocab)
+        self._typos = typos
         self._known_stems = set(self.bm25.vocab_dict)
         # The best score each term reaches in any unit: what a perfect match on it is worth.
-        data, indptr = self.bm25.scores["data"], self.bm25.scores["indptr"]
-        self._term_best = {t: float(data[indptr[i]:indptr[i + 1]].max())
-                           for t, i in self.bm25.vocab_dict.items()
-                           if t and i + 1 < len(indptr) and indptr[i + 1] > indptr[i]}
+        data, indptr = self.bm25.scores["data"], np.asarray(self.bm25.scores["indptr"])
+        filled = np.flatnonzero(indptr[1:] > indptr[:-1])
+        best = np.maximum.reduceat(np.asarray(data), indptr[filled]) if len(filled) else np.zeros(0)
+        best_of = dict(zip(filled.tolist(), best.tolist()))
+        self._term_best = {t: best_of[i] for t, i in self.bm25.vocab_dict.items() if t and i in best_of}
         self._unseen_weight = max(self._term_best.values(), default=0.0)
 
-    def scores(self, query_terms: Sequence[str]) -> np.ndarray:
+    def save(self, folder: Path) -> None:
+        """The BM25 index (bm25s' own files) and the typo vocabulary, into `folder`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.bm25.save(str(folder), show_progress=False)
+        (folder / VOCAB_FILE).write_text(json.dumps(self._vocab_list, ensure_ascii=False), "utf-8")
+        self.typos.save(folder / TYPO_FILE)
+
+    @classmethod
+    def load(cls, folder: Path, *, mmap: bool = True) -> "Lexical":
+        """What `save` wrote; the score arrays memory-mapped (read on demand, shared between processes)."""
+        bm25 = bm25s.BM25.load(str(folder), mmap=mmap, show_progress=False)
+        vocab = json.loads((folder / VOCAB_FILE).read_text("utf-8"))
+        typos = TypoIndex.load(folder / TYPO_FILE, vocab) if (folder / TYPO_FILE).exists() else None
+        return cls(bm25=bm25, vocab=vocab, typos=typos)
+
+    @property
+    def typos(self) -> TypoIndex:
+        """The trigram index typos are looked up in (saved by the build; else made on first use)."""
+        if self._typos is None:
+            self._typos = TypoIndex.build(self._vocab_list)
+        return self._typos
+
+    def scores(self, query_terms: Sequence[str], limit: int | None = None) -> np.ndarray:
+        """BM25 of every unit; with `limit`, only the `limit` best units keep theirs (the rest 0)."""
         known = [t for t in query_terms if t in self._known_stems]
         if not known:
             return np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
-        return np.asarray(self.bm25.get_scores(known), dtype=np.float32)
+        raw = np.asarray(self.bm25.get_scores(known), dtype=np.float32)
+        if limit is not None:
+            hits = np.flatnonzero(raw)
+            if len(hits) > limit:
+                dropped = np.ones(len(hits), dtype=bool)
+                dropped[np.argpartition(-raw[hits], limit - 1)[:limit]] = False
+                raw[hits[dropped]] = 0.0
+        return raw
 
-    def normalised_scores(self, query_terms: Sequence[str]) -> np.ndarray:
+    def normalised_scores(self, query_terms: Sequence[str], limit: int | None = None) -> np.ndarray:
         """BM25 as a share of what a unit matching every query term at its best would score.
 
         Unlike dividing by the top hit, this stays low when the query's rarest
         words appear nowhere in the FAQ: an unseen term counts as a full miss.
+        `limit`: only the `limit` best units are scored (the others 0), as in `scores`.
         """
         terms_ = list(dict.fromkeys(query_terms))
         ceiling = sum(self._term_best.get(t, self._unseen_weight) for t in terms_)
         if ceiling <= 0:
             return np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
-        return np.minimum(self.scores(terms_) / ceiling, 1.0).astype(np.float32)
+        raw = self.scores(terms_, limit)
+        hits = np.flatnonzero(raw)
+        raw[hits] = np.minimum(raw[hits] / ceiling, 1.0)
+        return raw
 
     def correct(self, word: str) -> str | None:
         """The corpus word a mistyped query word most likely meant, or None."""
         if len(word) < 5 or not word.isalpha() or word in self.vocab or stem(word) in self._known_stems:
             return None
-        match = difflib.get_close_matches(word, self._vocab_list, n=1, cutoff=0.84)
+        candidates = self.typos.candidates(word, TYPO_CANDIDATES, TYPO_CUTOFF)
+        match = difflib.get_close_matches(word, candidates, n=1, cutoff=TYPO_CUTOFF)
         return match[0] if match else None

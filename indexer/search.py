@@ -22,11 +22,11 @@ from . import fusion, store
 from . import ranker as ranker_file
 from .config import SearchSettings, Settings
 from .embed import Embedder
-from .features import EntryFeatures, Layout, entry_features, passage_focus
+from .features import KINDS, EntryFeatures, Layout, entry_features, passage_focus
 from .lexical import Lexical, highlight_spans
 from .onnx_encoder import OnnxQueryEncoder, load_query_encoder
 from .query import PreparedQuery, prepare
-from .records import Entry, Resource
+from .records import Entry, Resource, Unit
 from .threshold import Threshold, is_answer, resolve
 
 log = logging.getLogger(__name__)
@@ -105,22 +105,45 @@ class Searcher:
                         "%.4f until `python -m indexer calibrate` is run again", stored.path,
                         self.threshold_info.value)
         self.threshold = self.threshold_info.value
-        self.units = stored.units
         self.entry_ids = list(stored.entries)
-        position = {entry_id: i for i, entry_id in enumerate(self.entry_ids)}
-        self.unit_entry = np.array([position[u.entry_id] for u in self.units], dtype=np.int64)
-        self.layout = Layout.of(self.unit_entry, [u.kind for u in self.units], len(self.entry_ids))
-        self.kind_weight = np.array([self.settings.kind_weights.get(u.kind, 1.0) for u in self.units], np.float32)
-        self.unit_mask = np.array([u.kind in self.settings.unit_kinds for u in self.units], dtype=bool)
+        self.unit_entry = stored.unit_entry
+        self.layout = Layout(stored.unit_entry, stored.unit_kind, len(self.entry_ids))
+        kinds = self.layout.unit_kind
+        self.kind_weight = np.array([self.settings.kind_weights.get(k, 1.0) for k in KINDS], np.float32)[kinds]
+        self.unit_mask = self.layout.kind_mask(*(k for k in KINDS if k in self.settings.unit_kinds))
         self.is_passage = self.layout.kind_mask("passage")
-        order = np.argsort(self.unit_entry, kind="stable")
-        self.entry_units = np.split(order, np.searchsorted(self.unit_entry[order], np.arange(1, len(self.entry_ids))))
-        self.lexical = lexical or Lexical([u.text for u in self.units])
-        self._focus: np.ndarray | None = None
+        # Each entry's units: positions `_entry_order[_entry_starts[e]:_entry_starts[e + 1]]`.
+        self._entry_order = np.argsort(self.unit_entry, kind="stable")
+        self._entry_starts = np.searchsorted(self.unit_entry[self._entry_order], np.arange(len(self.entry_ids) + 1))
+        self.lexical = lexical or self._stored_lexical(stored) or Lexical([u.text for u in stored.units])
+        self._focus: np.ndarray | None = stored.focus
+
+    @staticmethod
+    def _stored_lexical(stored: store.StoredIndex) -> Lexical | None:
+        folder = stored.path / store.LEXICAL_DIR
+        if not folder.is_dir():
+            return None  # an index from before the build saved its BM25 side: made in memory
+        try:
+            return Lexical.load(folder)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("%s: unreadable BM25 index (%s); rebuilding it in memory", folder, exc)
+            return None
+
+    @property
+    def units(self) -> list[Unit]:
+        """Every unit of the index (read from the metadata on first use; a search reads only what it shows)."""
+        return self.stored.units
+
+    @property
+    def n_units(self) -> int:
+        return self.stored.n_units
+
+    def entry_units(self, entry_pos: int) -> np.ndarray:
+        return self._entry_order[self._entry_starts[entry_pos]:self._entry_starts[entry_pos + 1]]
 
     @property
     def focus(self) -> np.ndarray:
-        """How much each page passage is about its own entry (computed once, on first use)."""
+        """How much each page passage is about its own entry (saved by the build; else computed once)."""
         if self._focus is None:
             n = self.stored.faiss_index.ntotal
             vectors = self.stored.faiss_index.reconstruct_n(0, n) if n else np.zeros((0, 1), np.float32)
@@ -167,30 +190,30 @@ class Searcher:
     def signals(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(dense cosine, normalised BM25) per unit; -inf / 0 where a unit is not a candidate or its kind is off."""
         s = self.settings
-        n = len(self.units)
+        n = self.n_units
         k = min(s.candidates, n)
         dense = np.full(n, -np.inf, dtype=np.float32)
         lexical = np.zeros(n, dtype=np.float32)
         if n == 0:
             return dense, lexical
         if s.mode in ("lexical", "hybrid") and prepared.terms:
+            # Both retrievers return their `k` best units: BM25 is cut to its top k before it is scaled.
             if s.lexical_norm == "max":
-                raw = self.lexical.scores(prepared.terms)
+                raw = self.lexical.scores(prepared.terms, limit=k)
                 lexical = raw / raw.max() if raw.max() > 0 else raw
             else:
-                lexical = self.lexical.normalised_scores(prepared.terms)
+                lexical = self.lexical.normalised_scores(prepared.terms, limit=k)
         if s.mode in ("dense", "hybrid"):
             if vector is None:
                 vector = self.embedder.encode([prepared.dense_text])[0]
             sims, ids = self.stored.faiss_index.search(vector.reshape(1, -1), k)
             valid = ids[0] >= 0
             dense[ids[0][valid]] = sims[0][valid]
-            if s.mode == "hybrid" and k < n:  # lexical-only candidates still need their dense score
-                extra = np.argpartition(-lexical, k - 1)[:k]
-                extra = extra[(lexical[extra] > 0) & ~np.isfinite(dense[extra])]
+            if s.mode == "hybrid":  # lexical-only candidates still need their dense score: one batched read
+                extra = np.flatnonzero(lexical > 0)
+                extra = extra[~np.isfinite(dense[extra])]
                 if len(extra):
-                    vectors = np.vstack([self.stored.faiss_index.reconstruct(int(i)) for i in extra])
-                    dense[extra] = vectors @ vector
+                    dense[extra] = self.stored.faiss_index.reconstruct_batch(extra) @ vector
         return (np.where(self.unit_mask, dense, -np.inf).astype(np.float32),
                 np.where(self.unit_mask, lexical, 0.0).astype(np.float32))
 
@@ -213,7 +236,8 @@ class Searcher:
         if not c or not self.is_passage.any():
             return fused
         direct = np.full(len(self.entry_ids), -np.inf, dtype=np.float32)
-        np.maximum.at(direct, self.unit_entry[~self.is_passage], fused[~self.is_passage])
+        scored = np.flatnonzero(~self.is_passage & np.isfinite(fused))  # a max with -inf changes nothing
+        np.maximum.at(direct, self.unit_entry[scored], fused[scored])
         context = direct[self.unit_entry]
         mixed = (1 - c) * fused + c * context
         use = self.is_passage & np.isfinite(fused) & np.isfinite(context)
@@ -262,12 +286,12 @@ class Searcher:
     def search(self, query: str, *, top_k: int | None = None) -> SearchResponse:
         top_k = top_k or self.settings.top_k
         prepared = self.prepare(query)
-        if not prepared.searchable or not self.units:
+        if not prepared.searchable or not self.n_units:
             return SearchResponse(query=query, answered=False, results=[], threshold=self.threshold)
         scored = self.score(prepared)
         ranked = self.rank(scored.entries, top_k)
-        results = [self._result(e, float(scored.entries[e]), self._evidence_unit(e, scored.matches), prepared)
-                   for e in ranked]
+        shown = self.stored.units_at([self._evidence_unit(e, scored.matches) for e in ranked])
+        results = [self._result(e, float(scored.entries[e]), unit, prepared) for e, unit in zip(ranked, shown)]
         answered = bool(results) and is_answer(results[0].score, self.threshold)
         return SearchResponse(query=query, answered=answered, results=results, threshold=self.threshold,
                               corrections=prepared.corrections)
@@ -279,12 +303,11 @@ class Searcher:
         entry; what to show as the reason is the text that matched best, so a page
         passage that explains the answer wins over a terse link title.
         """
-        units = self.entry_units[entry_pos]
+        units = self.entry_units(entry_pos)
         return int(units[np.argmax(matches[units])])
 
-    def _result(self, entry_pos: int, score: float, unit_pos: int, prepared: PreparedQuery) -> Result:
+    def _result(self, entry_pos: int, score: float, unit: Unit, prepared: PreparedQuery) -> Result:
         entry: Entry = self.stored.entries[self.entry_ids[entry_pos]]
-        unit = self.units[unit_pos]
         evidence = Evidence(source=_EVIDENCE_SOURCE[unit.kind], text=unit.text, url=unit.url,
                             highlights=highlight_spans(prepared.terms, unit.text))
         return Result(id=entry.id, question=entry.question, answer=entry.answer, category=entry.category,

@@ -15,12 +15,13 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .config import SCHEMA_VERSION
+from .config import SCHEMA_VERSION, IndexSettings
 from .records import Document, Entry, Resource, Unit
 
 if TYPE_CHECKING:  # faiss and numpy load only with an index: reading a manifest stays instant
@@ -33,6 +34,11 @@ FAISS_FILE = "vectors.faiss"
 META_FILE = "meta.sqlite"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.json"
+#: The search side, made at build time so that opening an index reads rather than computes
+#: (an index without them still opens: the searcher makes them in memory).
+LEXICAL_DIR = "bm25"
+LAYOUT_FILE = "layout.npz"
+FOCUS_FILE = "focus.npy"
 KEEP_BUILDS = 2
 
 _SCHEMA = """
@@ -61,16 +67,33 @@ def new_build_dir(index_dir: Path) -> Path:
     return path
 
 
-def write_build(build_dir: Path, *, entries: Sequence[Entry], units: Sequence[Unit], vectors: np.ndarray,
-                documents: Sequence[Document], manifest: dict[str, Any], report: list[dict[str, Any]]) -> None:
+def vector_index(vectors: np.ndarray, settings: IndexSettings) -> tuple[faiss.Index, dict[str, Any]]:
+    """The FAISS index for these vectors (exact up to `settings.exact_max_units`, HNSW beyond) and its description."""
     import faiss
     import numpy as np
 
+    n, dim = vectors.shape
+    if n <= settings.exact_max_units:
+        index, info = faiss.IndexFlatIP(dim), {"type": "flat"}
+    else:
+        index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = settings.hnsw_ef_construction
+        index.hnsw.efSearch = settings.hnsw_ef_search
+        info = {"type": "hnsw", "m": settings.hnsw_m, "ef_construction": settings.hnsw_ef_construction,
+                "ef_search": settings.hnsw_ef_search}
+    if n:
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index, info | {"exact_max_units": settings.exact_max_units}
+
+
+def write_build(build_dir: Path, *, entries: Sequence[Entry], units: Sequence[Unit], vectors: np.ndarray,
+                documents: Sequence[Document], manifest: dict[str, Any], report: list[dict[str, Any]],
+                index_settings: IndexSettings | None = None) -> None:
+    import faiss
+
     if len(units) != vectors.shape[0]:
         raise ValueError(f"{len(units)} units but {vectors.shape[0]} vectors")
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    if len(units):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    index, manifest["faiss"] = vector_index(vectors, index_settings or IndexSettings())
     try:
         faiss.write_index(index, str(build_dir / FAISS_FILE))
     except RuntimeError as exc:  # faiss reports a failed write (disk full, ulimit -f) as a RuntimeError
@@ -93,9 +116,26 @@ def write_build(build_dir: Path, *, entries: Sequence[Entry], units: Sequence[Un
                             for d in documents])
     finally:
         db.close()
+    write_search_side(build_dir, entries, units, vectors)
     (build_dir / REPORT_FILE).write_text(json.dumps(report, indent=1, ensure_ascii=False), "utf-8")
     # The manifest goes last: a folder without one is an unfinished build.
     (build_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, ensure_ascii=False), "utf-8")
+
+
+def write_search_side(build_dir: Path, entries: Sequence[Entry], units: Sequence[Unit], vectors: np.ndarray) -> None:
+    """What a searcher would otherwise compute on open: the BM25 index, each unit's entry and kind, passage focus."""
+    import numpy as np
+
+    from .features import KINDS, Layout, passage_focus
+    from .lexical import Lexical
+
+    position = {e.id: i for i, e in enumerate(entries)}
+    unit_entry = np.array([position[u.entry_id] for u in units], dtype=np.int64)
+    layout = Layout.of(unit_entry, [u.kind for u in units], len(entries))
+    np.savez(build_dir / LAYOUT_FILE, unit_entry=layout.unit_entry, unit_kind=layout.unit_kind,
+             kinds=np.array(KINDS))
+    np.save(build_dir / FOCUS_FILE, passage_focus(np.asarray(vectors, dtype=np.float32), layout))
+    Lexical([u.text for u in units]).save(build_dir / LEXICAL_DIR)
 
 
 def publish(index_dir: Path, build_dir: Path) -> None:
@@ -170,28 +210,105 @@ def read_report(index_dir: Path) -> list[dict[str, Any]]:
 
 @dataclass
 class StoredIndex:
-    """An index read into memory: everything a search needs, from one consistent build."""
+    """An index opened from one consistent build: everything a search needs.
+
+    Unit texts stay in SQLite until asked for (`unit`, `units_at`; `units` reads them all):
+    a search needs only each unit's entry and kind (`unit_entry`, `unit_kind`) and the text
+    of the few units it shows.
+    """
 
     path: Path
     manifest: dict[str, Any]
     faiss_index: faiss.Index
     entries: dict[str, Entry]
-    units: list[Unit]
     documents: dict[str, Document]
+    #: Per unit (vector id): its entry's position in `entries`, and its kind (a code of features.KINDS).
+    unit_entry: np.ndarray
+    unit_kind: np.ndarray
+    #: Per unit: `features.passage_focus`, when the build saved it.
+    focus: np.ndarray | None = None
+    _db: sqlite3.Connection | None = field(default=None, repr=False)
+    _units: list[Unit] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def build_id(self) -> str:
         return str(self.manifest.get("build_id", ""))
 
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_entry)
+
+    @property
+    def units(self) -> list[Unit]:
+        """Every unit, read on first use."""
+        if self._units is None:
+            self._units = self._query("SELECT entry_id, kind, text, url FROM units ORDER BY vector_id")
+        return self._units
+
+    def units_at(self, positions: Sequence[int]) -> list[Unit]:
+        """The units with these vector ids, in that order."""
+        if self._units is not None:
+            return [self._units[int(i)] for i in positions]
+        wanted = [int(i) for i in positions]
+        rows = self._query(f"SELECT vector_id, entry_id, kind, text, url FROM units WHERE vector_id IN "
+                           f"({','.join('?' * len(wanted))})", wanted, with_id=True)
+        by_id = dict(rows)
+        return [by_id[i] for i in wanted]
+
+    def unit(self, position: int) -> Unit:
+        return self.units_at([position])[0]
+
+    def _query(self, sql: str, params: Sequence[Any] = (), *, with_id: bool = False) -> list[Any]:
+        with self._lock:  # one connection, kept open (the build folder may be pruned meanwhile), any thread
+            if self._db is None:
+                self._db = _connect(self.path)
+            try:
+                rows = self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise IndexError_(f"{self.path}: damaged metadata ({exc}); rebuild with: python -m indexer build")
+        if with_id:
+            return [(r[0], Unit(entry_id=r[1], kind=r[2], text=r[3], url=r[4])) for r in rows]
+        return [Unit(entry_id=r[0], kind=r[1], text=r[2], url=r[3]) for r in rows]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{path / META_FILE}?mode=ro", uri=True, check_same_thread=False)
+
+
+def _unit_layout(real: Path, db: sqlite3.Connection, entries: dict[str, Entry]) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit's entry position and kind code: saved by the build, or (older index) read from SQLite."""
+    import numpy as np
+
+    from .features import KINDS
+
+    saved = real / LAYOUT_FILE
+    if saved.exists():
+        with np.load(saved) as data:
+            if tuple(data["kinds"].tolist()) == KINDS:
+                return data["unit_entry"].astype(np.int64), data["unit_kind"].astype(np.int8)
+    position = {entry_id: i for i, entry_id in enumerate(entries)}
+    code = {k: i for i, k in enumerate(KINDS)}
+    rows = db.execute("SELECT entry_id, kind FROM units ORDER BY vector_id").fetchall()
+    unknown = sorted({k for _, k in rows} - set(code))
+    if unknown:
+        raise IndexError_(f"{real}: unknown unit kinds {unknown}; rebuild with: python -m indexer build")
+    return (np.array([position[e] for e, _ in rows], dtype=np.int64),
+            np.array([code[k] for _, k in rows], dtype=np.int8))
+
 
 def load(index_dir: Path) -> StoredIndex:
     import faiss
+    import numpy as np
 
     real = Path(index_dir).resolve()  # pin one build, even if a new one is swapped in meanwhile
     manifest = read_manifest(real)
     try:
         vectors = faiss.read_index(str(real / FAISS_FILE))
-        db = sqlite3.connect(f"file:{real / META_FILE}?mode=ro", uri=True)
+        ef_search = manifest.get("faiss", {}).get("ef_search")
+        if ef_search and hasattr(vectors, "hnsw"):
+            vectors.hnsw.efSearch = int(ef_search)
+        db = _connect(real)
     except (RuntimeError, sqlite3.Error) as exc:
         raise IndexError_(f"{index_dir}: damaged index ({exc}); rebuild with: python -m indexer build") from None
     try:
@@ -202,16 +319,21 @@ def load(index_dir: Path) -> StoredIndex:
         entries = {row[0]: Entry(id=row[0], question=row[1], answer=row[2], category=row[3], source=row[4],
                                  line=row[5], resources=tuple(resources.get(row[0], ())))
                    for row in db.execute("SELECT id, question, answer, category, source, line FROM entries ORDER BY position")}
-        units = [Unit(entry_id=r[0], kind=r[1], text=r[2], url=r[3])
-                 for r in db.execute("SELECT entry_id, kind, text, url FROM units ORDER BY vector_id")]
         documents = {r[0]: Document(url=r[0], title=r[1], description=r[2], author=r[3], date=r[4], site=r[5],
                                     method=r[6], thin=bool(r[7]))
                      for r in db.execute("SELECT url, title, description, author, date, site, method, thin FROM documents")}
-    except sqlite3.Error as exc:
-        raise IndexError_(f"{index_dir}: damaged metadata ({exc}); rebuild with: python -m indexer build") from None
-    finally:
+        unit_entry, unit_kind = _unit_layout(real, db, entries)
+        unit_rows = db.execute("SELECT COUNT(*) FROM units").fetchone()[0]
+    except (sqlite3.Error, KeyError) as exc:
         db.close()
-    if vectors.ntotal != len(units):
-        raise IndexError_(f"{index_dir}: {vectors.ntotal} vectors but {len(units)} units; rebuild the index")
-    return StoredIndex(path=real, manifest=manifest, faiss_index=vectors, entries=entries, units=units,
-                       documents=documents)
+        raise IndexError_(f"{index_dir}: damaged metadata ({exc}); rebuild with: python -m indexer build") from None
+    if not vectors.ntotal == len(unit_entry) == unit_rows:
+        db.close()
+        raise IndexError_(f"{index_dir}: {vectors.ntotal} vectors but {unit_rows} units; rebuild the index")
+    focus = None
+    if (real / FOCUS_FILE).exists():
+        focus = np.load(real / FOCUS_FILE, mmap_mode="r")
+        if len(focus) != len(unit_entry):
+            focus = None
+    return StoredIndex(path=real, manifest=manifest, faiss_index=vectors, entries=entries, documents=documents,
+                       unit_entry=unit_entry, unit_kind=unit_kind, focus=focus, _db=db)

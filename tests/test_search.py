@@ -246,3 +246,31 @@ def test_evidence_is_the_entry_text_that_matched_best(searcher):
     own = [i for i, u in enumerate(searcher.units) if u.entry_id == ACTIVATION]
     best = max(own, key=lambda i: matches[i])
     assert searcher.units[best].text == result.evidence.text
+
+
+# -- the saved search side --------------------------------------------------------------------------
+
+def test_an_index_without_its_saved_search_side_opens_and_answers_the_same(site, searcher, tmp_path):
+    import shutil
+
+    from indexer import store
+
+    old = tmp_path / "old-index"
+    shutil.copytree(site.index_dir.resolve(), old)
+    for name in (store.LEXICAL_DIR, store.LAYOUT_FILE, store.FOCUS_FILE):
+        path = old / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    rebuilt = Searcher.open(old, cache_dir=site.cache_dir)
+    assert rebuilt.stored.focus is None and isinstance(searcher.lexical.bm25.scores["data"], np.memmap)
+    assert np.array_equal(rebuilt.layout.unit_entry, searcher.layout.unit_entry)
+    assert np.array_equal(rebuilt.layout.unit_kind, searcher.layout.unit_kind)
+    assert np.array_equal(rebuilt.focus, searcher.focus)
+    for query in ("why exp in softmax", "backprogation chain rule", f"what is the {RARE} buffer", "log loss"):
+        assert rebuilt.search(query).to_dict() == searcher.search(query).to_dict()
+
+
+def test_unit_texts_are_read_only_for_the_results_shown(site):
+    fresh = Searcher.open(site.index_dir, cache_dir=site.cache_dir)
+    response = fresh.search("why exp in softmax")
+    assert response.results and fresh.stored._units is None  # no full read of the units table
+    assert [u.text for u in fresh.stored.units_at([3, 0])] == [fresh.units[3].text, fresh.units[0].text]
