@@ -66,6 +66,8 @@ class BuildSummary:
     pages_empty: int = 0
     #: Not fetched on purpose: an internal address, credentials in the URL, a binary body.
     pages_refused: int = 0
+    #: Failed, no cached copy, and indexed from the web archive (`--archive-fallback`).
+    pages_archived: int = 0
     passages: int = 0
     vectors_embedded: int = 0
     vectors_reused: int = 0
@@ -76,7 +78,8 @@ class BuildSummary:
                 f"{self.pages_cached} from cache, {self.pages_thin} thin, {self.pages_failed} failed"
                 + "".join(f", {n} {name}" for name, n in (("suspect", self.pages_suspect), ("gone", self.pages_gone),
                                                            ("empty", self.pages_empty),
-                                                           ("refused", self.pages_refused)) if n)
+                                                           ("refused", self.pages_refused),
+                                                           ("archived", self.pages_archived)) if n)
                 + f"; {self.passages} passages, {self.vectors_embedded} vectors embedded, "
                 f"{self.vectors_reused} reused; {self.seconds:.1f}s")
 
@@ -313,6 +316,7 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
                    "pages_thin": summary.pages_thin, "pages_failed": summary.pages_failed,
                    "pages_suspect": summary.pages_suspect, "pages_gone": summary.pages_gone,
                    "pages_empty": summary.pages_empty, "pages_refused": summary.pages_refused,
+                   "pages_archived": summary.pages_archived,
                    "passages": summary.passages},
         "answer_threshold": threshold,
         "calibration": calibration,

@@ -118,22 +118,27 @@ def cli(verbose: int) -> None:
 @click.option("--allow-private", is_flag=True,
               help="Also fetch private, loopback and link-local addresses (local mirrors, intranet FAQs; "
                    "FAQ_ALLOW_PRIVATE=1).")
+@click.option("--archive-fallback", is_flag=True,
+              help="A page that fails and was never cached is taken from the web archive (FAQ_ARCHIVE_API), "
+                   "and reported archived.")
 def build(faq_paths: tuple[Path, ...], index_dir: Path, cache_dir: Path, offline: bool, refresh: bool,
-          workers: int | None, model: str | None, allow_private: bool) -> None:
+          workers: int | None, model: str | None, allow_private: bool, archive_fallback: bool) -> None:
     """Build or update the index from the FAQ and the pages it links to.
 
     \b
         python -m indexer build
         python -m indexer build --faq data/faq.md --faq more.jsonl --workers 8
         python -m indexer build --offline      # cached pages only
+        python -m indexer build --archive-fallback
     """
     from dataclasses import replace
 
     from .build import build_index
 
     settings = Settings() if model is None else replace(Settings(), model=model)
-    if allow_private:
-        settings = replace(settings, fetch=replace(settings.fetch, allow_private=True))
+    if allow_private or archive_fallback:
+        settings = replace(settings, fetch=replace(settings.fetch, allow_private=allow_private or
+                                                   settings.fetch.allow_private, archive_fallback=archive_fallback))
     try:
         summary = _run(build_index, list(faq_paths) or [DEFAULT_FAQ], index_dir=index_dir, cache_dir=cache_dir,
                        settings=settings, offline=offline, refresh=refresh, workers=workers)
@@ -157,7 +162,7 @@ def _echo_problem_pages(report: list[dict]) -> None:
         for r in failed:
             click.echo(f"  failed: {r['url']} ({r['reason']})", err=True)
     for r in report:  # kept out of the index on purpose, or kept from an earlier build
-        if r["status"] in ("thin", "suspect", "gone", "empty", "refused"):
+        if r["status"] in ("thin", "suspect", "gone", "empty", "refused", "archived"):
             click.echo(f"  {r['status']}: {r['url']} ({r['reason']})", err=True)
 
 

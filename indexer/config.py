@@ -90,6 +90,11 @@ class FetchSettings:
     #: Pause between two requests to the same host.
     per_host_delay: float = 0.2
     respect_robots: bool = True
+    #: A page that fails and has no cached copy is looked up in a web archive's availability API
+    #: (`build --archive-fallback`), used, and reported `archived`. `FAQ_ARCHIVE_API` sets the API's URL.
+    archive_fallback: bool = False
+    archive_api: str = field(default_factory=lambda: os.environ.get(
+        "FAQ_ARCHIVE_API", "https://archive.org/wayback/available"))
     accepted_types: tuple[str, ...] = ("text/html", "application/xhtml+xml", "text/plain")
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import json
 import logging
 import socket
 import threading
@@ -44,7 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
 import httpx
@@ -275,6 +276,10 @@ class Fetcher:
             if failure.refused:
                 log.info("%s: refused: %s", url, failure.reason)
                 return Page(url=url, status="refused", reason=failure.reason)
+            if cached is None and self.settings.archive_fallback:
+                archived = self._archived(url, failure.reason)
+                if archived is not None:
+                    return archived
             if failure.gone:
                 return self._gone(url, failure, cached)
             if cached:
@@ -307,6 +312,35 @@ class Fetcher:
             log.warning("%s: could not compare with the cached copy (%s)", page.url, exc)
             return ""
 
+    def _archived(self, url: str, why: str) -> Page | None:
+        """The web archive's closest copy of a page that failed and has no cached copy (None if it has none).
+
+        Asks the availability API (`FetchSettings.archive_api`: `?url=` answers
+        `{"archived_snapshots": {"closest": {"available": true, "url": ..., "timestamp": ...}}}`), then
+        fetches the snapshot under the same rules as any page (robots.txt, addresses, caps, deadlines).
+        """
+        api = f"{self.settings.archive_api}?url={quote(url, safe='')}"
+        try:
+            answer = self._fetch_live(api, None, accept=("application/json", "text/json"))
+            closest = json.loads(answer.body)["archived_snapshots"]["closest"]
+            if not closest.get("available") or str(closest.get("status", "200")) != "200":
+                log.info("%s: no copy in the web archive", url)
+                return None
+            snapshot = self._fetch_live(str(closest["url"]), None)
+        except (FetchFailure, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.info("%s: the web archive could not help (%s)", url, getattr(exc, "reason", exc))
+            return None
+        stamp = str(closest.get("timestamp", ""))
+        try:
+            when = datetime.strptime(stamp[:14], "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+            fetched_at = when.isoformat(timespec="seconds")
+        except ValueError:
+            fetched_at = utc_now()
+        log.info("%s: %s; using the web archive's copy of %s", url, why, fetched_at[:10])
+        return Page(url=url, status="archived", final_url=snapshot.final_url, http_status=snapshot.http_status,
+                    content_type=snapshot.content_type, body=snapshot.body, fetched_at=fetched_at,
+                    reason=f"{why}; indexed the web archive's copy of {fetched_at[:10]}")
+
     def _gone(self, url: str, failure: FetchFailure, cached: Page | None) -> Page:
         if cached is None:
             return Page(url=url, status="failed", reason=failure.reason)
@@ -338,8 +372,9 @@ class Fetcher:
             return FetchFailure(f"the build's fetch deadline ({self.settings.build_deadline:.0f}s) passed")
         return FetchFailure(f"slower than {self.settings.page_deadline:g}s for the whole page (deadline)")
 
-    def _fetch_live(self, url: str, cached: Page | None) -> Page:
-        """Follow `url` hop by hop; each hop is fetched under its own host's rules."""
+    def _fetch_live(self, url: str, cached: Page | None, accept: tuple[str, ...] = ()) -> Page:
+        """Follow `url` hop by hop; each hop is fetched under its own host's rules. `accept`: content types
+        taken besides the settings' (the web archive's JSON answer)."""
         deadline = min(time.monotonic() + self.settings.page_deadline, self._build_deadline)
         current, hops = url, 0
         while True:
@@ -359,7 +394,7 @@ class Fetcher:
                     if self.settings.respect_robots and not self._allowed(origin, host, current, deadline):
                         raise FetchFailure("disallowed by robots.txt" + (f" (after a redirect to {current})"
                                                                          if hops else ""))
-                    result = self._get_with_retries(current, host, cached, deadline)
+                    result = self._get_with_retries(current, host, cached, deadline, accept)
                 except FetchFailure as failure:
                     if failure.host_down:
                         host.down_reason = failure.reason
@@ -496,12 +531,13 @@ class Fetcher:
             return FetchFailure(f"undecodable body: {exc or type(exc).__name__}")
         return FetchFailure(f"network error: {exc or type(exc).__name__}", retryable=True)
 
-    def _get_with_retries(self, url: str, host: _Host, cached: Page | None, deadline: float) -> Page | str:
+    def _get_with_retries(self, url: str, host: _Host, cached: Page | None, deadline: float,
+                          accept: tuple[str, ...] = ()) -> Page | str:
         attempt = 0
         while True:
             try:
                 self._pause(host)
-                return self._get_once(url, cached, deadline)
+                return self._get_once(url, cached, deadline, accept)
             except FetchFailure as failure:
                 if not failure.retryable or attempt >= self.settings.max_retries:
                     raise
@@ -514,7 +550,7 @@ class Fetcher:
                 time.sleep(delay)
                 attempt += 1
 
-    def _get_once(self, url: str, cached: Page | None, deadline: float) -> Page | str:
+    def _get_once(self, url: str, cached: Page | None, deadline: float, accept: tuple[str, ...] = ()) -> Page | str:
         """The page at `url`, or where it redirects to (a string)."""
         headers = {}
         if cached is not None:
@@ -540,7 +576,7 @@ class Fetcher:
             if status >= 400:
                 raise FetchFailure(f"HTTP {status}")
             ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype and ctype not in self.settings.accepted_types:
+            if ctype and ctype not in self.settings.accepted_types and ctype not in accept:
                 raise FetchFailure(f"unsupported content type {ctype}")
             body = self._read_body(resp, self.settings.max_bytes, deadline)
             etag, last_modified = resp.headers.get("ETag", ""), resp.headers.get("Last-Modified", "")

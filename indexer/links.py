@@ -9,6 +9,7 @@ Read from the build's `report.json` (indexer/build.py), one state per link:
 - `empty`: fetched, but no text to index;
 - `failing`: a network error or a 5xx; indexed from the last good copy when there is one;
 - `dead`: the page is gone (404, 410, or another 4xx);
+- `archived`: the live page failed and had no cached copy; the web archive's copy is indexed;
 - `refused`: not fetched on purpose (an internal address, credentials in the URL, a binary file).
 
 `python -m indexer links` prints it and exits 1 when a link is dead, so it can run in the
@@ -21,11 +22,12 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
-STATES = ("dead", "failing", "suspect", "thin", "empty", "refused", "redirected", "ok")
+STATES = ("dead", "failing", "archived", "suspect", "thin", "empty", "refused", "redirected", "ok")
 #: What each state asks of the maintainer.
 ADVICE = {
     "dead": "the page is gone: replace or remove the link",
     "failing": "the site did not answer this time: check again later",
+    "archived": "the live page failed and the web archive's copy is indexed: replace the link or keep it",
     "suspect": "the site sent a block or error page: the last good copy is used",
     "thin": "only a teaser was found (paywall?): save the page and `snapshot import` it",
     "empty": "no text on the page: link a page with text, or import a saved copy",
@@ -70,7 +72,7 @@ def state_of(record: Mapping[str, Any]) -> str:
         return "dead"
     if status == "failed":
         return "dead" if _HTTP_4XX.search(reason) else "failing"
-    if status in ("thin", "suspect", "empty", "refused"):
+    if status in ("thin", "suspect", "empty", "refused", "archived"):
         return status
     if status == "cached" and "using copy fetched" in reason:
         return "failing"  # the site failed this time; the last good copy is indexed

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 ResourceKind = Literal["article", "video", "qa", "paper", "book", "other"]
 UnitKind = Literal["question", "entry", "answer", "title", "passage"]
-FetchStatus = Literal["fetched", "cached", "thin", "failed", "suspect", "gone", "empty", "refused"]
+FetchStatus = Literal["fetched", "cached", "thin", "failed", "suspect", "gone", "empty", "refused", "archived"]
 
 
 def content_hash(text: str) -> str:
