@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sys
 import threading
@@ -34,7 +35,7 @@ from .embed import Embedder, VectorCache, embed_cached, resolve_model
 from .extract import extract
 from .faq import faq_files, load_entries
 from .fetch import Fetcher
-from .onnx_encoder import TOKENIZER_FILE, ensure_export, pipeline_info
+from .onnx_encoder import TOKENIZER_FILE, ensure_export, export_dir, export_problem, pipeline_info
 from .quality import judge
 from .records import Document, Entry, Page, ReportRecord, Unit
 from .status import file_sha256
@@ -106,9 +107,36 @@ def entry_units(entry: Entry, documents: dict[str, Document], count_tokens: Toke
     return units
 
 
+#: Below this many columns a progress bar wraps into noise: the bar is dropped, the counts kept.
+NARROW_TERMINAL = 50
+
+
 def _progress(total: int, desc: str) -> tqdm:
+    """A progress bar on a terminal (none when stderr is a file or a pipe); on a narrow or zero-width
+    terminal just `fetch 3/11`, which still fits."""
+    # ncols only bounds the line ("fetch 3/11" is far shorter): tqdm would cut it to a zero-width terminal.
+    narrow = ({"bar_format": "{desc} {n_fmt}/{total_fmt}", "ncols": NARROW_TERMINAL}
+              if _columns() < NARROW_TERMINAL else {})
     return tqdm(total=total, desc=desc, unit="page" if desc == "fetch" else "vec",
-                disable=not sys.stderr.isatty(), leave=False)
+                disable=not sys.stderr.isatty(), leave=False, **narrow)
+
+
+def _columns() -> int:
+    """The terminal's width: COLUMNS if set, else what the terminal says (0 for a zero-width one)."""
+    value = os.environ.get("COLUMNS", "").strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except OSError:  # not a terminal: no bar is drawn anyway
+        return 80
+
+
+def _say(message: str) -> None:
+    """A step the user waits for (model load, ONNX export): its own line on a terminal, else the log."""
+    log.info(message)
+    if sys.stderr.isatty():
+        tqdm.write(message, file=sys.stderr)
 
 
 class LazyEmbedder:
@@ -166,6 +194,8 @@ class LazyEmbedder:
     def embedder(self) -> Embedder:
         self.start()
         assert self._thread is not None
+        if self._thread.is_alive():
+            _say(f"loading the embedding model ({self.name})…")
         self._thread.join()
         if self._error:
             raise self._error
@@ -291,6 +321,8 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
         vector_cache.close()
     stages.start("saving", 1)
     try:  # queries are encoded from this export (indexer/onnx_encoder.py); without it, by sentence-transformers
+        if export_problem(export_dir(embedder.name, Path(cache_dir)), embedder.name) is not None:
+            _say("exporting the query encoder to ONNX (once per model)…")
         ensure_export(embedder, Path(cache_dir))
     except Exception as exc:
         log.warning("the query encoder was not exported to ONNX (%s); queries will use sentence-transformers", exc)

@@ -323,3 +323,40 @@ def test_snapshot_import_and_export_from_the_command_line(tmp_path):
     assert exported.returncode == 0 and (tmp_path / "out" / "urls.tsv").read_text("utf-8").startswith("url\tfile\n")
     missing = run("snapshot", "import", str(tmp_path / "nowhere"), "--cache-dir", str(cache))
     assert missing.returncode != 0 and len(stderr_lines(missing)) == 1 and "urls.tsv" in missing.stderr
+
+
+@pytest.mark.parametrize("columns", [20, 0])
+def test_build_progress_reads_on_a_narrow_terminal(tmp_path, server, columns):
+    """On a terminal (a pty here) of 20 or 0 columns: counts instead of a wrapped bar, and the slow steps
+    (model load, ONNX export) on lines of their own."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    server.set_article("/p.html", "Momentum", ["Momentum keeps a running average of past gradients."] * 3)
+    faq = tmp_path / "faq.md"
+    faq.write_text(f"**Q: What is momentum?**\n\n- [Notes]({server.url('/p.html')})\n", "utf-8")
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAQ_")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", COLUMNS=str(columns), LINES="24")
+    proc = subprocess.Popen([sys.executable, "-m", "indexer", "build", "--allow-private", "--faq", str(faq),
+                             "--index-dir", str(tmp_path / "index"), "--cache-dir", str(tmp_path / "cache")],
+                            cwd=REPO_ROOT, env=env, stdin=secondary, stdout=secondary, stderr=secondary)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(primary)
+    assert proc.wait(timeout=300) == 0
+    out = b"".join(chunks).decode("utf-8", "replace")
+    assert "fetch 1/1" in out and "%|" not in out, out[:300]  # counts, no bar to wrap
+    assert "loading the embedding model" in out and "exporting the query encoder to ONNX" in out, out[-600:]
+    assert "Built " in out and "Traceback" not in out
