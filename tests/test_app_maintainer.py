@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from app_fixtures import app_index  # noqa: F401
+from conftest import seed_query_log
 from test_app import app_env, assert_no_trace, card_ids, new_app, search, texts  # noqa: F401
 
 
@@ -172,16 +173,7 @@ def test_no_index_learners_get_the_command_and_maintainers_a_build_button(tmp_pa
 
 def test_maintainer_view_sums_up_what_learners_asked(admin):
     """A seeded query log: the questions the FAQ missed are grouped by meaning, with votes and suggestions."""
-    from indexer.querylog import QueryLog
-
-    log = QueryLog(admin)
-    for q in ("what is dropout", "how does dropout work", "dropout regularization explained",
-              "how to install cuda on ubuntu"):
-        log.log_query(q, top_id=None, top_score=0.02, answered=False, n_results=5)
-    log.log_query("what is log loss", top_id="what-is-cross-entropy-loss", top_score=0.93, answered=True,
-                  n_results=5)
-    log.record_vote("what is log loss", "what-is-cross-entropy-loss", -1)
-    log.record_suggestion("<b>how do I bake bread</b>")
+    seed_query_log(admin, suggestion="<b>how do I bake bread</b>")
     at = maintainer_page()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Questions"] == "5" and metrics["Answered"] == "20%" and metrics["Suggested"] == "1"

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, seed_query_log
 from http_server import LocalServer, closed_port
 
 KINDS = {"article", "video", "qa", "paper", "book", "other"}
@@ -279,14 +279,7 @@ def test_insights_and_forget_over_a_query_log(cli_index, tmp_path):
     from indexer.querylog import QueryLog
 
     db = tmp_path / "app.sqlite"
-    log = QueryLog(db)
-    for q in ("what is dropout", "how does dropout work", "dropout regularization explained",
-              "how to install cuda on ubuntu"):
-        log.log_query(q, top_id=None, top_score=0.01, answered=False, n_results=3)
-    log.log_query("what is log loss", top_id="what-is-cross-entropy-loss", top_score=0.95, answered=True,
-                  n_results=3)
-    log.record_vote("what is log loss", "what-is-cross-entropy-loss", -1)
-    log.record_suggestion("what is dropout")
+    seed_query_log(db)
     js = run("insights", "--json", "--db", str(db), "--index-dir", str(cli_index.index))
     assert js.returncode == 0, js.stderr
     report = json.loads(js.stdout)
