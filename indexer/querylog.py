@@ -22,13 +22,15 @@ The path defaults to `data/app.sqlite` (git-ignored); `FAQ_APP_DB` overrides it.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+import time
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .config import query_retention_days
 from .text import clip_query, utc_now
@@ -63,6 +65,12 @@ CREATE TABLE IF NOT EXISTS suggestions (
     query TEXT NOT NULL
 );
 """
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+#: Seconds a write waits for another writer's lock (SQLite's busy timeout), and how many times it is then
+#: tried again (after 0.1 s, 0.2 s, 0.4 s) before the error reaches the app, which says it was not saved.
+BUSY_TIMEOUT = 5.0
+BUSY_RETRIES = 3
 #: Every table of the log (all rows carry `ts`, an ISO 8601 UTC time).
 _TABLES = ("queries", "feedback", "suggestions")
 
@@ -98,8 +106,7 @@ class QueryLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # The default rollback journal, not WAL: no -wal/-shm files left beside the (git-ignored) database.
-        with closing(self._connect()) as db, db:
-            db.executescript(_SCHEMA)
+        self._create()
         days = query_retention_days() if retention_days is None else retention_days
         self.forget(before=datetime.now(timezone.utc) - timedelta(days=days))
 
@@ -107,15 +114,37 @@ class QueryLog:
         """Delete every query, vote and suggestion older than `before` (all of them when None); how many rows."""
         cutoff = None if before is None else before.astimezone(timezone.utc).isoformat(timespec="seconds")
         where, params = ("", ()) if cutoff is None else (" WHERE ts < ?", (cutoff,))
-        with closing(self._connect()) as db, db:
-            return sum(db.execute(f"DELETE FROM {table}{where}", params).rowcount for table in _TABLES)
+        return self._transaction(
+            lambda db: sum(db.execute(f"DELETE FROM {table}{where}", params).rowcount for table in _TABLES))
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=5.0)
+        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT)
+
+    def _create(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db, db:
+            db.executescript(_SCHEMA)
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(db)` in one transaction. A database deleted or emptied while the app runs is created again;
+        one still locked after the busy timeout (another writer) is tried again a few times."""
+        for attempt in range(BUSY_RETRIES + 1):
+            try:
+                with closing(self._connect()) as db, db:
+                    return work(db)
+            except sqlite3.OperationalError as exc:
+                message = str(exc).lower()
+                if ("no such table" in message or "unable to open" in message) and attempt == 0:
+                    log.warning("%s is gone or empty (deleted while in use?); creating it again", self.path)
+                    self._create()
+                elif ("locked" in message or "busy" in message) and attempt < BUSY_RETRIES:
+                    time.sleep(0.1 * 2 ** attempt)
+                else:
+                    raise
+        raise AssertionError("unreachable")
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> int:
-        with closing(self._connect()) as db, db:  # one transaction per write
-            return int(db.execute(sql, params).lastrowid or 0)
+        return self._transaction(lambda db: int(db.execute(sql, params).lastrowid or 0))
 
     # -- writes ---------------------------------------------------------------
     def log_query(self, query: str, *, top_id: str | None, top_score: float | None, answered: bool,
@@ -138,17 +167,18 @@ class QueryLog:
         if vote not in (1, -1):
             raise ValueError(f"vote must be +1 or -1, not {vote!r}")
         query = clip_query(query)
-        with closing(self._connect()) as db, db:
+
+        def cast(db: sqlite3.Connection) -> int:
             if replaces is not None:
                 self._delete_vote(db, replaces)
-            row = db.execute("INSERT INTO feedback (ts, query, entry_id, vote, rank) VALUES (?, ?, ?, ?, ?)",
-                             (utc_now(), query, str(entry_id), int(vote), rank)).lastrowid
-        return CastVote(int(row or 0), query, str(entry_id))
+            return int(db.execute("INSERT INTO feedback (ts, query, entry_id, vote, rank) VALUES (?, ?, ?, ?, ?)",
+                                  (utc_now(), query, str(entry_id), int(vote), rank)).lastrowid or 0)
+
+        return CastVote(self._transaction(cast), query, str(entry_id))
 
     def withdraw_vote(self, vote: CastVote) -> bool:
         """Delete a vote the session cast (the thumb un-clicked); False when it was already gone."""
-        with closing(self._connect()) as db, db:
-            return self._delete_vote(db, vote)
+        return self._transaction(lambda db: self._delete_vote(db, vote))
 
     @staticmethod
     def _delete_vote(db: sqlite3.Connection, vote: CastVote) -> bool:
@@ -163,9 +193,11 @@ class QueryLog:
 
     # -- reads ----------------------------------------------------------------
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        with closing(self._connect()) as db:
+        def rows(db: sqlite3.Connection) -> list[dict[str, Any]]:
             db.row_factory = sqlite3.Row
             return [dict(row) for row in db.execute(sql, params)]
+
+        return self._transaction(rows)
 
     def rows(self, table: str, since: str = "") -> list[dict[str, Any]]:
         """Every row of `table` (queries, feedback, suggestions) written at or after `since` (ISO UTC), oldest first."""

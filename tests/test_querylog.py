@@ -122,3 +122,31 @@ def test_retention_days_from_the_environment(monkeypatch, value, days):
 
     monkeypatch.setenv("FAQ_QUERY_RETENTION_DAYS", value)
     assert query_retention_days() == days
+
+
+def test_a_log_deleted_while_in_use_is_created_again(tmp_path):
+    path = tmp_path / "data" / "app.sqlite"
+    log = QueryLog(path)
+    log.log_query("first", top_id=None, top_score=None, answered=False, n_results=0)
+    path.unlink()  # someone cleans data/ while the app runs
+    log.log_query("second", top_id=None, top_score=None, answered=False, n_results=0)
+    assert [r["query"] for r in log.queries()] == ["second"]
+    (tmp_path / "data").rename(tmp_path / "moved")  # the folder too
+    vote = log.record_vote("second", "e1", 1)
+    assert log.withdraw_vote(vote) and log.votes() == []
+
+
+def test_a_write_waits_for_another_writer_then_goes_through(tmp_path, monkeypatch):
+    import threading
+
+    import indexer.querylog as querylog
+
+    monkeypatch.setattr(querylog, "BUSY_TIMEOUT", 0.05)  # SQLite's own wait, made short; the retries remain
+    path = tmp_path / "app.sqlite"
+    log = QueryLog(path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")  # another session holds the write lock for a moment
+    threading.Timer(0.15, lambda: other.execute("COMMIT")).start()
+    log.record_suggestion("while locked")
+    assert [r["query"] for r in log.suggestions()] == ["while locked"]
+    other.close()
