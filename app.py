@@ -395,9 +395,9 @@ def insights_panel(token: tuple[str, str]) -> None:
     c2.metric("Answered", f"{report.answered_share:.0%}")
     c3.metric("Suggested", sum(n for _, n, _ in report.suggestions))
     if report.per_day:
-        st.caption("Questions per day, and how many the FAQ answered")
-        st.line_chart({"questions": {d.day: d.queries for d in report.per_day},
-                       "answered": {d.day: d.answered for d in report.per_day}}, height=180)
+        st.caption("Questions per day: answered, and not answered")
+        st.bar_chart({"answered": {d.day: d.answered for d in report.per_day},
+                      "not answered": {d.day: d.queries - d.answered for d in report.per_day}}, height=180)
     if report.scores:
         st.caption("Confidence of the best entry, per question (the answer threshold is "
                    f"{get_searcher(*token).threshold:.2f})")
