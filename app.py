@@ -518,7 +518,8 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
     best, related = results[0], results[1:]
     st.caption(f"1 answer{f' and {len(related)} related entries' if related else ''} in the FAQ")
     with st.container(border=True, key="result_1"):
-        st.html(cards.answer_card_html(best, threshold, searcher.stored.documents, query_key=qkey, query=query))
+        st.html(cards.answer_card_html(best, threshold, searcher.stored.documents, query_key=qkey, query=query,
+                                       dead=dead_links(token)))
         key = f"vote_{qkey}_1"
         st.feedback("thumbs", key=key, on_change=on_vote, args=(key, query, best.id, 1))
     results_list("Related questions", related, threshold, qkey, query)

@@ -115,3 +115,16 @@ def test_answer_card_marks_a_matching_link_title_in_the_link_list():
     assert "Matched a linked page&#x27;s title" in out and "faq-ev" not in out
     other = replace(result, evidence=replace(result.evidence, url="https://elsewhere.org/x"))
     assert "Matched the title of a linked page" in cards.answer_card_html(other, 0.45)
+
+
+def test_a_passage_of_a_gone_page_says_it_is_from_the_last_copy():
+    url = "https://gone.example/p"
+    result = Result(id="e", question="What is momentum?", answer="", category="", score=0.8,
+                    resources=[Resource(url=url, title="Momentum notes", kind="article", site="gone.example")],
+                    evidence=Evidence(source="resource", url=url, text="momentum keeps a running average of steps",
+                                      highlights=[[0, 8]]))
+    fresh = cards.answer_card_html(result, 0.2)
+    assert "the page is gone" not in fresh and "#:~:text=" in fresh
+    stale = cards.answer_card_html(result, 0.2, dead={url})
+    assert "from the last copy: the page is gone" in stale and "dead link" in stale
+    assert "#:~:text=" not in stale  # no "read on the page": there is no page

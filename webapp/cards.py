@@ -100,11 +100,13 @@ def _resource_title(resources: Iterable[Resource], url: str) -> str:
     return ""
 
 
-def evidence_html(result: Result, documents: Mapping[str, Document] | None = None) -> str:
+def evidence_html(result: Result, documents: Mapping[str, Document] | None = None,
+                  dead: Collection[str] = ()) -> str:
     """Why a result matched: the passage with the query's words marked, and where it comes from.
 
-    A match in the question or the answer is marked in place (see `result_card_html`); this block
-    is for link titles and page passages.
+    A match in the question or the answer is marked in place (see `answer_card_html`); this block
+    is for link titles and page passages. A passage of a page in `dead` (gone at the last build, its
+    last good copy still indexed) says it is from that copy.
     """
     ev = result.evidence
     text, url, spans = ev.text or "", ev.url or "", ev.highlights
@@ -120,8 +122,10 @@ def evidence_html(result: Result, documents: Mapping[str, Document] | None = Non
         start, end = snippet_bounds(text, spans, EVIDENCE_CHARS)
         at_passage = text_fragment_url(url, text[start:end])
         open_link = (f'<div class="faq-ev-open">{link_html(at_passage, "Read this passage on the page ↗")}</div>'
-                     if at_passage else "")
-        return (f'<div class="faq-ev"><div class="faq-ev-label">From “{esc(title)}”{site_html}</div>'
+                     if at_passage and url not in dead else "")
+        stale = (' <span class="faq-dead" title="the page was gone at the last build">from the last copy: '
+                 "the page is gone</span>" if url in dead else "")
+        return (f'<div class="faq-ev"><div class="faq-ev-label">From “{esc(title)}”{site_html}{stale}</div>'
                 f'<blockquote class="faq-ev-text">{highlight_html(text, spans, max_chars=EVIDENCE_CHARS)}'
                 f"</blockquote>{open_link}</div>")
     return ""
@@ -139,9 +143,10 @@ def _place(spans: list[tuple[int, int]], offset: int, field: str, used: set[tupl
 
 # -- cards ---------------------------------------------------------------------------------------
 def answer_card_html(result: Result, threshold: float, documents: Mapping[str, Document] | None = None,
-                     *, query_key: str = "", query: str = "") -> str:
+                     *, query_key: str = "", query: str = "", dead: Collection[str] = ()) -> str:
     """The best result in full: question, confidence in words, answer, evidence passage, resources.
 
+    `dead`: links gone at the last build (indexer/links.py), marked as such, their passages as stale.
     `query_key` (a hash of the query) is set as `data-q`, so a browser test can tell a fresh card from
     the previous query's; `query` is carried in the entry link, so Back returns to this search.
     """
@@ -206,8 +211,8 @@ def answer_card_html(result: Result, threshold: float, documents: Mapping[str, D
         f'<div class="faq-meta">{relevance_html(relevance(result.score, threshold))}</div>'
         f'<div class="faq-meta">{cat_html}{matched_html}</div>'
         f"{answer_html}{extra}"
-        f"{evidence_html(result, documents) if show_evidence else ''}"
-        f"{resources_html(resources, title_marks)}"
+        f"{evidence_html(result, documents, dead) if show_evidence else ''}"
+        f"{resources_html(resources, title_marks, dead)}"
         f'<div class="faq-foot"><a href="{esc(entry_href(entry_id, q=query))}" target="_self">'
         f"Open this entry</a></div></div>"
     )
