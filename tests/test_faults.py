@@ -46,21 +46,16 @@ def fetch(url: str, cache: PageCache, settings: FetchSettings = FAST, **kw) -> P
 
 def test_trickled_headers_end_at_the_page_deadline(server, cache):
     server.set_trickle("/trickle.html", interval=0.1)  # every read succeeds: read_timeout never fires
-    started = time.monotonic()
-    page = fetch(server.url("/trickle.html"), cache)
-    elapsed = time.monotonic() - started
+    page = fetch(server.url("/trickle.html"), cache)  # how long it took: bench/faults.py, "deadlines met"
     assert page.status == "failed" and "deadline" in page.reason
-    assert elapsed < FAST.page_deadline + 1.0
 
 
 def test_build_fetch_deadline_fails_the_pages_left(server, cache):
     for i in range(4):
         server.set(f"/s{i}.html", Response(body=ARTICLE.encode(), delay=0.4))
     settings = replace(FAST, build_deadline=1.0, page_deadline=5.0, read_timeout=2.0)
-    started = time.monotonic()
     with fetcher(cache, settings) as f:
         pages = f.fetch_all([server.url(f"/s{i}.html") for i in range(4)], workers=1)
-    assert time.monotonic() - started < 2.5
     statuses = [p.status for p in pages.values()]
     assert "fetched" in statuses and "failed" in statuses
     assert any("fetch deadline" in p.reason for p in pages.values())
@@ -70,10 +65,8 @@ def test_hanging_robots_costs_one_timeout_for_the_whole_host(server, cache):
     server.set("/robots.txt", Response(body=b"User-agent: *\nAllow: /\n", content_type="text/plain", delay=5.0))
     for i in range(3):
         server.set_page(f"/p{i}.html", ARTICLE)
-    started = time.monotonic()
     with fetcher(cache) as f:
         pages = f.fetch_all([server.url(f"/p{i}.html") for i in range(3)], workers=3)
-    assert time.monotonic() - started < FAST.read_timeout * 2 + 1.0
     assert all(p.status == "failed" and "robots.txt" in p.reason for p in pages.values())
     assert server.hits("/robots.txt") == 1
     assert sum(server.hits(f"/p{i}.html") for i in range(3)) == 0  # unreachable robots.txt: disallow all
@@ -82,10 +75,8 @@ def test_hanging_robots_costs_one_timeout_for_the_whole_host(server, cache):
 def test_trickled_robots_ends_at_the_deadline(server, cache):
     server.set_trickle("/robots.txt", interval=0.1)
     server.set_page("/a.html", ARTICLE)
-    started = time.monotonic()
     page = fetch(server.url("/a.html"), cache)
-    assert time.monotonic() - started < FAST.page_deadline + 1.0
-    assert page.status == "failed" and "robots.txt" in page.reason
+    assert page.status == "failed" and "robots.txt" in page.reason and "deadline" in page.reason
 
 
 # -- 2. bounded memory -----------------------------------------------------------------------------
@@ -164,9 +155,8 @@ def test_internal_addresses_are_refused_by_default(server, cache, host):
 
 
 def test_metadata_address_is_refused_without_connecting(cache):
-    started = time.monotonic()
     page = fetch("http://169.254.169.254/latest/meta-data/", cache, PRIVATE)
-    assert page.status == "refused" and time.monotonic() - started < 1.0
+    assert page.status == "refused" and "internal address" in page.reason
 
 
 def test_dns_rebinding_is_caught_at_connect(server, cache, monkeypatch):
@@ -186,11 +176,10 @@ def test_a_hanging_dns_lookup_ends_at_the_connect_timeout(cache, monkeypatch):
         raise socket.gaierror("too late")
 
     monkeypatch.setattr(socket, "getaddrinfo", hang)
-    started = time.monotonic()
     with fetcher(cache, PRIVATE) as f:
         pages = f.fetch_all(["http://slow-dns.example/a", "http://slow-dns.example/b"], workers=2)
-    assert time.monotonic() - started < PRIVATE.connect_timeout + 1.0
-    assert all(p.status == "failed" and "cannot resolve" in p.reason for p in pages.values())
+    assert all(p.status == "failed" and "cannot resolve" in p.reason and
+               f"no answer from DNS in {PRIVATE.connect_timeout:g}s" in p.reason for p in pages.values())
 
 
 def test_allow_private_fetches_local_pages(server, cache):
@@ -360,13 +349,13 @@ def test_corrupt_vector_cache_is_moved_aside_and_rebuilt(tmp_path):
     assert len(list(tmp_path.glob("vectors.sqlite.corrupt-*"))) == 1
 
 
-def test_markdown_link_pattern_is_linear():
+def test_lines_of_brackets_and_hashes_parse_as_answer_text():
+    """The lines that made the link pattern quadratic; how long they take: bench/faults.py."""
     from indexer.faq import parse_markdown
 
     for line in ["[" * 30000, "## a" + "#" * 30000 + "x", "[[a]" * 7500, "]" * 30000]:
-        started = time.monotonic()
-        parse_markdown("**Q: What?**\n" + line + "\n", "faq.md")
-        assert time.monotonic() - started < 1.0, line[:10]
+        (entry,) = parse_markdown("**Q: What?**\n" + line + "\n", "faq.md")
+        assert entry["question"] == "What?" and len(entry["answer"]) >= 30000, line[:10]
 
 
 @pytest.mark.parametrize("line, message", [
