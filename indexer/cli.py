@@ -154,15 +154,18 @@ def build(faq_paths: tuple[Path, ...], index_dir: Path, cache_dir: Path, offline
 def _echo_problem_pages(report: list[dict]) -> None:
     """Pages that could not be fetched, under one heading (to stderr), then the other pages not indexed
     as fetched (paywalled, suspect, gone, empty, refused)."""
-    failed = [r for r in report if r["status"] == "failed"]
+    from .links import not_indexed_as_fetched
+
+    problems = not_indexed_as_fetched(report)
+    failed = [r for r in problems if r["status"] == "failed"]
     if failed:
         hint = " (offline?)" if all("cannot connect" in (r.get("reason") or "") for r in failed) else ""
         click.echo(f"could not fetch {len(failed)} page{'s' if len(failed) != 1 else ''}{hint}; "
                    "questions, answers and link titles are indexed anyway:", err=True)
         for r in failed:
             click.echo(f"  failed: {r['url']} ({r['reason']})", err=True)
-    for r in report:  # kept out of the index on purpose, or kept from an earlier build
-        if r["status"] in ("thin", "suspect", "gone", "empty", "refused", "archived"):
+    for r in problems:  # kept out of the index on purpose, or kept from an earlier copy
+        if r["status"] != "failed":
             click.echo(f"  {r['status']}: {r['url']} ({r['reason']})", err=True)
 
 
@@ -260,10 +263,11 @@ def status(index_dir: Path, as_json: bool) -> None:
     click.echo(f"answers:  from score {info['answer_threshold']:.4f} ({how}; fusion {info['fusion']})")
     for src in info["sources"]:
         click.echo(f"source:   {src['path']}{'  (changed since build)' if src['changed'] else ''}")
+    from .links import not_indexed_as_fetched
     from .store import read_report
 
     report = read_report(index_dir)
-    problems = [r for r in report if r["status"] not in ("fetched", "cached")]
+    problems = not_indexed_as_fetched(report)
     if problems:
         click.echo(f"pages:    {len(problems)} of {len(report)} linked pages not indexed "
                    f"(details per link: {index_dir / 'report.json'}):")

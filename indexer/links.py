@@ -36,6 +36,14 @@ ADVICE = {
     "ok": "",
 }
 _HTTP_4XX = re.compile(r"\bHTTP (4\d\d)\b")
+#: report.json statuses of a page indexed as fetched (fresh or revalidated); every other status is a page
+#: the maintainer should hear of: not had, kept from an earlier copy, or kept out on purpose.
+INDEXED_AS_FETCHED = ("fetched", "cached")
+
+
+def not_indexed_as_fetched(report: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The report's records whose page is not indexed as fetched (failed, thin, suspect, gone, empty, ...)."""
+    return [r for r in report if r.get("status") not in INDEXED_AS_FETCHED]
 
 
 @dataclass

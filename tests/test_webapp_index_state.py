@@ -28,8 +28,10 @@ def test_source_changes_and_problem_pages(tmp_path):
     assert index_state.source_changes(manifest, [tmp_path])[0]["changed"]
     report = [{"url": "https://a", "status": "fetched"},
               {"url": "javascript:x", "status": "failed", "reason": "HTTP 404", "title": "<b>t</b>"},
-              {"url": "https://c", "status": "thin", "reason": "paywall"}]
+              {"url": "https://c", "status": "thin", "reason": "paywall"},
+              {"url": "https://d", "status": "cached", "reason": "not modified since last fetch"},
+              {"url": "https://e", "status": "suspect", "reason": "block page; kept the copy fetched 2026-11-01"}]
     problems = index_state.problem_pages(report)
-    assert [p["status"] for p in problems] == ["failed", "thin"]
+    assert [p["status"] for p in problems] == ["failed", "thin", "suspect"]
     assert problems[0] == {"url": "javascript:x", "title": "<b>t</b>", "status": "failed", "reason": "HTTP 404"}
     assert problems[1]["title"] == "" and problems[1]["reason"] == "paywall"

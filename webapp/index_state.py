@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from indexer import store
+from indexer.links import not_indexed_as_fetched
 from indexer.status import source_state
 
 log = logging.getLogger(__name__)
@@ -92,12 +93,9 @@ def short_model(name: Any) -> str:
 
 
 def problem_pages(report: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """Resources whose page could not be used (failed, or a paywalled teaser), with the reason."""
-    out = []
-    for rec in report or []:
-        status = rec.get("status")
-        if status in ("failed", "thin"):
-            out.append({"url": str(rec.get("url", "")), "title": str(rec.get("title", "") or ""),
-                        "status": str(status), "reason": str(rec.get("reason", "") or "no reason recorded")})
-    return out
+    """Resources whose page is not indexed as fetched (`indexer.links.not_indexed_as_fetched`: failed, a
+    paywalled teaser, a suspect or gone page kept from an earlier copy, ...), with the reason."""
+    return [{"url": str(rec.get("url", "")), "title": str(rec.get("title", "") or ""),
+             "status": str(rec.get("status")), "reason": str(rec.get("reason", "") or "no reason recorded")}
+            for rec in not_indexed_as_fetched(report or [])]
 
