@@ -203,6 +203,15 @@ def load_report(path: str, build_id: str) -> list[dict]:
     return read_report(Path(path))
 
 
+@st.cache_data(show_spinner=False, max_entries=4)
+def dead_links(path: str, build_id: str) -> set[str]:
+    """The FAQ's links that were gone at the last build (Browse and the answer card mark them); once per
+    build, not once per search."""
+    from indexer.links import dead_urls
+
+    return dead_urls(read_report(Path(path)))
+
+
 # -- actions ----------------------------------------------------------------------------------------
 def faq_sources(manifest: dict | None) -> list[Path]:
     if manifest and manifest.get("sources"):
@@ -519,17 +528,12 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
     st.caption(f"1 answer{f' and {len(related)} related entries' if related else ''} in the FAQ")
     with st.container(border=True, key="result_1"):
         st.html(cards.answer_card_html(best, threshold, searcher.stored.documents, query_key=qkey, query=query,
-                                       dead=dead_links(token)))
+                                       dead=dead_links(*token)))
         key = f"vote_{qkey}_1"
         st.feedback("thumbs", key=key, on_change=on_vote, args=(key, query, best.id, 1))
     results_list("Related questions", related, threshold, qkey, query)
 
 
-def dead_links(token: tuple[str, str]) -> set[str]:
-    """The FAQ's links that were gone at the last build (Browse marks them)."""
-    from indexer.links import dead_urls
-
-    return dead_urls(load_report(*token))
 
 
 def browse_view(searcher: Searcher, token: tuple[str, str]) -> None:
@@ -542,7 +546,7 @@ def browse_view(searcher: Searcher, token: tuple[str, str]) -> None:
         return
     st.caption(f"{len(shown)} of {len(entries)} entries" if text else f"{len(entries)} entries")
     st.html(cards.browse_html(browse.group_by_category(shown), expanded=bool(text and text.strip()), view=VIEWS[1],
-                              filter_text=(text or "").strip(), dead=dead_links(token)))
+                              filter_text=(text or "").strip(), dead=dead_links(*token)))
 
 
 def main() -> None:

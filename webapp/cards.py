@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # the search module loads numpy, FAISS and BM25: only its typ
 
 KIND_LABELS = {"article": "Article", "video": "Video", "qa": "Q&A", "paper": "Paper", "book": "Book",
                "other": "Link"}
-KIND_ICONS = {"article": "📄", "video": "▶️", "qa": "💬", "paper": "🎓", "book": "📘", "other": "🔗"}
 EVIDENCE_CHARS = 360
 
 

@@ -112,11 +112,6 @@ def text_fragment_url(url: Any, passage: str) -> str | None:
     return f"{good}{':~:' if '#' in good else '#:~:'}text={directive}"
 
 
-def query_href(query: str) -> str:
-    """Relative deep link that runs a query (`?q=...`)."""
-    return "?q=" + quote(str(query), safe="")
-
-
 def md_escape(text: Any) -> str:
     """Text for a Streamlit Markdown slot (labels, alerts): markup characters backslash-escaped."""
     text = "" if text is None else " ".join(str(text).split())
