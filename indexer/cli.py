@@ -361,13 +361,12 @@ def insights(index_dir: Path, cache_dir: Path, db: Path | None, since: str, top:
         faq-search insights --since 7d --json
     """
     from .insights import gather, parse_since
-    from .querylog import QueryLog, default_db_path
     from .search import Searcher
 
     start = _run(parse_since, since)
     searcher = _run(Searcher.open, index_dir, cache_dir=cache_dir)
     questions = {e.id: e.question for e in searcher.stored.entries.values()}
-    report = gather(_open_log(QueryLog, db or default_db_path()), start, questions=questions,
+    report = gather(_open_log(db), start, questions=questions,
                     threshold=searcher.threshold, embed=searcher.embedder.encode)
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
@@ -409,14 +408,14 @@ def forget(db: Path | None, before: str | None, yes: bool) -> None:
         faq-search forget --yes            # everything
     """
     from .insights import parse_since
-    from .querylog import QueryLog, default_db_path
+    from .querylog import default_db_path
 
     cutoff = _run(parse_since, before) if before else None
     path = db or default_db_path()
     what = f"everything logged before {cutoff:%Y-%m-%d %H:%M} UTC" if cutoff else "everything logged"
     if not yes and not click.confirm(f"Wipe {what} in {path}?", default=False, err=True):
         raise click.Abort()
-    removed = _open_log(QueryLog, path).forget(before=cutoff)
+    removed = _open_log(path).forget(before=cutoff)
     click.echo(f"{path}: {removed} rows wiped ({what}).")
 
 
@@ -511,12 +510,15 @@ def snapshot_export(folder: Path, cache_dir: Path) -> None:
     click.echo(f"{folder}: {result.pages} pages written, listed in {folder / 'urls.tsv'}.")
 
 
-def _open_log(factory, path: Path):
-    """The query log at `path`, or a one-line error naming it."""
+def _open_log(path: Path | None):
+    """The query log at `path` (default: FAQ_APP_DB, else data/app.sqlite), or a one-line error naming it."""
     import sqlite3
 
+    from .querylog import QueryLog, default_db_path
+
+    path = path or default_db_path()
     try:
-        return factory(path)
+        return QueryLog(path)
     except (OSError, sqlite3.Error) as exc:
         raise click.ClickException(f"{path}: cannot open the query log ({exc})") from None
 
