@@ -9,7 +9,7 @@
   weights and passages read in their entry's context (0.3), tuned on the earlier dev sets.
 - `zscore`, `minmax`: each entry's best dense and best BM25 score normalised over the query's
   candidate entries, mixed by one weight (chosen leave-one-set-out by bench/quality.py).
-- `learned`: the logistic ranker over each entry's features (indexer/ranker.py).
+- `learned`: the softmax-with-none ranker over each entry's features (indexer/ranker.py).
 - `final`: `SearchSettings()` as config.py defines it now (what the product runs).
 
 The references score an entry by its best unit with no kind weights, no

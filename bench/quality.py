@@ -8,7 +8,7 @@ configuration tunes is fitted on the dev halves of all the other families and
 scored on F, which was never seen:
 
 - `zscore`, `minmax`: their one lexical weight (a grid, family-balanced MRR);
-- `learned`: the logistic ranker (bench/learn.py, what bench/train_ranker.py ships);
+- `learned`: the softmax-with-none ranker (bench/learn.py, what bench/train_ranker.py ships);
 - every configuration: its answer threshold (refuse at most 5% of answerable
   queries, as many out-of-scope ones as possible, every family weighing the same).
 

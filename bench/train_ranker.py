@@ -1,7 +1,7 @@
 """Train the learned ranker on the pooled dev halves of every set and ship it as indexer/ranker.json.
 
-Collects every dev query of every family (bench/collect.py), fits the logistic
-regression and its answer threshold (bench/learn.py, every family weighing the
+Collects every dev query of every family (bench/collect.py), fits the softmax-with-none
+ranker (bench/learn.py, every family weighing the
 same), and writes plain JSON coefficients; no test half is read. How well the
 same procedure does on a family it never saw is bench/quality.py's
 leave-one-set-out table.
@@ -36,13 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     counts = Counter(f"{r.set} / {r.family}" for r in dev)
     ranker = replace(ranker, trained={
         "by": "bench/train_ranker.py", "date": now(), "revision": git_revision(),
-        "model": "logistic regression, L2, C=%g, standardised features, coefficients held to signs %s" % (
-            learn.C, "(>= 0 except page_size <= 0)"),
-        "examples": "each dev query's expected entry and its hardest wrong entries (top %d by dense and by BM25); "
-                    "out-of-scope queries contribute only wrong entries" % learn.HARD_NEGATIVES,
+        "model": "softmax over each query's candidate entries with a 'none' option of score 0 (conditional "
+                 "logit), L2, C=%g, standardised features, coefficients held to signs %s" % (
+                     learn.C, "(>= 0 except page_size <= 0)"),
+        "examples": "every candidate entry of each dev query; out-of-scope queries' answer is 'none'",
         "weighting": "every (set, family) weighs the same; each of its queries equally",
-        "threshold": "refuse at most %.0f%% of answerable dev queries, then as many out-of-scope ones as possible"
-                     % (100 * learn.MAX_REFUSED_ANSWERABLE),
+        "threshold": "fixed probability %.2f (bench/learn.py ANSWER_PROBABILITY: chosen leave-one-set-out "
+                     "on the dev halves)" % learn.ANSWER_PROBABILITY,
         "dev_queries": dict(sorted(counts.items()))})
     ranker.save(args.out)
     print(f"{args.out}: {len(ranker.features)} features, threshold {ranker.answer_threshold:.4f}, "

@@ -132,7 +132,7 @@ class SearchSettings:
     #: How many units the dense and the lexical retrievers each return before fusion.
     candidates: int = 1000
     #: How the dense and the lexical signal are fused in hybrid mode (indexer/fusion.py):
-    #: "learned" (the logistic ranker over each entry's evidence, indexer/ranker.py; its score is
+    #: "learned" (the softmax-with-none ranker over each entry's evidence, indexer/ranker.py; its score is
     #: the probability that the entry answers the query), "zscore" / "minmax" (both signals
     #: normalised over the query's candidate entries, then mixed by `lexical_weight`), "weighted"
     #: (per unit: (1 - w) * cosine + w * BM25 share, with kind weights and passage context) or

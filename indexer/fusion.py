@@ -7,7 +7,7 @@ Two families, measured side by side in bench/RESULTS.md:
   their entry's context) and `rrf` (reciprocal rank fusion of the two rankings);
 - **entry fusions** score an entry from its FEATURES (indexer/features.py):
   `zscore` and `minmax` (each signal normalised over the query's candidates,
-  then (1 - w) * dense + w * lexical) and `learned` (the logistic ranker of
+  then (1 - w) * dense + w * lexical) and `learned` (the softmax-with-none ranker of
   indexer/ranker.py, whose output is a probability).
 """
 

@@ -1,16 +1,26 @@
-"""The learned ranker: a logistic regression over an entry's evidence, shipped as plain JSON.
+"""The learned ranker: a linear score per candidate entry, a softmax with a "none" option, shipped as JSON.
 
 For each candidate entry of a query it gives the probability that the entry
-answers the query, from the entry's FEATURES (indexer/features.py). It is
-trained by `bench/train_ranker.py` on the pooled development halves of every
-evaluation set, out-of-scope queries included (every entry is then a wrong
-answer), so the top entry's probability is also the chance that the FAQ
-answers at all: one score both ranks and decides "no good answer"
+answers the query, from the entry's FEATURES (indexer/features.py). The
+candidates of one query compete: each gets a score s_i (a linear function of
+its standardised features), and the FAQ's not answering at all is one more
+option with the fixed score 0, so
+
+    P(entry i answers) = exp(s_i) / (1 + sum_j exp(s_j)).
+
+This is a conditional (multinomial) logit over the query's candidates, trained
+by `bench/train_ranker.py` on the pooled development halves of every
+evaluation set, out-of-scope queries included (their answer is "none"). Two
+things follow from the form rather than from tuning: an entry is judged
+against its rivals (a second entry almost as good lowers the top one's
+probability, which a per-entry logistic had to learn from margin features),
+and the top entry's probability is directly the chance that the FAQ answers
+the query, so one score both ranks and decides "no good answer"
 (indexer/threshold.py).
 
 The file holds numbers only (no pickle): feature names, the standardisation
-(mean and scale per feature), coefficients, intercept, the threshold chosen on
-the development halves, and where they came from.
+(mean and scale per feature), coefficients, intercept, the answer threshold
+and where they came from.
 """
 
 from __future__ import annotations
@@ -27,7 +37,9 @@ import numpy as np
 
 from .features import FEATURES
 
-FORMAT = "faq-ranker/1"
+#: Version 2: probabilities are a softmax over the candidates with a "none" option (version 1 was
+#: an independent logistic per entry; its coefficients mean something else, so it is refused).
+FORMAT = "faq-ranker/2"
 #: The ranker the product ships (written by bench/train_ranker.py).
 DEFAULT_PATH = Path(__file__).with_name("ranker.json")
 
@@ -55,7 +67,8 @@ class LearnedRanker:
         return x @ self.coef + self.intercept
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-np.clip(self.logits(matrix), -50, 50)))
+        """P(each row answers), the rows being all the candidates of one query, "none" the remaining mass."""
+        return softmax_with_none(self.logits(matrix))
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "features": list(self.features), "mean": self.mean.tolist(),
@@ -64,6 +77,16 @@ class LearnedRanker:
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", "utf-8")
+
+
+def softmax_with_none(scores: np.ndarray) -> np.ndarray:
+    """exp(s_i) / (1 + sum_j exp(s_j)), computed without overflow."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if not len(scores):
+        return scores
+    top = max(float(scores.max()), 0.0)
+    e = np.exp(scores - top)
+    return e / (np.exp(-top) + e.sum())
 
 
 def _numbers(data: dict[str, Any], key: str, n: int, path: Path) -> np.ndarray:
@@ -87,6 +110,10 @@ def parse(raw: bytes, path: Path) -> LearnedRanker:
     except (UnicodeDecodeError, ValueError) as exc:
         raise RankerError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        if isinstance(found, str) and found.startswith("faq-ranker/"):
+            raise RankerError(f"{path}: ranker format {found} is not {FORMAT}; retrain it with: "
+                              "python -m bench.train_ranker")
         raise RankerError(f"{path}: not a ranker file (expected \"format\": \"{FORMAT}\")")
     names = data.get("features")
     if not isinstance(names, list) or not names or not all(isinstance(f, str) for f in names):

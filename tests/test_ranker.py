@@ -36,16 +36,26 @@ def test_the_shipped_ranker_loads_and_uses_known_features():
     assert len(r.sha256) == 64
 
 
-def test_probabilities_follow_the_coefficients():
+def test_probabilities_are_a_softmax_over_the_candidates_with_a_none_option():
     r = ranker.load()
-    rows = np.zeros((2, len(FEATURES)))
-    lead = FEATURES.index("lead_dense")
-    rows[0, lead], rows[1, lead] = 0.3, -0.3  # a clear leader and a clear runner-up
-    p = r.probabilities(rows)
-    assert ((0 < p) & (p < 1)).all()
     coef = dict(zip(r.features, r.coef))
-    assert coef["lead_dense"] > 0 and p[0] > p[1], "leading the other entries must raise the probability"
-    assert p[0] == pytest.approx(1 / (1 + np.exp(-r.logits(rows[:1])[0])))
+    assert coef["d_question"] > 0
+    rows = np.zeros((2, len(FEATURES)))
+    col = FEATURES.index("d_question")
+    rows[0, col], rows[1, col] = 0.8, 0.2  # a close match of the question and a weak one
+    p = r.probabilities(rows)
+    logits = r.logits(rows)
+    np.testing.assert_allclose(p, np.exp(logits) / (1 + np.exp(logits).sum()))
+    assert ((0 < p) & (p < 1)).all() and p.sum() < 1, "the rest is the chance that no entry answers"
+    assert p[0] > p[1], "a closer match must rank higher"
+    alone = r.probabilities(rows[:1])[0]
+    assert alone > p[0], "a rival candidate must take probability from the top one"
+
+
+def test_the_softmax_does_not_overflow():
+    p = ranker.softmax_with_none(np.array([800.0, 799.0, -800.0]))
+    assert np.isfinite(p).all() and p[0] > p[1] > p[2] >= 0 and p.sum() <= 1 + 1e-12
+    assert ranker.softmax_with_none(np.array([])).shape == (0,)
 
 
 def test_a_saved_ranker_reads_back_identically(tmp_path):
@@ -68,6 +78,7 @@ def test_a_missing_ranker_file_is_a_clear_error(tmp_path):
     (lambda d: "{not json", "not valid JSON"),
     (lambda d: [], "not a ranker file"),
     (lambda d: {**d, "format": "pickle"}, "not a ranker file"),
+    (lambda d: {**d, "format": "faq-ranker/1"}, "ranker format faq-ranker/1 is not faq-ranker/2; retrain"),
     (lambda d: {**d, "features": []}, "'features' must be a non-empty list"),
     (lambda d: {**d, "features": d["features"][:-1] + ["colour"]}, "unknown features colour"),
     (lambda d: {**d, "coef": d["coef"][:-1]}, "'coef' must be a list of"),
