@@ -98,6 +98,8 @@ def environment_threshold() -> float | None:
 def resolve(manifest: dict[str, Any], settings: SearchSettings, given: float | None = None) -> Threshold:
     """The threshold searches of this index use, and why (see the module's docstring for the order)."""
     if given is not None:
+        if not math.isfinite(given):
+            raise ThresholdError(f"the threshold given ({given}) is not a finite number")
         return Threshold(float(given), "given")
     env = environment_threshold()
     if env is not None:

@@ -123,6 +123,19 @@ def test_a_bad_environment_threshold_is_a_one_line_error(small_index, monkeypatc
     assert len(lines) == 1 and ENV_VAR in lines[0], proc.stderr
 
 
+@pytest.mark.parametrize("given", ["nan", "inf", "-inf"])
+def test_a_threshold_that_is_not_finite_is_refused_in_one_line(small_index, given):
+    _, _, index_dir, _ = small_index
+    with pytest.raises(ThresholdError, match="not a finite number"):
+        resolve({}, SearchSettings(), given=float(given))
+    proc = subprocess.run([sys.executable, "-m", "indexer", "search", "--index-dir", str(index_dir),
+                           "--threshold", given, "what is relu"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and proc.stdout == ""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "not a finite number" in lines[0], proc.stderr
+
+
 def test_resolve_order_given_environment_calibrated_default(monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
     settings = SearchSettings()
