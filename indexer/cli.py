@@ -170,13 +170,15 @@ def _echo_problem_pages(report: list[dict]) -> None:
 
 
 def _print_human(response) -> None:
+    from .query import clean
     from .threshold import confidence_level
 
+    query = clean(response.query)  # never echo a pasted escape sequence to the terminal
     if not response.results:
-        click.echo(f"? {response.query}  (nothing to search for: no words the search can use)")
+        click.echo(f"? {query}  (nothing to search for: no words the search can use)")
         return
     mark = "" if response.answered else "  (no good answer in the FAQ; the nearest entries:)"
-    click.echo(f"? {response.query}{mark}")
+    click.echo(f"? {query}{mark}")
     if response.corrections:
         click.echo("  also searched for: " + ", ".join(f"{fixed} (for {typed})"
                                                        for typed, fixed in response.corrections.items()))

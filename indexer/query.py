@@ -26,8 +26,13 @@ class PreparedQuery:
         return bool(self.terms)
 
 
+#: Terminal escape sequences (CSI: colours, cursor moves; OSC: titles, links) pasted into a query.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
+
+
 def clean(query: str) -> str:
-    query = unicodedata.normalize("NFKC", query)
+    """The query as searched and as shown on a terminal: no escape sequences or control characters."""
+    query = _ESCAPES.sub(" ", unicodedata.normalize("NFKC", query))
     query = "".join(c if c.isprintable() or c in "\n\t" else " " for c in query)
     return re.sub(r"\s+", " ", query).strip()
 

@@ -266,6 +266,14 @@ def test_search_says_how_confident_which_typos_it_mended_and_exits_1_without_an_
     assert refused.returncode == 1 and all(not json.loads(r)["answered"] for r in refused.stdout.splitlines())
 
 
+def test_search_never_echoes_terminal_escape_codes_from_the_query(cli_index):
+    proc = run("search", "--index-dir", str(cli_index.index),
+               "\x1b[31mwhat is log loss\x07 \x1b]0;a title\x07\x1b[2J")
+    assert proc.returncode in (0, 1), proc.stderr
+    assert not any(c in proc.stdout for c in "\x1b\x07"), repr(proc.stdout[:200])
+    assert proc.stdout.splitlines()[0].startswith("? what is log loss")
+
+
 def test_check_validates_a_faq_without_building(cli_index, tmp_path):
     ok = run("check", str(cli_index.faq))
     assert ok.returncode == 0 and "3 entries, 3 distinct links: OK" in ok.stdout
