@@ -210,6 +210,10 @@ class RaySettings:
     #: Ray's shared-memory object store for a local cluster: vectors of a million passages are 1.5 GB,
     #: the default (30% of RAM) would reserve 7 GB on a 24 GiB machine.
     object_store_mb: int = 512
+    #: Ray starts its workers at nice 15 so that its own daemons stay responsive; a build machine
+    #: running other work would then starve the embedding. 0: the workers compete like the
+    #: single-process build does (a local cluster only; a real cluster keeps its own setting).
+    worker_niceness: int = 0
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ def start_ray(settings: RaySettings = RaySettings()) -> float:
     if settings.address:
         ray.init(address=settings.address, **options)
     else:
+        os.environ["RAY_worker_niceness"] = str(settings.worker_niceness)  # read by the raylet ray.init starts
         ray.init(num_cpus=len(os.sched_getaffinity(0)),
                  object_store_memory=settings.object_store_mb * 1024 * 1024, **options)
     context = ray.data.DataContext.get_current()
