@@ -598,8 +598,11 @@ def main() -> None:
 def load_searcher(token: tuple[str, str], manifest: dict) -> Searcher | None:
     """The searcher for the current build (loaded once per process), or None after saying why not."""
     try:
-        with st.spinner("Loading the search index…"):
-            return get_searcher(*token)
+        future = searcher_loader().start(token)
+        if not future.done():  # a spinner starts a timer thread: only while there is something to wait for
+            with st.spinner("Loading the search index…"):
+                future.exception()  # waits; the result (or the error) is taken below
+        return future.result()
     except IndexError_ as exc:
         no_index_panel(str(exc), manifest)
     except Exception:

@@ -39,6 +39,7 @@ and can be regenerated independently (run from the repository root):
 | embedding speed | `.venv/bin/python -m bench.embed_speed` |
 | build time (offline / online) | `.venv/bin/python -m bench.offline_build` |
 | search at 10k, 100k and 1M units | `.venv/bin/python -m bench.scale` |
+| Ray Data embed stage vs single process (extra `.[scale]`) | `.venv/bin/python -m bench.ray_embed` |
 
 Evaluation sets are described in `bench/eval/README.md` and `bench/evalsets.py`.
 """

@@ -193,6 +193,30 @@ class IndexSettings:
 
 
 @dataclass(frozen=True)
+class RaySettings:
+    """The optional Ray Data embed stage (`indexer/distributed.py`, extra `pip install .[scale]`).
+
+    The same model and batch size as the single-process build, spread over `workers` actors. On one
+    machine each worker gets `threads` torch threads (0: the machine's cores divided among the workers,
+    so two workers on 2 cores run one thread each); `FAQ_RAY_ADDRESS` names an existing cluster
+    (`ray://head:10001` or `auto`) instead of starting a local one.
+    """
+
+    address: str | None = field(default_factory=lambda: os.environ.get("FAQ_RAY_ADDRESS") or None)
+    workers: int = 1
+    #: Passages per `map_batches` call (the Embedder's own batch size is `Settings.embed_batch_size`).
+    batch_size: int = 64
+    threads: int = 0
+    #: Ray's shared-memory object store for a local cluster: vectors of a million passages are 1.5 GB,
+    #: the default (30% of RAM) would reserve 7 GB on a 24 GiB machine.
+    object_store_mb: int = 512
+    #: Ray starts its workers at nice 15 so that its own daemons stay responsive; a build machine
+    #: running other work would then starve the embedding. 0: the workers compete like the
+    #: single-process build does (a local cluster only; a real cluster keeps its own setting).
+    worker_niceness: int = 0
+
+
+@dataclass(frozen=True)
 class Settings:
     model: str = field(default_factory=lambda: os.environ.get("FAQ_MODEL", DEFAULT_MODEL))
     embed_batch_size: int = 32
@@ -201,3 +225,4 @@ class Settings:
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     index: IndexSettings = field(default_factory=IndexSettings)
+    ray: RaySettings = field(default_factory=RaySettings)

@@ -30,8 +30,6 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-import numpy as np
-
 from .config import SearchSettings
 
 ENV_VAR = "FAQ_ANSWER_THRESHOLD"
@@ -163,6 +161,8 @@ def calibrate(top_scores: Sequence[float | None], answerable: Sequence[bool], *,
     `weights` (one per query) weigh the shares, e.g. to let several sets of
     different sizes count equally when pooled; the rates reported are weighted too.
     """
+    import numpy as np  # here, not at module level: the app imports this module before its page draws
+
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}")
     s = np.array([-math.inf if x is None else round(float(x), DECIMALS) for x in top_scores], dtype=np.float64)
@@ -209,6 +209,8 @@ def calibrate(top_scores: Sequence[float | None], answerable: Sequence[bool], *,
 def refusal_rates(top_scores: Sequence[float | None], answerable: Sequence[bool],
                   threshold: float) -> tuple[float, float, float]:
     """(refused unanswerable, refused answerable, accuracy) at `threshold`."""
+    import numpy as np  # here, not at module level: the app imports this module before its page draws
+
     s = np.array([-math.inf if x is None else float(x) for x in top_scores], dtype=np.float64)
     a = np.asarray(answerable, dtype=bool)
     answered = s >= threshold
