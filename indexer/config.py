@@ -25,6 +25,9 @@ ONNX_DIR_NAME = "onnx"
 #: onnxruntime threads per query: a query is a few dozen word pieces, and more threads only fight
 #: FAISS and other app sessions for the cores.
 ONNX_THREADS = 1
+#: onnxruntime's CPU memory arena keeps the largest batch's buffers for the session's life; the
+#: build's batches of passages then hold on to tens of MB for nothing (bench/RESULTS-faults.md).
+ONNX_CPU_MEM_ARENA = False
 #: A killed export's temporary folder (87 MB) is removed by the next build: at once when the process
 #: named in it is gone, or, for a folder without a pid, once older than this many seconds.
 ONNX_STALE_EXPORT_SECONDS = 3600.0
@@ -196,6 +199,13 @@ class IndexSettings:
 class Settings:
     model: str = field(default_factory=lambda: os.environ.get("FAQ_MODEL", DEFAULT_MODEL))
     embed_batch_size: int = 32
+    #: Embed a build's new passages with the ONNX export of the model when there is one (the first
+    #: build, which makes it, embeds with sentence-transformers): the same vectors (cosine >= 0.9999),
+    #: at least as fast in batch, and the build never imports torch (bench/RESULTS.md, embed speed).
+    #: FAQ_EMBED_ONNX=0 turns it off.
+    embed_with_onnx: bool = field(default_factory=lambda: os.environ.get("FAQ_EMBED_ONNX", "1") != "0")
+    #: onnxruntime threads for the build's batches (0: one per physical core, as torch does).
+    embed_threads: int = 0
     fetch: FetchSettings = field(default_factory=FetchSettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     chunk: ChunkSettings = field(default_factory=ChunkSettings)

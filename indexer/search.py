@@ -24,7 +24,7 @@ from .config import SearchSettings, Settings
 from .embed import Embedder
 from .features import KINDS, EntryFeatures, Layout, entry_features, passage_focus
 from .lexical import Lexical, highlight_spans
-from .onnx_encoder import OnnxQueryEncoder, load_query_encoder
+from .onnx_encoder import OnnxEncoder, load_query_encoder
 from .query import PreparedQuery, prepare
 from .records import Entry, Resource, Unit
 from .threshold import Threshold, is_answer, resolve
@@ -90,7 +90,7 @@ class ModelMismatch(store.IndexError_):
 class Searcher:
     """Everything loaded once: the index, the model, the BM25 side, the ranker. `search` is cheap after that."""
 
-    def __init__(self, stored: store.StoredIndex, embedder: Embedder | OnnxQueryEncoder,
+    def __init__(self, stored: store.StoredIndex, embedder: Embedder | OnnxEncoder,
                  settings: SearchSettings | None = None, *, threshold: float | None = None,
                  lexical: Lexical | None = None) -> None:
         self.stored = stored
@@ -153,7 +153,7 @@ class Searcher:
     @classmethod
     def open(cls, index_dir: Path, *, model: str | None = None, settings: Settings | None = None,
              threshold: float | None = None, cache_dir: Path | None = None,
-             encoder_for: Callable[[str], Embedder | OnnxQueryEncoder] | None = None) -> "Searcher":
+             encoder_for: Callable[[str], Embedder | OnnxEncoder] | None = None) -> "Searcher":
         """The index at `index_dir`; queries use the build's ONNX export under `cache_dir` when it is there.
 
         `encoder_for(model name)` supplies an already loaded encoder instead (the app keeps one
