@@ -36,6 +36,14 @@ from bench.common import SHARED, machine, now, read_section, update_section
 
 SEED_PAGES = SHARED / "fixtures" / "seed-pages"
 SECTION = "embed-speed"
+MEMORY_SECTION = "embed-memory"
+_MEMORY_INTRO = """## Memory of ONNX batch embedding
+
+Peak RSS (the process's own VmHWM, after its exec) of a fresh process that loads the ONNX export and
+embeds the seed pages' passages, per batch size and onnxruntime CPU arena setting; each configuration
+in its own process, interleaved. `python -m bench.embed_speed --memory`, {when}, load {load}.
+The build uses the first batch size (`Settings.onnx_batch_size`) with the arena as
+`config.ONNX_CPU_MEM_ARENA` says."""
 KEEP_ROWS = 30
 #: The long-passage truncation check repeats each passage to about this many times the model's window.
 LONG_REPEATS = 2
@@ -43,9 +51,9 @@ LONG_REPEATS = 2
 _INTRO = """## Embedding speed
 
 Passages of the seed pages (../shared/fixtures/seed-pages, extracted and chunked as a build does) embedded
-cold by the packaged model, batch size from `Settings`, by sentence-transformers (torch) and by the model's
-ONNX export (onnxruntime, what a build embeds new passages with once the export exists), with the same
-number of threads. One untimed warm-up batch each, then paired rounds: both encoders over all passages one
+cold by the packaged model, by sentence-transformers (torch, batch `embed_batch_size`) and by the model's
+ONNX export (onnxruntime, batch `onnx_batch_size`: each as a build runs it; the ONNX export embeds a
+build's new passages once it exists), with the same number of threads. One untimed warm-up batch each, then paired rounds: both encoders over all passages one
 after the other, the order alternating. *passages/s* is the mean over rounds (min–max); *ONNX / torch* the
 median of the per-round ratios of rates (> 1: ONNX faster). *word pieces/s* (torch) counts the model's input
 tokens (special tokens included, cut at its window). *cosine* is the lowest (mean) cosine between the two
@@ -54,7 +62,7 @@ for the seed passages and for the same passages repeated past the window (all ar
 One row per run of `.venv/bin/python -m bench.embed_speed`; the machines are shared, so the load average
 at the start is given.
 
-| date | machine | model | threads | batch | passages (word pieces) | rounds | torch passages/s | ONNX passages/s | ONNX / torch (paired) | word pieces/s (torch) | cosine min (mean) | same word pieces (seed; long) | load torch / ONNX |
+| date | machine | model | threads | batch torch / ONNX | passages (word pieces) | rounds | torch passages/s | ONNX passages/s | ONNX / torch (paired) | word pieces/s (torch) | cosine min (mean) | same word pieces (seed; long) | load torch / ONNX |
 | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"""
 
 #: Rows from before the ONNX comparison (torch only), kept below the current table.
@@ -109,37 +117,55 @@ def model_inputs(embedder, onnx, texts: list[str]) -> int:
 
 
 def memory_child(folder: str, arena: bool, texts_file: str, batch: int) -> None:
-    """Encode the passages with the export, arena on or off; print the peak RSS (MB) before and after."""
-    import resource
+    """Encode the passages with the export, arena on or off; print the peak RSS (MB) before and after.
 
+    The peak is the process's own (VmHWM): `ru_maxrss` would also count the parent's memory at the fork,
+    and this parent holds torch."""
     from indexer.onnx_encoder import OnnxEncoder
 
     texts = json.loads(Path(texts_file).read_text("utf-8"))
     encoder = OnnxEncoder(Path(folder), batch_size=batch, threads=0, arena=arena)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = peak_rss_mb()
     encoder.encode(texts)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"before": before, "after": after}))
+    print(json.dumps({"before": before, "after": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since its exec (VmHWM), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def memory(args: argparse.Namespace, settings, folder: Path, texts: list[str]) -> int:
-    """Peak RSS of a process that loads the export and embeds every passage, arena on vs off, interleaved."""
+    """Peak RSS of a process that loads the export and embeds every passage: arena on vs off, at the
+    build's ONNX batch size and at the torch one, each configuration in a fresh process, interleaved."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(texts, f)
-    peaks: dict[bool, list[dict]] = {True: [], False: []}
+    configs = [(batch, arena) for batch in dict.fromkeys((settings.onnx_batch_size, settings.embed_batch_size))
+               for arena in (True, False)]
+    peaks: dict[tuple[int, bool], list[dict]] = {c: [] for c in configs}
     try:
         for i in range(args.runs):
-            for arena in ((True, False) if i % 2 == 0 else (False, True)):
+            for batch, arena in (configs if i % 2 == 0 else configs[::-1]):
                 out = subprocess.run([sys.executable, "-m", "bench.embed_speed", "--memory-child", str(folder),
-                                      str(int(arena)), f.name, str(settings.embed_batch_size)],
+                                      str(int(arena)), f.name, str(batch)],
                                      capture_output=True, text=True, check=True)
-                peaks[arena].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                peaks[batch, arena].append(json.loads(out.stdout.strip().splitlines()[-1]))
     finally:
         os.unlink(f.name)
-    for arena, runs in peaks.items():
-        print(f"arena {'on ' if arena else 'off'}: peak RSS after loading {statistics.median(r['before'] for r in runs):.0f} MB, "
-              f"after embedding {len(texts)} passages {statistics.median(r['after'] for r in runs):.0f} MB "
-              f"(median of {len(runs)}; all: {', '.join(format(r['after'], '.0f') for r in runs)})")
+    lines = []
+    for (batch, arena), runs in peaks.items():
+        lines.append(f"batch {batch}, arena {'on' if arena else 'off'}: peak RSS after loading "
+                     f"{statistics.median(r['before'] for r in runs):.0f} MB, after embedding {len(texts)} passages "
+                     f"{statistics.median(r['after'] for r in runs):.0f} MB (median of {len(runs)}; all: "
+                     f"{', '.join(format(r['after'], '.0f') for r in runs)})")
+    print("\n".join(lines))
+    if not args.no_results:
+        update_section(MEMORY_SECTION, "\n".join([_MEMORY_INTRO.format(when=now(), load=machine()["load_average"]),
+                                                   "", *[f"- {line}" for line in lines]]))
+        print("bench/RESULTS.md: embed-memory section replaced", file=sys.stderr)
     return 0
 
 
@@ -181,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory:
         return memory(args, settings, folder, texts)
     started = time.perf_counter()
-    onnx = OnnxEncoder(folder, batch_size=settings.embed_batch_size, threads=threads)
+    onnx = OnnxEncoder(folder, batch_size=settings.onnx_batch_size, threads=threads)
     load_onnx = time.perf_counter() - started
 
     window = embedder.max_tokens
@@ -212,11 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     span = {n: f"{mean[n]:.1f} ({min(r):.1f}–{max(r):.1f})" for n, r in rate.items()}
     cos_min = float(min(cosines.min(), long_cos.min()))
     row = (f"| {now()} | {info['cpu']}, nproc {info['nproc']}, load {info['load_average']} | {embedder.name} "
-           f"| {threads} | {settings.embed_batch_size} | {len(texts)} ({pieces}) | {args.runs} "
-           f"| {span['torch']} | {span['onnx']} | {ratio:.2f} ({min(ratios):.2f}–{max(ratios):.2f}) "
+           f"| {threads} | {settings.embed_batch_size} / {settings.onnx_batch_size} | {len(texts)} ({pieces}) "
+           f"| {args.runs} | {span['torch']} | {span['onnx']} | {ratio:.2f} ({min(ratios):.2f}–{max(ratios):.2f}) "
            f"| {pieces / statistics.mean(times['torch']):.0f} | {cos_min:.7f} ({float(np.mean(cosines)):.7f}) "
            f"| {same_seed}/{len(texts)}; {same_long}/{len(long_texts)} | {load_torch:.1f}s / {load_onnx:.1f}s |")
-    print(f"{len(texts)} passages, {pieces} word pieces, {threads} threads, batch {settings.embed_batch_size}: "
+    print(f"{len(texts)} passages, {pieces} word pieces, {threads} threads, batch {settings.embed_batch_size} "
+          f"(torch) / {settings.onnx_batch_size} (ONNX): "
           f"torch {span['torch']} passages/s, ONNX {span['onnx']}; ONNX / torch paired median {ratio:.2f}; "
           f"cosine min {cos_min:.7f} (long passages {float(long_cos.min()):.7f}); same word pieces "
           f"{same_seed}/{len(texts)} (long {same_long}/{len(long_texts)})")

@@ -203,7 +203,8 @@ class LazyEmbedder:
     def _load(self) -> None:
         try:
             if self._settings.embed_with_onnx and self._cache_dir is not None and self._counter is not None:
-                self._encoder = load_passage_encoder(self.name, self._cache_dir, batch_size=self.batch_size,
+                self._encoder = load_passage_encoder(self.name, self._cache_dir,
+                                                     batch_size=self._settings.onnx_batch_size,
                                                      threads=self._settings.embed_threads)
             if self._encoder is None:
                 self._encoder = self._reference = Embedder(self.name, batch_size=self.batch_size)

@@ -171,8 +171,7 @@ class OnnxEncoder:
     """Mean-pooled, L2-normalised sentence vectors from an ONNX export of the model.
 
     `threads`: onnxruntime's intra-op threads (one for a query, the cores for a build's batches).
-    `arena`: onnxruntime's CPU memory arena; off by default, since it keeps the largest batch's
-    buffers for the session's life (bench/RESULTS-faults.md measures the difference).
+    `arena`: onnxruntime's CPU memory arena (config.ONNX_CPU_MEM_ARENA says why it is on).
     """
 
     def __init__(self, folder: Path, *, batch_size: int = 32, threads: int = ONNX_THREADS,
