@@ -35,7 +35,8 @@ from .embed import Embedder, VectorCache, embed_cached, resolve_model
 from .extract import extract
 from .faq import faq_files, load_entries
 from .fetch import Fetcher
-from .onnx_encoder import TOKENIZER_FILE, ensure_export, export_dir, export_problem, pipeline_info
+from .onnx_encoder import (TOKENIZER_FILE, OnnxEncoder, ensure_export, export_dir, export_problem,
+                           load_passage_encoder, pipeline_info)
 from .quality import judge
 from .records import Document, Entry, Page, ReportRecord, Unit
 from .status import file_sha256
@@ -72,6 +73,8 @@ class BuildSummary:
     passages: int = 0
     vectors_embedded: int = 0
     vectors_reused: int = 0
+    #: What embedded the new vectors: "onnx", "sentence-transformers", or "" when none was new.
+    embedded_with: str = ""
     seconds: float = 0.0
 
     def line(self) -> str:
@@ -81,7 +84,8 @@ class BuildSummary:
                                                            ("empty", self.pages_empty),
                                                            ("refused", self.pages_refused),
                                                            ("archived", self.pages_archived)) if n)
-                + f"; {self.passages} passages, {self.vectors_embedded} vectors embedded, "
+                + f"; {self.passages} passages, {self.vectors_embedded} vectors embedded"
+                + (f" ({self.embedded_with})" if self.embedded_with and self.vectors_embedded else "") + ", "
                 f"{self.vectors_reused} reused; {self.seconds:.1f}s")
 
 
@@ -140,21 +144,26 @@ def _say(message: str) -> None:
 
 
 class LazyEmbedder:
-    """The build's embedder: the model (torch, seconds to load) only when something must be embedded.
+    """The build's embedder: a model only when something must be embedded, and torch only when needed.
 
     Chunking needs only the model's tokenizer and the index its dimension: for a model that is
     Transformer -> mean Pooling -> Normalize (what indexer/onnx_encoder.py can export, the default
-    among them) both are read from its files, so a rebuild that finds every vector in the cache never
-    imports torch. Any other model starts loading at once. `start()` loads it in the background
-    (the build calls it early when the cache holds no vector of this model: a first build).
+    among them) both are read from its files, so a rebuild that finds every vector in the cache
+    loads no model at all. New passages are embedded with the model's ONNX export when there is one
+    (`Settings.embed_with_onnx`): no torch in the process (seconds to import, hundreds of MB). Without
+    an export (the first build, which makes it) or for any other model, with sentence-transformers.
+    `start()` loads the encoder in the background (the build calls it early when the cache holds no
+    vector of this model: a first build).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, cache_dir: Path | None = None) -> None:
         self.name = settings.model
         self.batch_size = settings.embed_batch_size
         self._settings = settings
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._thread: threading.Thread | None = None
-        self._embedder: Embedder | None = None
+        self._encoder: Embedder | OnnxEncoder | None = None
+        self._reference: Embedder | None = None
         self._error: BaseException | None = None
         self._counter: Any = None
         self._dimension: int | None = None
@@ -176,22 +185,34 @@ class LazyEmbedder:
 
     @property
     def loaded(self) -> bool:
-        return self._embedder is not None
+        return self._encoder is not None
+
+    @property
+    def kind(self) -> str:
+        """Which encoder embeds (or embedded) the new passages: "onnx", "sentence-transformers" or ""."""
+        if self._encoder is None:
+            return ""
+        return "onnx" if isinstance(self._encoder, OnnxEncoder) else "sentence-transformers"
 
     def start(self) -> None:
-        """Load the model in a background thread (once)."""
+        """Load the encoder in a background thread (once)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._load, name="model-loader", daemon=True)
             self._thread.start()
 
     def _load(self) -> None:
         try:
-            self._embedder = Embedder(self.name, batch_size=self.batch_size)
+            if self._settings.embed_with_onnx and self._cache_dir is not None and self._counter is not None:
+                self._encoder = load_passage_encoder(self.name, self._cache_dir,
+                                                     batch_size=self._settings.onnx_batch_size,
+                                                     threads=self._settings.embed_threads)
+            if self._encoder is None:
+                self._encoder = self._reference = Embedder(self.name, batch_size=self.batch_size)
         except BaseException as exc:  # re-raised in the calling thread
             self._error = exc
 
     @property
-    def embedder(self) -> Embedder:
+    def encoder(self) -> Embedder | OnnxEncoder:
         self.start()
         assert self._thread is not None
         if self._thread.is_alive():
@@ -199,23 +220,31 @@ class LazyEmbedder:
         self._thread.join()
         if self._error:
             raise self._error
-        assert self._embedder is not None
-        return self._embedder
+        assert self._encoder is not None
+        return self._encoder
+
+    def reference_encode(self, texts: list[str]) -> np.ndarray:
+        """sentence-transformers' vectors (torch): what a new ONNX export is checked against."""
+        if self._reference is None:
+            self.encoder  # noqa: B018 - loads (and waits for) the encoder first; it may be the reference
+            if self._reference is None:
+                self._reference = Embedder(self.name, batch_size=self.batch_size)
+        return self._reference.encode(texts)
 
     @property
     def dimension(self) -> int:
-        return self._dimension if self._dimension is not None else self.embedder.dimension
+        return self._dimension if self._dimension is not None else self.encoder.dimension
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text without special tokens or truncation (as `Embedder.count_tokens`)."""
         if self._counter is None:
-            return self.embedder.count_tokens(texts)
+            return self.encoder.count_tokens(texts)
         if not texts:
             return []
         return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)]
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        return self.embedder.encode(texts, progress=progress)
+        return self.encoder.encode(texts, progress=progress)
 
 
 def _cache_knows(cache_dir: Path, model: str) -> bool:
@@ -275,7 +304,7 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
     started = time.monotonic()
     stages = _Stages(on_stage)
     entries = load_entries(faq_paths)
-    embedder = LazyEmbedder(settings)
+    embedder = LazyEmbedder(settings, Path(cache_dir))
     if not _cache_knows(cache_dir, embedder.name):
         embedder.start()  # a first build embeds everything: load the model while pages are fetched
 
@@ -319,11 +348,12 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
                 progress=embedded)
     finally:
         vector_cache.close()
+    summary.embedded_with = embedder.kind if summary.vectors_embedded else ""
     stages.start("saving", 1)
     try:  # queries are encoded from this export (indexer/onnx_encoder.py); without it, by sentence-transformers
         if export_problem(export_dir(embedder.name, Path(cache_dir)), embedder.name) is not None:
             _say("exporting the query encoder to ONNX (once per model)…")
-        ensure_export(embedder, Path(cache_dir))
+        ensure_export(embedder.name, Path(cache_dir), embedder.reference_encode)
     except Exception as exc:
         log.warning("the query encoder was not exported to ONNX (%s); queries will use sentence-transformers", exc)
 

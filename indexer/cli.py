@@ -186,8 +186,11 @@ def _print_human(response) -> None:
         click.echo(f"{rank:>2}. {confidence_level(r.score, response.threshold):<8} {r.question}  ({r.id})")
         snippet = " ".join(r.evidence.text.split())
         click.echo(f"      matched {r.evidence.source}: {snippet[:160]}{'…' if len(snippet) > 160 else ''}")
+        if r.evidence.stale:
+            click.echo(f"      (stale: the page is gone; from its last good copy, fetched {r.evidence.last_good[:10]})")
         for res in r.resources:
-            click.echo(f"      - {res.kind}: {res.title} <{res.url}>")
+            gone = "  [dead link]" if res.url in r.dead else ""
+            click.echo(f"      - {res.kind}: {res.title} <{res.url}>{gone}")
 
 
 @cli.command(short_help='Find the FAQ entries that answer a question.')

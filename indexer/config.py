@@ -25,6 +25,11 @@ ONNX_DIR_NAME = "onnx"
 #: onnxruntime threads per query: a query is a few dozen word pieces, and more threads only fight
 #: FAISS and other app sessions for the cores.
 ONNX_THREADS = 1
+#: onnxruntime's CPU memory arena. On: a batch's buffers are reused by the next. Off, each batch's
+#: buffers go back to malloc, which on these machines ends higher, not lower: embedding the seed
+#: passages peaked at 590 MB with it off vs 485 MB on (batch 32), 496 vs 273 MB (batch 8)
+#: (`python -m bench.embed_speed --memory`, bench/RESULTS.md).
+ONNX_CPU_MEM_ARENA = True
 #: A killed export's temporary folder (87 MB) is removed by the next build: at once when the process
 #: named in it is gone, or, for a folder without a pid, once older than this many seconds.
 ONNX_STALE_EXPORT_SECONDS = 3600.0
@@ -220,6 +225,17 @@ class RaySettings:
 class Settings:
     model: str = field(default_factory=lambda: os.environ.get("FAQ_MODEL", DEFAULT_MODEL))
     embed_batch_size: int = 32
+    #: Embed a build's new passages with the ONNX export of the model when there is one (the first
+    #: build, which makes it, embeds with sentence-transformers): the same vectors (cosine >= 0.9999),
+    #: at least as fast in batch, and the build never imports torch (bench/RESULTS.md, embed speed).
+    #: FAQ_EMBED_ONNX=0 turns it off.
+    embed_with_onnx: bool = field(default_factory=lambda: os.environ.get("FAQ_EMBED_ONNX", "1") != "0")
+    #: onnxruntime threads for the build's batches (0: one per physical core, as torch does).
+    embed_threads: int = 0
+    #: Passages per ONNX batch. Attention buffers grow with batch x length^2 (a batch of 32 passages
+    #: of 256 word pieces holds ~100 MB per attention tensor): 8 keeps a build's peak RSS near 270 MB
+    #: instead of 485 MB at 32, and is no slower on 2 cores (bench/RESULTS.md, embed speed).
+    onnx_batch_size: int = 8
     fetch: FetchSettings = field(default_factory=FetchSettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     chunk: ChunkSettings = field(default_factory=ChunkSettings)

@@ -101,3 +101,10 @@ def link_health(report: Iterable[Mapping[str, Any]]) -> list[LinkHealth]:
 
 def dead_urls(report: Iterable[Mapping[str, Any]]) -> set[str]:
     return {link.url for link in link_health(report) if link.state == "dead"}
+
+
+def stale_copies(report: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """{url: when its indexed copy was fetched} for the pages gone at the last build (404/410) whose last
+    good copy is still indexed (stale, for `gone_keep_days`): what search results mark as stale."""
+    return {r["url"]: r["last_good"] for r in report
+            if r.get("status") == "gone" and r.get("last_good") and r.get("chars") and r.get("url")}

@@ -1,4 +1,4 @@
-"""Queries encoded with ONNX Runtime, so the web app answers its first query without importing torch.
+"""Queries (and the build's new passages) encoded with ONNX Runtime, without importing torch.
 
 Importing torch + transformers + sentence-transformers takes 6-8 s on a laptop
 CPU, most of the web app's cold start. So the build exports the model's
@@ -9,9 +9,19 @@ the attention mask -> L2 normalisation, which is what sentence-transformers
 does for a model whose `modules.json` reads Transformer, Pooling (mean),
 Normalize. Only such models are exported; for any other, or while there is no
 export, `load_query_encoder` returns the usual sentence-transformers
-`Embedder`. The index itself is always embedded with `Embedder`.
+`Embedder`.
 
-`OnnxQueryEncoder` has the surface `Searcher` uses: `name`, `dimension`,
+The build embeds new passages with the export too (`load_passage_encoder`,
+`Settings.embed_with_onnx`): in batch it is at least as fast as torch on these
+CPUs (bench/embed_speed.py, bench/RESULTS.md) and a build process that never
+imports torch peaks far lower in memory (bench/RESULTS-faults.md). Its vectors
+are sentence-transformers' to a cosine >= 0.9999 (checked on `_PROBES` at
+export, and on real passages by the tests and the benchmark), so both share the
+vector cache's entries, keyed by model and text hash: a passage embedded by
+either is reused by both. The very first build still loads torch, because the
+export needs it, and embeds with it.
+
+`OnnxEncoder` has the surface `Searcher` and the build use: `name`, `dimension`,
 `max_tokens`, `batch_size`, `encode(texts)` and `count_tokens(texts)`.
 """
 
@@ -26,11 +36,11 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .config import ONNX_DIR_NAME, ONNX_STALE_EXPORT_SECONDS, ONNX_THREADS
+from .config import ONNX_CPU_MEM_ARENA, ONNX_DIR_NAME, ONNX_STALE_EXPORT_SECONDS, ONNX_THREADS
 from .embed import Embedder, resolve_model
 
 log = logging.getLogger(__name__)
@@ -157,10 +167,15 @@ def export_problem(folder: Path, model: str) -> str | None:
     return f"{folder} lacks {', '.join(missing)}" if missing else None
 
 
-class OnnxQueryEncoder:
-    """Mean-pooled, L2-normalised sentence vectors from an ONNX export of the model."""
+class OnnxEncoder:
+    """Mean-pooled, L2-normalised sentence vectors from an ONNX export of the model.
 
-    def __init__(self, folder: Path, *, batch_size: int = 32) -> None:
+    `threads`: onnxruntime's intra-op threads (one for a query, the cores for a build's batches).
+    `arena`: onnxruntime's CPU memory arena (config.ONNX_CPU_MEM_ARENA says why it is on).
+    """
+
+    def __init__(self, folder: Path, *, batch_size: int = 32, threads: int = ONNX_THREADS,
+                 arena: bool = ONNX_CPU_MEM_ARENA) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -173,17 +188,19 @@ class OnnxQueryEncoder:
         self.max_tokens = int(meta["max_seq_length"])
         self.batch_size = batch_size
         # tokenizer.json may carry its own truncation and padding (all-MiniLM-L6-v2's: 128, fixed):
-        # sentence-transformers truncates at max_seq_length and pads to the longest text of a batch.
+        # sentence-transformers truncates at max_seq_length (special tokens included, the end cut off)
+        # and pads each batch to its longest text, which `_encode_batch` does by hand.
         self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
-        pad = self.tokenizer.padding or {}
+        self._pad_id = int((self.tokenizer.padding or {}).get("pad_id", 0))
+        self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_tokens)
-        self.tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
         self._counter = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         self._counter.no_truncation()
         self._counter.no_padding()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = ONNX_THREADS
+        options.intra_op_num_threads = max(int(threads), 0)  # 0: onnxruntime's choice (the physical cores)
         options.inter_op_num_threads = 1
+        options.enable_cpu_mem_arena = bool(arena)
         self.session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
 
@@ -194,24 +211,39 @@ class OnnxQueryEncoder:
         return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)]
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """One vector per text, in order. Texts are batched longest first (as sentence-transformers
+        does), so a batch pads to lengths alike rather than to the one long passage among short ones."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        texts = list(texts)
-        parts = [self._encode_batch(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
-        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+        encodings = self.tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
+        out = np.empty((len(encodings), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            out[rows] = self._encode_batch([encodings[i] for i in rows])
+        return out
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch(texts)
-        feeds = {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-                 "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-                 "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+    def _encode_batch(self, encodings: list[Any]) -> np.ndarray:
+        width = max(len(e.ids) for e in encodings)
+        feeds = {"input_ids": np.full((len(encodings), width), self._pad_id, dtype=np.int64),
+                 "attention_mask": np.zeros((len(encodings), width), dtype=np.int64),
+                 "token_type_ids": np.zeros((len(encodings), width), dtype=np.int64)}
+        for row, e in enumerate(encodings):
+            n = len(e.ids)
+            feeds["input_ids"][row, :n] = e.ids
+            feeds["attention_mask"][row, :n] = e.attention_mask
+            feeds["token_type_ids"][row, :n] = e.type_ids
         hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
         mask = feeds["attention_mask"][..., None].astype(np.float32)
         pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
 
-def load_query_encoder(model: str, cache_dir: Path, *, batch_size: int = 32) -> OnnxQueryEncoder | Embedder:
+#: The name the app and the tests knew it by, when it encoded queries only.
+OnnxQueryEncoder = OnnxEncoder
+
+
+def load_query_encoder(model: str, cache_dir: Path, *, batch_size: int = 32) -> OnnxEncoder | Embedder:
     """The ONNX encoder when the build exported `model` under `cache_dir`, else sentence-transformers.
 
     Never exports: that is the build's job (`ensure_export`).
@@ -220,31 +252,47 @@ def load_query_encoder(model: str, cache_dir: Path, *, batch_size: int = 32) -> 
     problem = export_problem(folder, model)
     if problem is None:
         try:
-            return OnnxQueryEncoder(folder, batch_size=batch_size)
+            return OnnxEncoder(folder, batch_size=batch_size)
         except Exception as exc:  # a damaged export: the reference implementation still works
             problem = f"cannot load {folder}: {exc}"
     log.info("queries use sentence-transformers, not ONNX: %s", problem)
     return Embedder(model, batch_size=batch_size)
 
 
-def ensure_export(embedder: Embedder, cache_dir: Path) -> Path | None:
-    """The build's step: export `embedder`'s model unless done before; None if it cannot be exported.
+def load_passage_encoder(model: str, cache_dir: Path, *, batch_size: int = 32,
+                         threads: int = 0) -> OnnxEncoder | None:
+    """The build's batch encoder from an existing export of `model` (None: there is none, or it is
+    damaged; the build then embeds with sentence-transformers). `threads` 0: onnxruntime's choice."""
+    folder = export_dir(model, cache_dir)
+    problem = export_problem(folder, model)
+    if problem is None:
+        try:
+            return OnnxEncoder(folder, batch_size=batch_size, threads=threads)
+        except Exception as exc:
+            problem = f"cannot load {folder}: {exc}"
+    log.info("passages are embedded with sentence-transformers, not ONNX: %s", problem)
+    return None
 
-    A new export must reproduce `embedder`'s vectors on a few probe texts, or it is removed.
+
+def ensure_export(model: str, cache_dir: Path, reference: Callable[[list[str]], np.ndarray]) -> Path | None:
+    """The build's step: export `model` unless done before; None if it cannot be exported.
+
+    A new export must reproduce `reference` (sentence-transformers' `encode`, called only when
+    exporting) on a few probe texts, or it is removed.
     """
-    folder = export_dir(embedder.name, cache_dir)
+    folder = export_dir(model, cache_dir)
     clean_stale_exports(folder)
-    if export_problem(folder, embedder.name) is None:
+    if export_problem(folder, model) is None:
         return folder
-    if pipeline_info(Path(resolve_model(embedder.name))) is None:
+    if pipeline_info(Path(resolve_model(model))) is None:
         log.info("%s is not Transformer -> mean Pooling -> Normalize: queries will use sentence-transformers",
-                 embedder.name)
+                 model)
         return None
     log.info("exporting the query encoder to ONNX (once per model)")
-    export_onnx(embedder.name, folder)
-    similarity = (OnnxQueryEncoder(folder).encode(_PROBES) * embedder.encode(_PROBES)).sum(1)
+    export_onnx(model, folder)
+    similarity = (OnnxEncoder(folder).encode(_PROBES) * reference(list(_PROBES))).sum(1)
     if float(similarity.min()) < 0.9999:
         shutil.rmtree(folder, ignore_errors=True)
-        raise RuntimeError(f"the ONNX export of {embedder.name} does not reproduce its vectors "
+        raise RuntimeError(f"the ONNX export of {model} does not reproduce its vectors "
                            f"(cosine {float(similarity.min()):.5f}); removed")
     return folder

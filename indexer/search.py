@@ -24,7 +24,7 @@ from .config import SearchSettings, Settings
 from .embed import Embedder
 from .features import KINDS, EntryFeatures, Layout, entry_features, passage_focus
 from .lexical import Lexical, highlight_spans
-from .onnx_encoder import OnnxQueryEncoder, load_query_encoder
+from .onnx_encoder import OnnxEncoder, load_query_encoder
 from .query import PreparedQuery, prepare
 from .records import Entry, Resource, Unit
 from .threshold import Threshold, is_answer, resolve
@@ -42,6 +42,10 @@ class Evidence:
     url: str = ""
     #: [start, end) character offsets in `text` of the query's matching words.
     highlights: list[list[int]] = field(default_factory=list)
+    #: The passage comes from the last good copy of a page that was gone (404/410) at the last build;
+    #: `last_good` is when that copy was fetched (ISO 8601), "" when not stale.
+    stale: bool = False
+    last_good: str = ""
 
 
 @dataclass
@@ -53,10 +57,22 @@ class Result:
     score: float
     resources: list[Resource]
     evidence: Evidence
+    #: The links of `resources` that were dead at the last build (indexer/links.py), and of those the
+    #: gone pages whose last good copy is still indexed: {url: when that copy was fetched}.
+    dead: list[str] = field(default_factory=list)
+    stale: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON contract (README, `search --json`): `stale` on the evidence and on each resource
+        (with `last_good` when true), `dead` on each resource."""
         data = asdict(self)
-        data["resources"] = [{"url": r.url, "title": r.title, "kind": r.kind, "site": r.site} for r in self.resources]
+        del data["dead"], data["stale"]
+        if not self.evidence.stale:
+            del data["evidence"]["last_good"]
+        data["resources"] = [{"url": r.url, "title": r.title, "kind": r.kind, "site": r.site,
+                              "dead": r.url in self.dead, "stale": r.url in self.stale,
+                              **({"last_good": self.stale[r.url]} if r.url in self.stale else {})}
+                             for r in self.resources]
         return data
 
 
@@ -90,7 +106,7 @@ class ModelMismatch(store.IndexError_):
 class Searcher:
     """Everything loaded once: the index, the model, the BM25 side, the ranker. `search` is cheap after that."""
 
-    def __init__(self, stored: store.StoredIndex, embedder: Embedder | OnnxQueryEncoder,
+    def __init__(self, stored: store.StoredIndex, embedder: Embedder | OnnxEncoder,
                  settings: SearchSettings | None = None, *, threshold: float | None = None,
                  lexical: Lexical | None = None) -> None:
         self.stored = stored
@@ -117,6 +133,7 @@ class Searcher:
         self._entry_starts = np.searchsorted(self.unit_entry[self._entry_order], np.arange(len(self.entry_ids) + 1))
         self.lexical = lexical or self._stored_lexical(stored) or Lexical([u.text for u in stored.units])
         self._focus: np.ndarray | None = stored.focus
+        self._links: tuple[set[str], dict[str, str]] | None = None
 
     @staticmethod
     def _stored_lexical(stored: store.StoredIndex) -> Lexical | None:
@@ -128,6 +145,17 @@ class Searcher:
         except (OSError, ValueError, KeyError) as exc:
             log.warning("%s: unreadable BM25 index (%s); rebuilding it in memory", folder, exc)
             return None
+
+    @property
+    def link_marks(self) -> tuple[set[str], dict[str, str]]:
+        """(dead links, {gone page still indexed from its last good copy: when fetched}) of the build's
+        report.json, read once."""
+        if self._links is None:
+            from .links import dead_urls, stale_copies
+
+            report = store.read_report(self.stored.path)
+            self._links = (dead_urls(report), stale_copies(report))
+        return self._links
 
     @property
     def units(self) -> list[Unit]:
@@ -153,7 +181,7 @@ class Searcher:
     @classmethod
     def open(cls, index_dir: Path, *, model: str | None = None, settings: Settings | None = None,
              threshold: float | None = None, cache_dir: Path | None = None,
-             encoder_for: Callable[[str], Embedder | OnnxQueryEncoder] | None = None) -> "Searcher":
+             encoder_for: Callable[[str], Embedder | OnnxEncoder] | None = None) -> "Searcher":
         """The index at `index_dir`; queries use the build's ONNX export under `cache_dir` when it is there.
 
         `encoder_for(model name)` supplies an already loaded encoder instead (the app keeps one
@@ -308,7 +336,13 @@ class Searcher:
 
     def _result(self, entry_pos: int, score: float, unit: Unit, prepared: PreparedQuery) -> Result:
         entry: Entry = self.stored.entries[self.entry_ids[entry_pos]]
-        evidence = Evidence(source=_EVIDENCE_SOURCE[unit.kind], text=unit.text, url=unit.url,
-                            highlights=highlight_spans(prepared.terms, unit.text))
+        dead, stale = self.link_marks
+        source = _EVIDENCE_SOURCE[unit.kind]
+        last_good = stale.get(unit.url, "") if source == "resource" else ""
+        evidence = Evidence(source=source, text=unit.text, url=unit.url,
+                            highlights=highlight_spans(prepared.terms, unit.text), stale=bool(last_good),
+                            last_good=last_good)
+        urls = {r.url for r in entry.resources}
         return Result(id=entry.id, question=entry.question, answer=entry.answer, category=entry.category,
-                      score=round(score, 4), resources=list(entry.resources), evidence=evidence)
+                      score=round(score, 4), resources=list(entry.resources), evidence=evidence,
+                      dead=sorted(urls & dead), stale={u: d for u, d in stale.items() if u in urls})

@@ -57,6 +57,25 @@ def embedder():
     return Embedder()
 
 
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder holding the packaged model's ONNX export, made once for the session (optimum, torch)."""
+    from indexer.config import DEFAULT_MODEL
+    from indexer.onnx_encoder import export_dir, export_onnx
+
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    export_onnx(DEFAULT_MODEL, export_dir(DEFAULT_MODEL, cache))
+    return cache
+
+
+def with_export(cache_dir: Path, onnx_cache: Path) -> Path:
+    """`cache_dir` (created) whose ONNX export is the session's, as a build leaves it: so a build there
+    embeds new passages with ONNX and exports nothing."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    (cache_dir / "onnx").symlink_to(onnx_cache / "onnx", target_is_directory=True)
+    return cache_dir
+
+
 @pytest.fixture
 def server():
     """A real threaded HTTP server on 127.0.0.1:<port 0>, programmable per test."""

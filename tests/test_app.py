@@ -36,7 +36,7 @@ def test_app_searches_with_the_builds_onnx_export_and_never_imports_torch(app_in
             "print(type(s.embedder).__name__, r.results[0].id, sorted({'torch', 'transformers', "
             "'sentence_transformers', 'optimum'} & set(sys.modules)))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.stdout.split() == ["OnnxQueryEncoder", "what-is-cross-entropy-loss", "[]"], proc.stderr
+    assert proc.stdout.split() == ["OnnxEncoder", "what-is-cross-entropy-loss", "[]"], proc.stderr
 
 
 # == the app, through AppTest ======================================================================

@@ -361,3 +361,59 @@ def test_build_progress_reads_on_a_narrow_terminal(tmp_path, server, columns):
     assert "fetch 1/1" in out and "%|" not in out, out[:300]  # counts, no bar to wrap
     assert "loading the embedding model" in out and "exporting the query encoder to ONNX" in out, out[-600:]
     assert "Built " in out and "Traceback" not in out
+
+
+@pytest.mark.slow  # two real builds and a search in a subprocess
+def test_search_json_marks_a_gone_pages_stale_copy(tmp_path, onnx_cache):
+    """A page that answers 404 at the next build stays indexed from its last good copy: `search --json`
+    says so on the evidence and on the resource (`stale`, `last_good`), and marks the link `dead`."""
+    from conftest import with_export
+    from indexer.build import build_index
+
+    with LocalServer() as srv:
+        srv.set_article("/entropy.html", "Log loss, visually", [
+            "Binary cross-entropy, also called log loss, compares predicted probabilities with the true labels.",
+            "The otter-shaped plot in figure three shows the curve of minus log p for every sample.",
+        ] * 4)
+        srv.set_article("/relu.html", "Rectifiers", [
+            "The rectified linear unit returns its input when positive and zero otherwise."] * 4)
+        faq = tmp_path / "faq.md"
+        faq.write_text(f"""# Basics
+
+**Q: What is cross entropy Loss?**
+
+-   [Understanding binary cross-entropy]({srv.url('/entropy.html')})
+
+**Q: Why do we need activation function?**
+
+-   [Activation functions]({srv.url('/relu.html')})
+""", "utf-8")
+        index_dir, cache_dir = tmp_path / "index", with_export(tmp_path / "cache", onnx_cache)
+        build_index([faq], index_dir=index_dir, cache_dir=cache_dir)
+        srv.set_status("/entropy.html", 404)
+        summary = build_index([faq], index_dir=index_dir, cache_dir=cache_dir)
+        assert summary.pages_gone == 1
+    report = {r["url"]: r for r in json.loads((index_dir / "report.json").read_text("utf-8"))}
+    gone_url, live_url = srv.url("/entropy.html"), srv.url("/relu.html")
+    last_good = report[gone_url]["last_good"]
+    assert report[gone_url]["status"] == "gone" and last_good
+
+    proc = run("search", "--json", "-k", "2", "--index-dir", str(index_dir), "--cache-dir", str(cache_dir),
+               stdin="otter-shaped plot of minus log p\nrectified linear unit\n")
+    assert proc.returncode == 0, proc.stderr
+    gone, live = (json.loads(line) for line in proc.stdout.splitlines())
+    top = gone["results"][0]
+    assert top["id"] == "what-is-cross-entropy-loss" and top["evidence"]["url"] == gone_url
+    assert top["evidence"]["stale"] is True and top["evidence"]["last_good"] == last_good
+    assert top["resources"] == [{"url": gone_url, "title": "Understanding binary cross-entropy", "kind": "article",
+                                 "site": top["resources"][0]["site"], "dead": True, "stale": True,
+                                 "last_good": last_good}]
+    other = live["results"][0]
+    assert other["id"] == "why-do-we-need-activation-function" and other["evidence"]["url"] == live_url
+    assert other["evidence"]["stale"] is False and "last_good" not in other["evidence"]
+    assert [(r["dead"], r["stale"], "last_good" in r) for r in other["resources"]] == [(False, False, False)]
+
+    readable = run("search", "--index-dir", str(index_dir), "--cache-dir", str(cache_dir),
+                   "otter-shaped plot of minus log p")
+    assert f"from its last good copy, fetched {last_good[:10]}" in readable.stdout
+    assert "[dead link]" in readable.stdout

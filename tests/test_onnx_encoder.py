@@ -18,7 +18,7 @@ import pytest
 from indexer.build import build_index
 from indexer.config import DEFAULT_MODEL
 from indexer.embed import Embedder
-from indexer.onnx_encoder import (OnnxQueryEncoder, export_dir, export_onnx, load_query_encoder,
+from indexer.onnx_encoder import (OnnxEncoder, OnnxQueryEncoder, export_dir, export_onnx, load_query_encoder,
                                   pipeline_info)
 from indexer.search import Searcher
 
@@ -47,11 +47,9 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache folder holding an export of the packaged model (made once for the module)."""
-    cache = tmp_path_factory.mktemp("onnx-cache")
-    export_onnx(DEFAULT_MODEL, export_dir(DEFAULT_MODEL, cache))
-    return cache
+def exported(onnx_cache: Path) -> Path:
+    """A cache folder holding an export of the packaged model (made once for the session)."""
+    return onnx_cache
 
 
 def test_export_writes_model_tokenizer_and_description(exported: Path):
@@ -148,3 +146,94 @@ def test_build_exports_once_and_search_uses_the_export(tmp_path: Path, caplog: p
     assert isinstance(searcher.embedder, OnnxQueryEncoder)
     assert searcher.search("what is log loss").results[0].id == "what-is-cross-entropy-loss"
     assert isinstance(Searcher.open(index_dir).embedder, Embedder)  # no cache folder given: sentence-transformers
+
+
+# -- the build embeds new passages with the export ---------------------------------------------------------
+
+def _seed_passages(embedder: Embedder) -> list[str]:
+    from bench.embed_speed import seed_passages
+    from indexer.config import Settings
+
+    return seed_passages(embedder, Settings())
+
+
+@pytest.mark.shared
+def test_passages_from_onnx_match_torch_and_are_truncated_alike(exported: Path, embedder: Embedder,
+                                                                shared_dir: Path):
+    """The seed pages' real passages, and the same made longer than the model's window: the ONNX encoder
+    in its build configuration (batches, all cores) feeds the model the same word pieces, cut at the same
+    place, and gives the same vectors as sentence-transformers."""
+    from indexer.onnx_encoder import load_passage_encoder
+
+    encoder = load_passage_encoder(DEFAULT_MODEL, exported, batch_size=32, threads=0)
+    assert isinstance(encoder, OnnxEncoder)
+    texts = _seed_passages(embedder)
+    counts = embedder.count_tokens(texts)
+    long = [" ".join([t] * (2 * embedder.max_tokens // max(n, 1) + 1)) for t, n in zip(texts, counts)]
+    assert len(texts) > 100 and min(embedder.count_tokens(long)) > embedder.max_tokens
+    reference_ids = embedder.model.preprocess(texts + long)["input_ids"].tolist()
+    for text, row, ours in zip(texts + long, reference_ids, encoder.tokenizer.encode_batch(texts + long)):
+        assert row[:len(ours.ids)] == ours.ids and not any(row[len(ours.ids):]), text[:80]
+        assert len(ours.ids) <= embedder.max_tokens
+    # A shuffled batch order: vectors come back in the caller's order, whatever the length sort does.
+    order = np.random.default_rng(0).permutation(len(texts) + len(long))
+    mixed = [(texts + long)[i] for i in order]
+    cosines = (encoder.encode(mixed) * embedder.encode(mixed)).sum(1)
+    assert cosines.min() >= 0.9999, float(cosines.min())
+
+
+def test_a_build_embeds_new_passages_with_the_export_and_never_imports_torch(exported: Path, tmp_path: Path):
+    """With an export in the cache folder and nothing in the vector cache, every passage is new: they are
+    embedded with onnxruntime and the build's process never imports torch."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT, with_export
+
+    faq = tmp_path / "faq.md"
+    faq.write_text("# Losses\n\n**Q: What is cross entropy loss?**\n\nIt compares predicted probabilities with "
+                   "the true labels; also called log loss.\n\n**Q: What is dropout?**\n\nDropout zeroes random "
+                   "activations while training.\n", "utf-8")
+    cache_dir = with_export(tmp_path / "cache", exported)
+    script = ("import sys; from pathlib import Path; from indexer.build import build_index; "
+              f"s = build_index([Path({str(faq)!r})], index_dir=Path({str(tmp_path / 'index')!r}), "
+              f"cache_dir=Path({str(cache_dir)!r}), offline=True); "
+              "print(s.vectors_embedded, s.vectors_reused, s.embedded_with, "
+              "sorted({'torch', 'sentence_transformers', 'transformers', 'optimum'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    embedded, reused, kind, heavy = out.stdout.strip().split(maxsplit=3)
+    assert int(embedded) > 0 and reused == "0" and kind == "onnx" and heavy == "[]", out.stdout
+    searcher = Searcher.open(tmp_path / "index", cache_dir=cache_dir)
+    assert searcher.search("what is log loss").results[0].id == "what-is-cross-entropy-loss"
+
+
+def test_torch_and_onnx_vectors_agree_and_share_the_vector_cache(exported: Path, tmp_path: Path):
+    """The same FAQ built with torch (no export yet, or `embed_with_onnx` off) and with ONNX gives the same
+    vectors; either encoder's vectors are reused by a build with the other, since both are the model's."""
+    import faiss
+
+    from conftest import with_export
+    from indexer.config import Settings
+
+    faq = tmp_path / "faq.md"
+    faq.write_text("# Basics\n\n" + "".join(f"**Q: {q}?**\n\n{a}\n\n" for q, a in [
+        ("What is a learning rate", "The step size of gradient descent. " * 3),
+        ("Why normalise the inputs", "Features on one scale make the loss surface rounder. " * 40),  # > window
+        ("Ünïcode café — résumé", "Accents, emoji 😀 and CJK 交叉熵 in one answer."),
+    ]), "utf-8")
+    torch_settings = Settings(embed_with_onnx=False)
+    by_torch = build_index([faq], index_dir=tmp_path / "i-torch", cache_dir=with_export(tmp_path / "c-torch", exported),
+                           settings=torch_settings, offline=True)
+    by_onnx = build_index([faq], index_dir=tmp_path / "i-onnx", cache_dir=with_export(tmp_path / "c-onnx", exported),
+                          offline=True)
+    assert (by_torch.embedded_with, by_onnx.embedded_with) == ("sentence-transformers", "onnx")
+    a = faiss.read_index(str(tmp_path / "i-torch" / "vectors.faiss"))
+    b = faiss.read_index(str(tmp_path / "i-onnx" / "vectors.faiss"))
+    va, vb = a.reconstruct_n(0, a.ntotal), b.reconstruct_n(0, b.ntotal)
+    assert va.shape == vb.shape and (va * vb).sum(1).min() >= 0.9999
+    # The torch-made cache serves an ONNX build, and the other way round: nothing is embedded again.
+    again = build_index([faq], index_dir=tmp_path / "i-torch", cache_dir=tmp_path / "c-torch", offline=True)
+    back = build_index([faq], index_dir=tmp_path / "i-onnx", cache_dir=tmp_path / "c-onnx", settings=torch_settings,
+                       offline=True)
+    assert again.vectors_embedded == back.vectors_embedded == 0
