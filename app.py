@@ -4,7 +4,8 @@ Thin by design: searching is `indexer.search` (this file opens the searcher and
 renders the `SearchResponse` it returns), everything shown is built by the
 `webapp` package (escaped, safe HTML: `webapp.html`, `webapp.cards`,
 `webapp.browse`, `webapp.index_state`, `webapp.maintainer`; the look is
-`webapp/style.css`), the query log and votes are `indexer.querylog`, a rebuild
+`webapp/style.css`; what is loaded once per process, and the configuration, is
+`webapp.resources`), the query log and votes are `indexer.querylog`, a rebuild
 started here runs in `webapp.rebuild`'s thread. This file only wires Streamlit
 widgets to them.
 
@@ -25,28 +26,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sqlite3
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from indexer.config import DEFAULT_CACHE_DIR, DEFAULT_FAQ, DEFAULT_INDEX_DIR, env_path
-from indexer.store import IndexError_, read_report
+from indexer.config import DEFAULT_FAQ
+from indexer.store import IndexError_
 from indexer.text import clip_query
+from indexer.querylog import CastVote
 from webapp import browse, cards, index_state, maintainer
-from indexer.querylog import CastVote, QueryLog, default_db_path
 from webapp.html import esc, link_html, md_escape, safe_url
-from webapp.rebuild import Rebuilder, same_index
+from webapp.rebuild import same_index
+from webapp.resources import (ROOT, cache_dir, contact, db_path, dead_links, examples_path, get_insights,
+                              get_searcher, get_store, index_dir, load_report, rebuilder, run_search,
+                              searcher_loader)
 
-if TYPE_CHECKING:  # loaded in the loader thread (see SearcherLoader), not before the page draws
-    from indexer.insights import Insights
+if TYPE_CHECKING:
     from indexer.search import Searcher, SearchResponse
 
-ROOT = Path(__file__).resolve().parent
 STYLE = ROOT / "webapp" / "style.css"
 #: Results asked for: the answer, the related entries shown, and the rest behind "show more".
 TOP_K = 8
@@ -92,27 +91,6 @@ PAGE_JS = """
 """
 
 
-# -- configuration -----------------------------------------------------------------------------
-def index_dir() -> Path:
-    return env_path("FAQ_INDEX_DIR", ROOT / DEFAULT_INDEX_DIR)
-
-
-def cache_dir() -> Path:
-    return env_path("FAQ_CACHE_DIR", ROOT / DEFAULT_CACHE_DIR)
-
-
-def db_path() -> Path:
-    return default_db_path(ROOT)
-
-
-def examples_path() -> Path:
-    return env_path("FAQ_EXAMPLES", ROOT / "data" / "examples.txt")
-
-
-def contact() -> str:
-    return " ".join(os.environ.get("FAQ_CONTACT", "").split())
-
-
 def admin_view() -> bool:
     """FAQ_ADMIN=1 (or true/yes/on): the maintainer view is on. Read by `webapp.maintainer`, only there."""
     return maintainer.admin_enabled()
@@ -121,95 +99,6 @@ def admin_view() -> bool:
 def views() -> list[str]:
     """The view switch's options: the maintainer's only when the flag is on (so `?view=Maintainer` is inert)."""
     return [*VIEWS, maintainer.VIEW] if admin_view() else VIEWS
-
-
-# -- loaded once per process ---------------------------------------------------------------------
-@st.cache_resource(show_spinner=False)
-def get_encoder(model: str, cache: str):
-    """The query encoder: the build's ONNX export in the cache folder, else sentence-transformers (slower start)."""
-    from indexer.onnx_encoder import load_query_encoder
-
-    return load_query_encoder(model, Path(cache))
-
-
-def encoder_for(model: str):
-    return get_encoder(model, str(cache_dir()))
-
-
-class SearcherLoader:
-    """Loads the current build's searcher in a background thread, once per process.
-
-    Started at the top of a run, before anything is drawn, so on a cold start the index and model
-    load while the browser renders the page. A rebuild has another (path, build_id): the next run
-    starts loading it, and the old build is let go. A failed load is retried on the next run.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faq-index-loader")
-        self._key: tuple[str, str] | None = None
-        self._future: Future | None = None
-
-    def start(self, key: tuple[str, str]) -> Future:
-        with self._lock:
-            stale = self._future is None or self._key != key
-            failed = self._future is not None and self._future.done() and self._future.exception() is not None
-            if stale or failed:
-                self._key = key
-                self._future = self._pool.submit(self._open, Path(key[0]))
-            return self._future
-
-    @staticmethod
-    def _open(path: Path) -> Searcher:
-        # Imported here, in the loader thread: numpy, FAISS and BM25 load while the page draws.
-        from indexer.search import Searcher
-
-        return Searcher.open(path, encoder_for=encoder_for)
-
-
-@st.cache_resource(show_spinner=False)
-def searcher_loader() -> SearcherLoader:
-    return SearcherLoader()
-
-
-def get_searcher(path: str, build_id: str) -> Searcher:
-    """The searcher for one build (waits for the background load if it is still running)."""
-    return searcher_loader().start((path, build_id)).result()
-
-
-@st.cache_resource(show_spinner=False)
-def get_store(path: str) -> QueryLog | None:
-    try:
-        return QueryLog(path)
-    except (OSError, sqlite3.Error) as exc:
-        log.warning("feedback database %s unavailable (%s); queries and votes are not logged", path, exc)
-        return None
-
-
-@st.cache_resource(show_spinner=False)
-def rebuilder() -> Rebuilder:
-    """The process's one rebuild runner: one build at a time, whichever session started it."""
-    return Rebuilder()
-
-
-@st.cache_data(show_spinner=False, max_entries=2000)
-def run_search(path: str, build_id: str, query: str, top_k: int) -> SearchResponse:
-    """The searcher's response, cached per build (st.cache_data pickles it: plain dataclasses)."""
-    return get_searcher(path, build_id).search(query, top_k=top_k)
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def load_report(path: str, build_id: str) -> list[dict]:
-    return read_report(Path(path))
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def dead_links(path: str, build_id: str) -> set[str]:
-    """The FAQ's links that were gone at the last build (Browse and the answer card mark them); once per
-    build, not once per search."""
-    from indexer.links import dead_urls
-
-    return dead_urls(read_report(Path(path)))
 
 
 # -- actions ----------------------------------------------------------------------------------------
@@ -376,17 +265,6 @@ def maintainer_view(manifest: dict, token: tuple[str, str]) -> None:
     st.subheader("Rebuild", anchor=False)
     rebuild_panel(manifest)
     insights_panel(token)
-
-
-@st.cache_data(show_spinner=False, ttl=30, max_entries=8)
-def get_insights(path: str, build_id: str, db: str, since: str) -> Insights:
-    """The query log summed up for `since` (indexer.insights), at most 30 s old."""
-    from indexer.insights import gather, parse_since
-
-    searcher = get_searcher(path, build_id)
-    return gather(QueryLog(db), parse_since(since), questions={e.id: e.question for e in
-                                                               searcher.stored.entries.values()},
-                  threshold=searcher.threshold, embed=searcher.embedder.encode)
 
 
 def insights_panel(token: tuple[str, str]) -> None:
