@@ -22,6 +22,7 @@ against exact search.
     python -m bench.scale              # 10k, 100k, 1M; rewrites the `scale` section of bench/RESULTS.md
     python -m bench.scale --short      # 10k only, no RESULTS.md (what the test runs)
     python -m bench.scale --sizes 10000,100000 --variants structured
+    python -m bench.scale --reuse --work /tmp/scale   # keep the built indexes there; later runs only measure
 """
 
 from __future__ import annotations
@@ -243,17 +244,29 @@ def child(args: list[str]) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_one(n_units: int, variant: str, work: Path, n_queries: int, index_args: Sequence[str] = ()) -> Row:
+def run_one(n_units: int, variant: str, work: Path, n_queries: int, index_args: Sequence[str] = (),
+            reuse: bool = False) -> Row:
+    """Build (or, with `reuse`, take the index a `--keep` run left in `work`) and measure one size and variant."""
     folder = work / f"{variant}-{n_units}"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    built = child(["--child-build", str(folder / "index"), "--size", str(n_units), "--variant", variant,
-                   *index_args])
+    record = folder / "build.json"
+    if reuse and record.exists() and (folder / "index" / "manifest.json").exists():
+        built = json.loads(record.read_text("utf-8"))
+        if built.get("index_args") != list(index_args):
+            raise SystemExit(f"{folder} was built with {built.get('index_args')}, not {list(index_args)}: "
+                             "drop --reuse to rebuild it")
+        log.warning("reusing the index in %s (built in %.0f s)", folder, built["build_s"])
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        built = child(["--child-build", str(folder / "index"), "--size", str(n_units), "--variant", variant,
+                       *index_args]) | {"index_args": list(index_args)}
+        record.write_text(json.dumps(built), "utf-8")
     got = child(["--child-measure", str(folder / "index"), "--queries", str(n_queries)])
     row = Row(units=n_units, entries=n_units // UNITS_PER_ENTRY, variant=variant, build_s=built["build_s"],
               **{k: got[k] for k in ("index_type", "open_s", "rss_mb", "disk_mb", "ours_p50_ms", "ours_p95_ms",
                                      "flat_p50_ms", "flat_p95_ms", "recall_at_10", "queries")})
-    shutil.rmtree(folder, ignore_errors=True)
+    if not reuse:
+        shutil.rmtree(folder, ignore_errors=True)
     return row
 
 
@@ -278,6 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--random-max", type=int, default=100_000,
                         help="the random variant only up to this size (a graph's worst case; at 1M it doubles the run)")
     parser.add_argument("--work", type=Path, default=None, help="where indexes are built (default: bench/out/scale)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep each built index in --work and measure it again next time instead of rebuilding "
+                             "(the 1M build takes about 9 minutes)")
     parser.add_argument("--no-results", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     defaults = IndexSettings()
@@ -317,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if variant == "random" and n > args.random_max:
                     continue
                 started = time.monotonic()
-                row = run_one(n, variant, work, args.queries, index_args)
+                row = run_one(n, variant, work, args.queries, index_args, reuse=args.reuse)
                 rows.append(row)
                 print(f"{n:,} units, {variant}: {json.dumps(asdict(row))} ({time.monotonic() - started:.0f} s)",
                       flush=True)
