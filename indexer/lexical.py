@@ -162,35 +162,74 @@ class Lexical:
             self._typos = TypoIndex.build(self._vocab_list)
         return self._typos
 
-    def scores(self, query_terms: Sequence[str], limit: int | None = None) -> np.ndarray:
-        """BM25 of every unit; with `limit`, only the `limit` best units keep theirs (the rest 0)."""
+    def top_scores(self, query_terms: Sequence[str], limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(unit ids ascending, BM25) of the units some query term occurs in; with `limit`, the `limit` best only.
+
+        Reads the postings of the query's terms and nothing else, so a query costs what its
+        terms' postings hold, not the size of the index. Same values as bm25s' `get_scores`
+        (the same float32 additions in the same order).
+        """
+        none = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         known = [t for t in query_terms if t in self._known_stems]
         if not known:
-            return np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
-        raw = np.asarray(self.bm25.get_scores(known), dtype=np.float32)
-        if limit is not None:
-            hits = np.flatnonzero(raw)
-            if len(hits) > limit:
-                dropped = np.ones(len(hits), dtype=bool)
-                dropped[np.argpartition(-raw[hits], limit - 1)[:limit]] = False
-                raw[hits[dropped]] = 0.0
+            return none
+        if self.bm25.nonoccurrence_array is not None:  # BM25L / BM25+: every unit scores; bm25s' dense path
+            raw = np.asarray(self.bm25.get_scores(known), dtype=np.float32)
+            ids = np.flatnonzero(raw)
+            values = raw[ids]
+        else:
+            postings = self.bm25.scores
+            indptr, indices, data = postings["indptr"], postings["indices"], postings["data"]
+            dtype = np.dtype(self.bm25.dtype)
+            token_ids = self.bm25.get_tokens_ids(known)
+            docs = np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in token_ids])
+            scores = np.concatenate([data[indptr[t]:indptr[t + 1]] for t in token_ids])
+            if len(token_ids) == 1:  # one posting list: already ascending, nothing to add up
+                ids, values = docs, scores.astype(dtype, copy=False)
+            else:
+                # Each posting list is ascending, so a stable sort merges them; within a unit its
+                # terms stay in query order and are added up in that order, as bm25s does.
+                order = np.argsort(docs, kind="stable")
+                docs = docs[order]
+                first = np.r_[True, docs[1:] != docs[:-1]]
+                ids = docs[first]
+                values = np.zeros(len(ids), dtype=dtype)
+                np.add.at(values, np.cumsum(first) - 1, scores[order])
+            values = values.astype(np.float32, copy=False)
+            nonzero = np.flatnonzero(values)
+            ids, values = ids[nonzero].astype(np.int64), values[nonzero]
+        if limit is not None and len(ids) > limit:
+            best = np.sort(np.argpartition(-values, limit - 1)[:limit])
+            ids, values = ids[best], values[best]
+        return ids, values
+
+    def scores(self, query_terms: Sequence[str], limit: int | None = None) -> np.ndarray:
+        """BM25 of every unit; with `limit`, only the `limit` best units keep theirs (the rest 0)."""
+        ids, values = self.top_scores(query_terms, limit)
+        raw = np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
+        raw[ids] = values
         return raw
 
-    def normalised_scores(self, query_terms: Sequence[str], limit: int | None = None) -> np.ndarray:
-        """BM25 as a share of what a unit matching every query term at its best would score.
+    def normalised_top(self, query_terms: Sequence[str], limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(unit ids ascending, BM25 as a share of what a unit matching every query term at its best would score).
 
         Unlike dividing by the top hit, this stays low when the query's rarest
         words appear nowhere in the FAQ: an unseen term counts as a full miss.
-        `limit`: only the `limit` best units are scored (the others 0), as in `scores`.
+        `limit`: only the `limit` best units are scored, as in `top_scores`.
         """
         terms_ = list(dict.fromkeys(query_terms))
         ceiling = sum(self._term_best.get(t, self._unseen_weight) for t in terms_)
         if ceiling <= 0:
-            return np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
-        raw = self.scores(terms_, limit)
-        hits = np.flatnonzero(raw)
-        raw[hits] = np.minimum(raw[hits] / ceiling, 1.0)
-        return raw
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        ids, raw = self.top_scores(terms_, limit)
+        return ids, np.minimum(raw / ceiling, 1.0).astype(np.float32)
+
+    def normalised_scores(self, query_terms: Sequence[str], limit: int | None = None) -> np.ndarray:
+        """`normalised_top` laid out over every unit (0 where no query term occurs)."""
+        ids, values = self.normalised_top(query_terms, limit)
+        out = np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
+        out[ids] = values
+        return out
 
     def correct(self, word: str) -> str | None:
         """The corpus word a mistyped query word most likely meant, or None."""
