@@ -19,8 +19,14 @@ entries, hybrid, learned ranker) and of a bare `faiss.IndexFlatIP` search (k=10)
 the same vectors, interleaved in one run, and recall@10 of the stored FAISS index
 against exact search.
 
+Seed size: the shipped `data/faq.md` built offline by the real build (8 entries, 28 units;
+packaged model, ONNX query encoder, as `make app` without network) and searched with the
+queries of bench/eval/shipped_faq.jsonl: `Searcher.search` beside the bare minimum, the same
+encoder on the raw query plus an `IndexFlatIP.search(k=10)`, interleaved (issue 13: <= 1.2x).
+
     python -m bench.scale              # 10k, 100k, 1M; rewrites the `scale` section of bench/RESULTS.md
     python -m bench.scale --short      # 10k only, no RESULTS.md (what the test runs)
+    python -m bench.scale --no-seed    # without the seed-size check (data/faq.md, the real model)
     python -m bench.scale --sizes 10000,100000 --variants structured
     python -m bench.scale --reuse --work /tmp/scale   # keep the built indexes there; later runs only measure
 """
@@ -42,7 +48,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bench.common import OUT, SHARED, machine_line, now, update_section
+from bench.common import OUT, ROOT, SHARED, machine_line, now, update_section
 from indexer.config import IndexSettings
 
 log = logging.getLogger("bench.scale")
@@ -55,6 +61,11 @@ MODEL = "synthetic/scale-bench"
 UNITS_PER_ENTRY = 10
 KINDS = ("question", "entry", "answer", "title") + ("passage",) * 6
 SEED_PAGES = SHARED / "fixtures" / "seed-pages"
+#: The seed-size check: the shipped FAQ built offline (8 entries, 28 units) and its hand-written queries.
+SEED_FAQ = ROOT / "data" / "faq.md"
+SEED_QUERIES = ROOT / "bench" / "eval" / "shipped_faq.jsonl"
+#: The seed index's page, vector and ONNX cache, kept between runs (the export is made once per model).
+SEED_CACHE = OUT / "scale-seed-cache"
 
 
 @dataclass
@@ -236,6 +247,71 @@ def measure(index_dir: Path, n_queries: int) -> dict[str, Any]:
             "recall_at_10": recall, "queries": len(texts)}
 
 
+def build_seed(index_dir: Path, cache_dir: Path = SEED_CACHE) -> float:
+    """The shipped FAQ built offline through the real build (the packaged model, the ONNX export); seconds."""
+    from indexer.build import build_index
+
+    started = time.monotonic()
+    build_index([SEED_FAQ], index_dir=index_dir, cache_dir=cache_dir, offline=True)
+    return time.monotonic() - started
+
+
+def measure_seed(index_dir: Path, n_queries: int, cache_dir: Path = SEED_CACHE) -> dict[str, Any]:
+    """Ours (`Searcher.search` with the query encoder the app uses) beside the bare minimum (the same
+    encoder on the raw query, then `IndexFlatIP.search(k=10)` over the same vectors), interleaved."""
+    import faiss
+
+    from indexer.search import Searcher
+
+    searcher = Searcher.open(index_dir, cache_dir=cache_dir)
+    encoder = searcher.embedder
+    stored = searcher.stored.faiss_index
+    flat = faiss.IndexFlatIP(stored.d)
+    flat.add(stored.reconstruct_n(0, stored.ntotal))
+    lines = SEED_QUERIES.read_text("utf-8").splitlines()
+    queries = list(dict.fromkeys(json.loads(line)["query"] for line in lines if line.strip()))[:n_queries]
+    for q in queries[:2]:  # warm-up, untimed
+        searcher.search(q)
+        flat.search(encoder.encode([q]), 10)
+    ours, bare = [], []
+    for i, q in enumerate(queries):
+        def run_ours() -> None:
+            t0 = time.perf_counter()
+            searcher.search(q)
+            ours.append(time.perf_counter() - t0)
+
+        def run_bare() -> None:
+            t0 = time.perf_counter()
+            flat.search(encoder.encode([q]).reshape(1, -1), 10)
+            bare.append(time.perf_counter() - t0)
+
+        for run in ((run_ours, run_bare) if i % 2 else (run_bare, run_ours)):  # alternate who goes first
+            run()
+    return {"units": int(stored.ntotal), "entries": len(searcher.entry_ids), "queries": len(queries),
+            "encoder": type(encoder).__name__,
+            "ours_p50_ms": 1000 * float(np.percentile(ours, 50)), "ours_p95_ms": 1000 * float(np.percentile(ours, 95)),
+            "bare_p50_ms": 1000 * float(np.percentile(bare, 50)), "bare_p95_ms": 1000 * float(np.percentile(bare, 95))}
+
+
+def run_seed(work: Path, n_queries: int) -> dict[str, Any]:
+    """Build (in a child) and measure (in another) the seed-size index; adds `ratio` (ours / bare p50)."""
+    folder = work / "seed"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    built = child(["--child-seed-build", str(folder / "index")])
+    got = child(["--child-seed-measure", str(folder / "index"), "--queries", str(n_queries)])
+    shutil.rmtree(folder, ignore_errors=True)
+    return got | built | {"ratio": got["ours_p50_ms"] / got["bare_p50_ms"]}
+
+
+def seed_line(seed: dict[str, Any]) -> str:
+    return (f"Seed size ({seed['entries']} entries, {seed['units']} units: `data/faq.md` built offline; "
+            f"{seed['queries']} queries of `bench/eval/shipped_faq.jsonl`, query encoder {seed['encoder']}): "
+            f"ours {seed['ours_p50_ms']:.1f} / {seed['ours_p95_ms']:.1f} ms (p50 / p95), bare encode + flat search "
+            f"{seed['bare_p50_ms']:.1f} / {seed['bare_p95_ms']:.1f} ms: **{seed['ratio']:.2f}x** by p50 "
+            "(target <= 1.2x).")
+
+
 def child(args: list[str]) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-m", "bench.scale", *args], capture_output=True, text=True,
                          env=os.environ | {"HF_HUB_OFFLINE": "1"})
@@ -302,7 +378,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hnsw-m", type=int, default=defaults.hnsw_m)
     parser.add_argument("--ef-construction", type=int, default=defaults.hnsw_ef_construction)
     parser.add_argument("--ef-search", type=int, default=defaults.hnsw_ef_search)
+    parser.add_argument("--no-seed", action="store_true",
+                        help="skip the seed-size check (data/faq.md: ours vs bare encode + flat search)")
     parser.add_argument("--child-build", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-seed-build", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-seed-measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
@@ -318,7 +398,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child_measure:
         print(json.dumps(measure(args.child_measure, args.queries)))
         return 0
-    sizes = [10_000] if args.short else [int(s) for s in args.sizes.split(",")]
+    if args.child_seed_build:
+        print(json.dumps({"build_s": build_seed(args.child_seed_build)}))
+        return 0
+    if args.child_seed_measure:
+        print(json.dumps(measure_seed(args.child_seed_measure, args.queries)))
+        return 0
+    sizes = [10_000] if args.short else [int(s) for s in args.sizes.split(",") if s]
     variants = args.variants.split(",")
     tmp = None
     if args.work is None and args.short:
@@ -327,7 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         work = args.work or OUT / "scale"
     rows = []
+    seed: dict[str, Any] | None = None
     try:
+        if not args.no_seed:
+            seed = run_seed(work, args.queries)
+            print(f"seed: {json.dumps(seed)}", flush=True)
         for n in sizes:
             for variant in variants:
                 if variant == "random" and n > args.random_max:
@@ -341,8 +431,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if tmp is not None:
             tmp.cleanup()
     print(table(rows))
+    if seed is not None:
+        print(seed_line(seed))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1), "utf-8")
+        if seed is not None:
+            args.json.with_suffix(".seed.json").write_text(json.dumps(seed, indent=1), "utf-8")
     if not (args.short or args.no_results):
         update_section(SECTION, "\n".join([
             "## Scale: synthetic indexes, ours beside bare FAISS flat search",
@@ -354,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "vectors, interleaved with ours. recall@10: the stored index's 10 nearest units against exact search.",
             "RSS: the measuring process after `Searcher.open`.",
             "",
-            table(rows)]))
+            table(rows)] + (["", seed_line(seed)] if seed is not None else [])))
     return 0
 
 
