@@ -21,7 +21,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-from .config import TYPO_CANDIDATES, TYPO_CUTOFF
+from .config import LEXICAL_PRUNE_POSTINGS, TYPO_CANDIDATES, TYPO_CUTOFF
 from .text import fold
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,9 @@ class Lexical:
 
         Reads the postings of the query's terms and nothing else, so a query costs what its
         terms' postings hold, not the size of the index. Same values as bm25s' `get_scores`
-        (the same float32 additions in the same order).
+        (the same float32 additions in the same order). Past LEXICAL_PRUNE_POSTINGS postings,
+        units that cannot reach the `limit` best are skipped unscored (`_prune`); which of
+        several units tied at the cut is kept may then differ.
         """
         none = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         known = [t for t in query_terms if t in self._known_stems]
@@ -180,21 +182,13 @@ class Lexical:
         else:
             postings = self.bm25.scores
             indptr, indices, data = postings["indptr"], postings["indices"], postings["data"]
-            dtype = np.dtype(self.bm25.dtype)
-            token_ids = self.bm25.get_tokens_ids(known)
-            docs = np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in token_ids])
-            scores = np.concatenate([data[indptr[t]:indptr[t + 1]] for t in token_ids])
-            if len(token_ids) == 1:  # one posting list: already ascending, nothing to add up
-                ids, values = docs, scores.astype(dtype, copy=False)
-            else:
-                # Each posting list is ascending, so a stable sort merges them; within a unit its
-                # terms stay in query order and are added up in that order, as bm25s does.
-                order = np.argsort(docs, kind="stable")
-                docs = docs[order]
-                first = np.r_[True, docs[1:] != docs[:-1]]
-                ids = docs[first]
-                values = np.zeros(len(ids), dtype=dtype)
-                np.add.at(values, np.cumsum(first) - 1, scores[order])
+            lists = [(indices[indptr[t]:indptr[t + 1]], data[indptr[t]:indptr[t + 1]])
+                     for t in self.bm25.get_tokens_ids(known)]
+            found = None
+            if limit is not None and sum(len(docs) for docs, _ in lists) > LEXICAL_PRUNE_POSTINGS:
+                bounds = [self._term_best.get(t) or float(scores.max(initial=0.0)) for t, (_, scores) in zip(known, lists)]
+                found = self._prune(lists, np.array(bounds), limit)
+            ids, values = found if found is not None else self._merge(lists)
             values = values.astype(np.float32, copy=False)
             nonzero = np.flatnonzero(values)
             ids, values = ids[nonzero].astype(np.int64), values[nonzero]
@@ -202,6 +196,64 @@ class Lexical:
             best = np.sort(np.argpartition(-values, limit - 1)[:limit])
             ids, values = ids[best], values[best]
         return ids, values
+
+    def _merge(self, lists: Sequence[tuple[np.ndarray, np.ndarray]],
+               merged: Sequence[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(unit ids ascending, BM25) of every unit in the posting lists (query order) that are
+        `merged` (default all); the other lists only add their scores to those units."""
+        dtype = np.dtype(self.bm25.dtype)
+        merged = [True] * len(lists) if merged is None else list(merged)
+        if len(lists) == 1:  # one posting list: already ascending, nothing to add up
+            return lists[0][0], lists[0][1].astype(dtype, copy=False)
+        # Each posting list is ascending, so a stable sort merges them; every unit's terms are
+        # then added up in query order, as bm25s does.
+        docs = np.concatenate([d for (d, _), m in zip(lists, merged) if m])
+        order = np.argsort(docs, kind="stable")
+        first = np.r_[True, docs[order][1:] != docs[order][:-1]]
+        units = docs[order][first]
+        slot = np.empty(len(docs), dtype=np.int64)
+        slot[order] = np.cumsum(first) - 1
+        values = np.zeros(len(units), dtype=dtype)
+        start = 0
+        for (docs_, scores), m in zip(lists, merged):
+            if m:
+                values[slot[start:start + len(docs_)]] += scores  # a unit occurs once per list
+                start += len(docs_)
+            elif len(docs_):
+                at = np.minimum(np.searchsorted(docs_, units), len(docs_) - 1)
+                hit = docs_[at] == units
+                values[hit] += scores[at[hit]]
+        return units, values
+
+    def _prune(self, lists: Sequence[tuple[np.ndarray, np.ndarray]], bounds: np.ndarray,
+               limit: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The units that can be among the `limit` best, with their BM25 (MaxScore); None if all can.
+
+        The exact scores of the units of the rarest terms give a score `floor` that `limit`
+        units reach. A unit holding only terms whose best scores add up to less than `floor`
+        cannot make the cut, so only the postings of the other terms are merged; the minor
+        terms' postings are looked up for those units alone. Every unit scoring `floor` or
+        more is kept, with the same score as without pruning.
+        """
+        by_size = np.argsort([len(docs) for docs, _ in lists], kind="stable")
+        rare = np.zeros(len(lists), dtype=bool)
+        seen = 0
+        for j in by_size:
+            rare[j] = True
+            seen += len(lists[j][0])
+            if seen >= 2 * limit:
+                break
+        if rare.all():
+            return None
+        seed, seed_values = self._merge(lists, rare)
+        if len(seed) < limit:
+            return None
+        floor = np.partition(seed_values, len(seed) - limit)[len(seed) - limit]
+        order = np.argsort(bounds, kind="stable")
+        # float32 sums of a few terms stay well within this margin of their exact value
+        minor = np.zeros(len(lists), dtype=bool)
+        minor[order[np.cumsum(bounds[order]) * (1 + 1e-4) < floor]] = True
+        return self._merge(lists, ~minor)
 
     def scores(self, query_terms: Sequence[str], limit: int | None = None) -> np.ndarray:
         """BM25 of every unit; with `limit`, only the `limit` best units keep theirs (the rest 0)."""
