@@ -446,7 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "are search alone (vectors given; the ONNX encoder adds its own few ms). `ours`: `Searcher.search`",
             "(hybrid, learned ranker, top 5 entries); `bare flat`: `faiss.IndexFlatIP.search(k=10)` over the same",
             "vectors, interleaved with ours. recall@10: the stored index's 10 nearest units against exact search.",
-            "RSS: the measuring process after `Searcher.open`.",
+            "RSS: the measuring process after `Searcher.open`. With `--reuse`, an index built by an earlier run keeps",
+            "that run's build time (a build on a loaded machine can take several times longer).",
             "",
             table(rows)] + (["", seed_line(seed)] if seed is not None else [])))
     return 0
