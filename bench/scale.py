@@ -19,9 +19,16 @@ entries, hybrid, learned ranker) and of a bare `faiss.IndexFlatIP` search (k=10)
 the same vectors, interleaved in one run, and recall@10 of the stored FAISS index
 against exact search.
 
+Seed size: the shipped `data/faq.md` built offline by the real build (8 entries, 28 units;
+packaged model, ONNX query encoder, as `make app` without network) and searched with the
+queries of bench/eval/shipped_faq.jsonl: `Searcher.search` beside the bare minimum, the same
+encoder on the raw query plus an `IndexFlatIP.search(k=10)`, interleaved (issue 13: <= 1.2x).
+
     python -m bench.scale              # 10k, 100k, 1M; rewrites the `scale` section of bench/RESULTS.md
     python -m bench.scale --short      # 10k only, no RESULTS.md (what the test runs)
+    python -m bench.scale --no-seed    # without the seed-size check (data/faq.md, the real model)
     python -m bench.scale --sizes 10000,100000 --variants structured
+    python -m bench.scale --reuse --work /tmp/scale   # keep the built indexes there; later runs only measure
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bench.common import OUT, SHARED, machine_line, now, update_section
+from bench.common import OUT, ROOT, SHARED, machine_line, now, update_section
 from indexer.config import IndexSettings
 
 log = logging.getLogger("bench.scale")
@@ -54,6 +61,11 @@ MODEL = "synthetic/scale-bench"
 UNITS_PER_ENTRY = 10
 KINDS = ("question", "entry", "answer", "title") + ("passage",) * 6
 SEED_PAGES = SHARED / "fixtures" / "seed-pages"
+#: The seed-size check: the shipped FAQ built offline (8 entries, 28 units) and its hand-written queries.
+SEED_FAQ = ROOT / "data" / "faq.md"
+SEED_QUERIES = ROOT / "bench" / "eval" / "shipped_faq.jsonl"
+#: The seed index's page, vector and ONNX cache, kept between runs (the export is made once per model).
+SEED_CACHE = OUT / "scale-seed-cache"
 
 
 @dataclass
@@ -235,6 +247,71 @@ def measure(index_dir: Path, n_queries: int) -> dict[str, Any]:
             "recall_at_10": recall, "queries": len(texts)}
 
 
+def build_seed(index_dir: Path, cache_dir: Path = SEED_CACHE) -> float:
+    """The shipped FAQ built offline through the real build (the packaged model, the ONNX export); seconds."""
+    from indexer.build import build_index
+
+    started = time.monotonic()
+    build_index([SEED_FAQ], index_dir=index_dir, cache_dir=cache_dir, offline=True)
+    return time.monotonic() - started
+
+
+def measure_seed(index_dir: Path, n_queries: int, cache_dir: Path = SEED_CACHE) -> dict[str, Any]:
+    """Ours (`Searcher.search` with the query encoder the app uses) beside the bare minimum (the same
+    encoder on the raw query, then `IndexFlatIP.search(k=10)` over the same vectors), interleaved."""
+    import faiss
+
+    from indexer.search import Searcher
+
+    searcher = Searcher.open(index_dir, cache_dir=cache_dir)
+    encoder = searcher.embedder
+    stored = searcher.stored.faiss_index
+    flat = faiss.IndexFlatIP(stored.d)
+    flat.add(stored.reconstruct_n(0, stored.ntotal))
+    lines = SEED_QUERIES.read_text("utf-8").splitlines()
+    queries = list(dict.fromkeys(json.loads(line)["query"] for line in lines if line.strip()))[:n_queries]
+    for q in queries[:2]:  # warm-up, untimed
+        searcher.search(q)
+        flat.search(encoder.encode([q]), 10)
+    ours, bare = [], []
+    for i, q in enumerate(queries):
+        def run_ours() -> None:
+            t0 = time.perf_counter()
+            searcher.search(q)
+            ours.append(time.perf_counter() - t0)
+
+        def run_bare() -> None:
+            t0 = time.perf_counter()
+            flat.search(encoder.encode([q]).reshape(1, -1), 10)
+            bare.append(time.perf_counter() - t0)
+
+        for run in ((run_ours, run_bare) if i % 2 else (run_bare, run_ours)):  # alternate who goes first
+            run()
+    return {"units": int(stored.ntotal), "entries": len(searcher.entry_ids), "queries": len(queries),
+            "encoder": type(encoder).__name__,
+            "ours_p50_ms": 1000 * float(np.percentile(ours, 50)), "ours_p95_ms": 1000 * float(np.percentile(ours, 95)),
+            "bare_p50_ms": 1000 * float(np.percentile(bare, 50)), "bare_p95_ms": 1000 * float(np.percentile(bare, 95))}
+
+
+def run_seed(work: Path, n_queries: int) -> dict[str, Any]:
+    """Build (in a child) and measure (in another) the seed-size index; adds `ratio` (ours / bare p50)."""
+    folder = work / "seed"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    built = child(["--child-seed-build", str(folder / "index")])
+    got = child(["--child-seed-measure", str(folder / "index"), "--queries", str(n_queries)])
+    shutil.rmtree(folder, ignore_errors=True)
+    return got | built | {"ratio": got["ours_p50_ms"] / got["bare_p50_ms"]}
+
+
+def seed_line(seed: dict[str, Any]) -> str:
+    return (f"Seed size ({seed['entries']} entries, {seed['units']} units: `data/faq.md` built offline; "
+            f"{seed['queries']} queries of `bench/eval/shipped_faq.jsonl`, query encoder {seed['encoder']}): "
+            f"ours {seed['ours_p50_ms']:.1f} / {seed['ours_p95_ms']:.1f} ms (p50 / p95), bare encode + flat search "
+            f"{seed['bare_p50_ms']:.1f} / {seed['bare_p95_ms']:.1f} ms: **{seed['ratio']:.2f}x** by p50 "
+            "(target <= 1.2x).")
+
+
 def child(args: list[str]) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-m", "bench.scale", *args], capture_output=True, text=True,
                          env=os.environ | {"HF_HUB_OFFLINE": "1"})
@@ -243,17 +320,29 @@ def child(args: list[str]) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_one(n_units: int, variant: str, work: Path, n_queries: int, index_args: Sequence[str] = ()) -> Row:
+def run_one(n_units: int, variant: str, work: Path, n_queries: int, index_args: Sequence[str] = (),
+            reuse: bool = False) -> Row:
+    """Build (or, with `reuse`, take the index a `--keep` run left in `work`) and measure one size and variant."""
     folder = work / f"{variant}-{n_units}"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    built = child(["--child-build", str(folder / "index"), "--size", str(n_units), "--variant", variant,
-                   *index_args])
+    record = folder / "build.json"
+    if reuse and record.exists() and (folder / "index" / "manifest.json").exists():
+        built = json.loads(record.read_text("utf-8"))
+        if built.get("index_args") != list(index_args):
+            raise SystemExit(f"{folder} was built with {built.get('index_args')}, not {list(index_args)}: "
+                             "drop --reuse to rebuild it")
+        log.warning("reusing the index in %s (built in %.0f s)", folder, built["build_s"])
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        built = child(["--child-build", str(folder / "index"), "--size", str(n_units), "--variant", variant,
+                       *index_args]) | {"index_args": list(index_args)}
+        record.write_text(json.dumps(built), "utf-8")
     got = child(["--child-measure", str(folder / "index"), "--queries", str(n_queries)])
     row = Row(units=n_units, entries=n_units // UNITS_PER_ENTRY, variant=variant, build_s=built["build_s"],
               **{k: got[k] for k in ("index_type", "open_s", "rss_mb", "disk_mb", "ours_p50_ms", "ours_p95_ms",
                                      "flat_p50_ms", "flat_p95_ms", "recall_at_10", "queries")})
-    shutil.rmtree(folder, ignore_errors=True)
+    if not reuse:
+        shutil.rmtree(folder, ignore_errors=True)
     return row
 
 
@@ -278,6 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--random-max", type=int, default=100_000,
                         help="the random variant only up to this size (a graph's worst case; at 1M it doubles the run)")
     parser.add_argument("--work", type=Path, default=None, help="where indexes are built (default: bench/out/scale)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep each built index in --work and measure it again next time instead of rebuilding "
+                             "(the 1M build takes about 9 minutes)")
     parser.add_argument("--no-results", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     defaults = IndexSettings()
@@ -286,7 +378,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hnsw-m", type=int, default=defaults.hnsw_m)
     parser.add_argument("--ef-construction", type=int, default=defaults.hnsw_ef_construction)
     parser.add_argument("--ef-search", type=int, default=defaults.hnsw_ef_search)
+    parser.add_argument("--no-seed", action="store_true",
+                        help="skip the seed-size check (data/faq.md: ours vs bare encode + flat search)")
     parser.add_argument("--child-build", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-seed-build", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-seed-measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
@@ -302,7 +398,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child_measure:
         print(json.dumps(measure(args.child_measure, args.queries)))
         return 0
-    sizes = [10_000] if args.short else [int(s) for s in args.sizes.split(",")]
+    if args.child_seed_build:
+        print(json.dumps({"build_s": build_seed(args.child_seed_build)}))
+        return 0
+    if args.child_seed_measure:
+        print(json.dumps(measure_seed(args.child_seed_measure, args.queries)))
+        return 0
+    sizes = [10_000] if args.short else [int(s) for s in args.sizes.split(",") if s]
     variants = args.variants.split(",")
     tmp = None
     if args.work is None and args.short:
@@ -311,13 +413,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         work = args.work or OUT / "scale"
     rows = []
+    seed: dict[str, Any] | None = None
     try:
+        if not args.no_seed:
+            seed = run_seed(work, args.queries)
+            print(f"seed: {json.dumps(seed)}", flush=True)
         for n in sizes:
             for variant in variants:
                 if variant == "random" and n > args.random_max:
                     continue
                 started = time.monotonic()
-                row = run_one(n, variant, work, args.queries, index_args)
+                row = run_one(n, variant, work, args.queries, index_args, reuse=args.reuse)
                 rows.append(row)
                 print(f"{n:,} units, {variant}: {json.dumps(asdict(row))} ({time.monotonic() - started:.0f} s)",
                       flush=True)
@@ -325,8 +431,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if tmp is not None:
             tmp.cleanup()
     print(table(rows))
+    if seed is not None:
+        print(seed_line(seed))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1), "utf-8")
+        if seed is not None:
+            args.json.with_suffix(".seed.json").write_text(json.dumps(seed, indent=1), "utf-8")
     if not (args.short or args.no_results):
         update_section(SECTION, "\n".join([
             "## Scale: synthetic indexes, ours beside bare FAISS flat search",
@@ -336,9 +446,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "are search alone (vectors given; the ONNX encoder adds its own few ms). `ours`: `Searcher.search`",
             "(hybrid, learned ranker, top 5 entries); `bare flat`: `faiss.IndexFlatIP.search(k=10)` over the same",
             "vectors, interleaved with ours. recall@10: the stored index's 10 nearest units against exact search.",
-            "RSS: the measuring process after `Searcher.open`.",
+            "RSS: the measuring process after `Searcher.open`. With `--reuse`, an index built by an earlier run keeps",
+            "that run's build time (a build on a loaded machine can take several times longer).",
             "",
-            table(rows)]))
+            table(rows)] + (["", seed_line(seed)] if seed is not None else [])))
     return 0
 
 

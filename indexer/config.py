@@ -47,6 +47,11 @@ def query_retention_days() -> int:
 #: sharing the most character trigrams with it are scored, so the cost does not grow with the vocabulary.
 TYPO_CUTOFF = 0.84
 TYPO_CANDIDATES = 64
+#: BM25's top `SearchSettings.candidates` units (indexer/lexical.py): once a query's terms have more
+#: postings than this, units that cannot reach the cut are skipped unscored (MaxScore pruning; the
+#: same units and scores, ties at the cut aside). Below it every posting is merged: indexes of a
+#: few thousand units never prune.
+LEXICAL_PRUNE_POSTINGS = 20_000
 
 
 def env_path(name: str, default: Path) -> Path:

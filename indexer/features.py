@@ -65,7 +65,9 @@ class Layout:
                    np.array([code[k] for k in unit_kinds], dtype=np.int8), int(n_entries))
 
     def kind_mask(self, *kinds: str) -> np.ndarray:
-        return np.isin(self.unit_kind, [KINDS.index(k) for k in kinds])
+        wanted = np.zeros(len(KINDS), dtype=bool)  # a table lookup: np.isin costs more on every query
+        wanted[[KINDS.index(k) for k in kinds]] = True
+        return wanted[self.unit_kind]
 
     @cached_property
     def passages_per_entry(self) -> np.ndarray:
@@ -153,29 +155,33 @@ def passage_focus(vectors: np.ndarray, layout: Layout) -> np.ndarray:
 
 
 def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
-                   focus: np.ndarray | None = None) -> EntryFeatures:
+                   focus: np.ndarray | None = None, *, units: np.ndarray | None = None) -> EntryFeatures:
     """FEATURES for every candidate entry from unit scores.
 
     `dense`: each unit's cosine (-inf where the unit was not a dense candidate or its kind is
     switched off); `lexical`: each unit's normalised BM25 (0 where no query term matches);
     `focus`: `passage_focus` of the index (None: every passage counts as focused).
+    `units`: the unit ids `dense` and `lexical` hold (ascending), every other unit being
+    neither a dense nor a lexical candidate; None: they hold every unit of the index.
     """
-    n = layout.n_entries
     dense = np.asarray(dense, dtype=np.float64)
     lexical = np.asarray(lexical, dtype=np.float64)
     passages_per_entry = layout.passages_per_entry
     # A unit that is neither a dense candidate (-inf) nor a lexical one (0) adds nothing to any
     # feature below (a max with -inf or 0; means and z-scores over finite cosines only), so the
     # work runs over the active units alone: a few thousand, whatever the size of the index.
-    active = np.flatnonzero(np.isfinite(dense) | (lexical > 0))
+    keep = np.flatnonzero(np.isfinite(dense) | (lexical > 0))
+    active = keep if units is None else np.asarray(units)[keep]
     layout = layout.subset(active)
-    dense, lexical = dense[active], lexical[active]
+    dense, lexical = dense[keep], lexical[keep]
     if focus is not None:
         focus = np.asarray(focus)[active]
-    ue = layout.unit_entry
-    candidates = np.unique(ue)
+    # Per-entry arrays hold the candidate entries only: `ue` is each unit's row among them.
+    candidates, ue = np.unique(layout.unit_entry, return_inverse=True)
     if not len(candidates):
         return EntryFeatures(entries=candidates, matrix=np.zeros((0, len(FEATURES))))
+    n = len(candidates)
+    passages_per_entry = passages_per_entry[candidates]
     d = {k: segment_max(dense[layout.kind_mask(k)], ue[layout.kind_mask(k)], n) for k in KINDS}
     direct = layout.kind_mask(*DIRECT_KINDS)
     passage = layout.kind_mask("passage")
@@ -193,15 +199,14 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
             focus_best[ue[order[first]]] = focus[order[first]]
     d_pages = top_mean(dense[passage], ue[passage], n, TOP_PASSAGES)
 
-    cand_direct = d_direct[candidates]
+    cand_direct = d_direct
     if not np.isfinite(cand_direct).all():
         # A lexical-only candidate whose direct units were not dense candidates: its weakest plausible cosine.
         floor = np.nanmin(np.where(np.isfinite(dense), dense, np.nan)) if np.isfinite(dense).any() else 0.0
         cand_direct = np.where(np.isfinite(cand_direct), cand_direct, floor)
 
     def pick(values: np.ndarray, impute: np.ndarray) -> np.ndarray:
-        v = values[candidates]
-        return np.where(np.isfinite(v), v, impute)
+        return np.where(np.isfinite(values), values, impute)
 
     cols: dict[str, np.ndarray] = {
         "d_question": pick(d["question"], cand_direct),
@@ -210,11 +215,11 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
         "d_title": pick(d["title"], cand_direct),
         "d_passage": pick(d["passage"], cand_direct),
         "d_pages": pick(d_pages, cand_direct),
-        "l_direct": l_direct[candidates],
-        "l_passage": np.where(has_pages[candidates] > 0, l_passage[candidates], l_direct[candidates]),
-        "has_pages": has_pages[candidates],
-        "page_size": page_size[candidates],
-        "focus_best": focus_best[candidates],
+        "l_direct": l_direct,
+        "l_passage": np.where(has_pages > 0, l_passage, l_direct),
+        "has_pages": has_pages,
+        "page_size": page_size,
+        "focus_best": focus_best,
     }
     cols["d_best"] = np.maximum(cand_direct, cols["d_passage"])
     cols["l_best"] = np.maximum(cols["l_direct"], cols["l_passage"])

@@ -21,7 +21,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-from .config import TYPO_CANDIDATES, TYPO_CUTOFF
+from .config import LEXICAL_PRUNE_POSTINGS, TYPO_CANDIDATES, TYPO_CUTOFF
 from .text import fold
 
 log = logging.getLogger(__name__)
@@ -162,35 +162,126 @@ class Lexical:
             self._typos = TypoIndex.build(self._vocab_list)
         return self._typos
 
-    def scores(self, query_terms: Sequence[str], limit: int | None = None) -> np.ndarray:
-        """BM25 of every unit; with `limit`, only the `limit` best units keep theirs (the rest 0)."""
+    def top_scores(self, query_terms: Sequence[str], limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(unit ids ascending, BM25) of the units some query term occurs in; with `limit`, the `limit` best only.
+
+        Reads the postings of the query's terms and nothing else, so a query costs what its
+        terms' postings hold, not the size of the index. Same values as bm25s' `get_scores`
+        (the same float32 additions in the same order). Past LEXICAL_PRUNE_POSTINGS postings,
+        units that cannot reach the `limit` best are skipped unscored (`_prune`); which of
+        several units tied at the cut is kept may then differ.
+        """
+        none = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         known = [t for t in query_terms if t in self._known_stems]
         if not known:
-            return np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
-        raw = np.asarray(self.bm25.get_scores(known), dtype=np.float32)
-        if limit is not None:
-            hits = np.flatnonzero(raw)
-            if len(hits) > limit:
-                dropped = np.ones(len(hits), dtype=bool)
-                dropped[np.argpartition(-raw[hits], limit - 1)[:limit]] = False
-                raw[hits[dropped]] = 0.0
+            return none
+        if self.bm25.nonoccurrence_array is not None:  # BM25L / BM25+: every unit scores; bm25s' dense path
+            raw = np.asarray(self.bm25.get_scores(known), dtype=np.float32)
+            ids = np.flatnonzero(raw)
+            values = raw[ids]
+        else:
+            postings = self.bm25.scores
+            indptr, indices, data = postings["indptr"], postings["indices"], postings["data"]
+            lists = [(indices[indptr[t]:indptr[t + 1]], data[indptr[t]:indptr[t + 1]])
+                     for t in self.bm25.get_tokens_ids(known)]
+            found = None
+            if limit is not None and sum(len(docs) for docs, _ in lists) > LEXICAL_PRUNE_POSTINGS:
+                bounds = [self._term_best.get(t) or float(scores.max(initial=0.0)) for t, (_, scores) in zip(known, lists)]
+                found = self._prune(lists, np.array(bounds), limit)
+            ids, values = found if found is not None else self._merge(lists)
+            values = values.astype(np.float32, copy=False)
+            nonzero = np.flatnonzero(values)
+            ids, values = ids[nonzero].astype(np.int64), values[nonzero]
+        if limit is not None and len(ids) > limit:
+            best = np.sort(np.argpartition(-values, limit - 1)[:limit])
+            ids, values = ids[best], values[best]
+        return ids, values
+
+    def _merge(self, lists: Sequence[tuple[np.ndarray, np.ndarray]],
+               merged: Sequence[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(unit ids ascending, BM25) of every unit in the posting lists (query order) that are
+        `merged` (default all); the other lists only add their scores to those units."""
+        dtype = np.dtype(self.bm25.dtype)
+        merged = [True] * len(lists) if merged is None else list(merged)
+        if len(lists) == 1:  # one posting list: already ascending, nothing to add up
+            return lists[0][0], lists[0][1].astype(dtype, copy=False)
+        # Each posting list is ascending, so a stable sort merges them; every unit's terms are
+        # then added up in query order, as bm25s does.
+        docs = np.concatenate([d for (d, _), m in zip(lists, merged) if m])
+        order = np.argsort(docs, kind="stable")
+        first = np.r_[True, docs[order][1:] != docs[order][:-1]]
+        units = docs[order][first]
+        slot = np.empty(len(docs), dtype=np.int64)
+        slot[order] = np.cumsum(first) - 1
+        values = np.zeros(len(units), dtype=dtype)
+        start = 0
+        for (docs_, scores), m in zip(lists, merged):
+            if m:
+                values[slot[start:start + len(docs_)]] += scores  # a unit occurs once per list
+                start += len(docs_)
+            elif len(docs_):
+                at = np.minimum(np.searchsorted(docs_, units), len(docs_) - 1)
+                hit = docs_[at] == units
+                values[hit] += scores[at[hit]]
+        return units, values
+
+    def _prune(self, lists: Sequence[tuple[np.ndarray, np.ndarray]], bounds: np.ndarray,
+               limit: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The units that can be among the `limit` best, with their BM25 (MaxScore); None if all can.
+
+        The exact scores of the units of the rarest terms give a score `floor` that `limit`
+        units reach. A unit holding only terms whose best scores add up to less than `floor`
+        cannot make the cut, so only the postings of the other terms are merged; the minor
+        terms' postings are looked up for those units alone. Every unit scoring `floor` or
+        more is kept, with the same score as without pruning.
+        """
+        by_size = np.argsort([len(docs) for docs, _ in lists], kind="stable")
+        rare = np.zeros(len(lists), dtype=bool)
+        seen = 0
+        for j in by_size:
+            rare[j] = True
+            seen += len(lists[j][0])
+            if seen >= 2 * limit:
+                break
+        if rare.all():
+            return None
+        seed, seed_values = self._merge(lists, rare)
+        if len(seed) < limit:
+            return None
+        floor = np.partition(seed_values, len(seed) - limit)[len(seed) - limit]
+        order = np.argsort(bounds, kind="stable")
+        # float32 sums of a few terms stay well within this margin of their exact value
+        minor = np.zeros(len(lists), dtype=bool)
+        minor[order[np.cumsum(bounds[order]) * (1 + 1e-4) < floor]] = True
+        return self._merge(lists, ~minor)
+
+    def scores(self, query_terms: Sequence[str], limit: int | None = None) -> np.ndarray:
+        """BM25 of every unit; with `limit`, only the `limit` best units keep theirs (the rest 0)."""
+        ids, values = self.top_scores(query_terms, limit)
+        raw = np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
+        raw[ids] = values
         return raw
 
-    def normalised_scores(self, query_terms: Sequence[str], limit: int | None = None) -> np.ndarray:
-        """BM25 as a share of what a unit matching every query term at its best would score.
+    def normalised_top(self, query_terms: Sequence[str], limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(unit ids ascending, BM25 as a share of what a unit matching every query term at its best would score).
 
         Unlike dividing by the top hit, this stays low when the query's rarest
         words appear nowhere in the FAQ: an unseen term counts as a full miss.
-        `limit`: only the `limit` best units are scored (the others 0), as in `scores`.
+        `limit`: only the `limit` best units are scored, as in `top_scores`.
         """
         terms_ = list(dict.fromkeys(query_terms))
         ceiling = sum(self._term_best.get(t, self._unseen_weight) for t in terms_)
         if ceiling <= 0:
-            return np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
-        raw = self.scores(terms_, limit)
-        hits = np.flatnonzero(raw)
-        raw[hits] = np.minimum(raw[hits] / ceiling, 1.0)
-        return raw
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        ids, raw = self.top_scores(terms_, limit)
+        return ids, np.minimum(raw / ceiling, 1.0).astype(np.float32)
+
+    def normalised_scores(self, query_terms: Sequence[str], limit: int | None = None) -> np.ndarray:
+        """`normalised_top` laid out over every unit (0 where no query term occurs)."""
+        ids, values = self.normalised_top(query_terms, limit)
+        out = np.zeros(self.bm25.scores["num_docs"], dtype=np.float32)
+        out[ids] = values
+        return out
 
     def correct(self, word: str) -> str | None:
         """The corpus word a mistyped query word most likely meant, or None."""

@@ -90,13 +90,45 @@ class SearchResponse:
 
 
 @dataclass
-class Scored:
-    """One query scored: a score per entry (-inf: not a candidate) and each unit's own match."""
+class Candidates:
+    """One query's candidate units (the dense and the lexical retriever's hits), ascending by unit id.
 
-    entries: np.ndarray
-    matches: np.ndarray
+    Every other unit has no dense score (-inf) and no BM25 (0): per-query work runs over these only.
+    """
+
+    units: np.ndarray
+    dense: np.ndarray
+    lexical: np.ndarray
+
+
+@dataclass
+class Scored:
+    """One query scored: the candidate entries' scores and the candidate units' own match; -inf elsewhere."""
+
+    n_entries: int
+    n_units: int
+    #: Candidate entry positions (ascending) and their scores.
+    entry_positions: np.ndarray
+    entry_scores: np.ndarray
+    #: Candidate unit ids (ascending) and how well each one's own text matches the query.
+    units: np.ndarray
+    unit_matches: np.ndarray
     #: The entry-level evidence, for entry fusions (None for unit fusions and single-signal modes).
     features: EntryFeatures | None = None
+
+    @property
+    def entries(self) -> np.ndarray:
+        """A score per entry of the index (-inf: not a candidate)."""
+        out = np.full(self.n_entries, -np.inf, dtype=self.entry_scores.dtype)
+        out[self.entry_positions] = self.entry_scores
+        return out
+
+    @property
+    def matches(self) -> np.ndarray:
+        """Each unit's own match (-inf: not a candidate)."""
+        out = np.full(self.n_units, -np.inf, dtype=self.unit_matches.dtype)
+        out[self.units] = self.unit_matches
+        return out
 
 
 class ModelMismatch(store.IndexError_):
@@ -215,35 +247,53 @@ class Searcher:
     def prepare(self, query: str) -> PreparedQuery:
         return prepare(query, self.lexical, self.embedder.count_tokens, self.embedder.max_tokens - 2)
 
-    def signals(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(dense cosine, normalised BM25) per unit; -inf / 0 where a unit is not a candidate or its kind is off."""
+    def candidates(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> Candidates:
+        """Each retriever's `candidates` best units, with their dense cosine and normalised BM25.
+
+        A unit whose kind is off keeps no score (-inf / 0). Lexical-only candidates get their
+        cosine from one batched read of their stored vectors.
+        """
         s = self.settings
         n = self.n_units
         k = min(s.candidates, n)
-        dense = np.full(n, -np.inf, dtype=np.float32)
-        lexical = np.zeros(n, dtype=np.float32)
-        if n == 0:
-            return dense, lexical
-        if s.mode in ("lexical", "hybrid") and prepared.terms:
+        no_ids = np.zeros(0, dtype=np.int64)
+        lex_ids, lex_values = no_ids, np.zeros(0, dtype=np.float32)
+        dense_ids, dense_values = no_ids, np.zeros(0, dtype=np.float32)
+        if n and s.mode in ("lexical", "hybrid") and prepared.terms:
             # Both retrievers return their `k` best units: BM25 is cut to its top k before it is scaled.
             if s.lexical_norm == "max":
-                raw = self.lexical.scores(prepared.terms, limit=k)
-                lexical = raw / raw.max() if raw.max() > 0 else raw
+                lex_ids, raw = self.lexical.top_scores(prepared.terms, limit=k)
+                top = raw.max() if len(raw) else 0.0
+                lex_values = raw / top if top > 0 else raw
             else:
-                lexical = self.lexical.normalised_scores(prepared.terms, limit=k)
-        if s.mode in ("dense", "hybrid"):
+                lex_ids, lex_values = self.lexical.normalised_top(prepared.terms, limit=k)
+        if n and s.mode in ("dense", "hybrid"):
             if vector is None:
                 vector = self.embedder.encode([prepared.dense_text])[0]
             sims, ids = self.stored.faiss_index.search(vector.reshape(1, -1), k)
             valid = ids[0] >= 0
-            dense[ids[0][valid]] = sims[0][valid]
-            if s.mode == "hybrid":  # lexical-only candidates still need their dense score: one batched read
-                extra = np.flatnonzero(lexical > 0)
-                extra = extra[~np.isfinite(dense[extra])]
-                if len(extra):
-                    dense[extra] = self.stored.faiss_index.reconstruct_batch(extra) @ vector
-        return (np.where(self.unit_mask, dense, -np.inf).astype(np.float32),
-                np.where(self.unit_mask, lexical, 0.0).astype(np.float32))
+            dense_ids, dense_values = ids[0][valid].astype(np.int64), sims[0][valid]
+        units = np.union1d(dense_ids, lex_ids)
+        dense = np.full(len(units), -np.inf, dtype=np.float32)
+        dense[np.searchsorted(units, dense_ids)] = dense_values
+        lexical = np.zeros(len(units), dtype=np.float32)
+        lexical[np.searchsorted(units, lex_ids)] = lex_values
+        if s.mode == "hybrid":  # lexical-only candidates still need their dense score: one batched read
+            extra = np.flatnonzero((lexical > 0) & ~np.isfinite(dense))
+            if len(extra):
+                dense[extra] = self.stored.faiss_index.reconstruct_batch(units[extra]) @ vector
+        on = self.unit_mask[units]
+        return Candidates(units, np.where(on, dense, -np.inf).astype(np.float32),
+                          np.where(on, lexical, 0.0).astype(np.float32))
+
+    def signals(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(dense cosine, normalised BM25) per unit of the index; -inf / 0 where a unit is not a candidate."""
+        found = self.candidates(prepared, vector)
+        dense = np.full(self.n_units, -np.inf, dtype=np.float32)
+        lexical = np.zeros(self.n_units, dtype=np.float32)
+        dense[found.units] = found.dense
+        lexical[found.units] = found.lexical
+        return dense, lexical
 
     def match_scores(self, dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
         """How well each unit's own text matches the query; -inf where a unit is not a candidate."""
@@ -254,61 +304,69 @@ class Searcher:
             return np.where(lexical > 0, lexical, -np.inf).astype(np.float32)
         return fusion.fuse_units(dense, lexical, s)
 
-    def weigh(self, matches: np.ndarray) -> np.ndarray:
+    def weigh(self, matches: np.ndarray, units: np.ndarray | None = None) -> np.ndarray:
         """Match scores as evidence for the entries: kind-weighted, passages in their entry's context.
 
         A passage's score is mixed with its entry's best direct unit (`passage_context`).
+        `units`: the unit ids `matches` are given for (None: every unit of the index).
         """
-        fused = (self.kind_weight * matches).astype(np.float32)
+        units = np.arange(self.n_units) if units is None else units
+        fused = (self.kind_weight[units] * matches).astype(np.float32)
         c = self.settings.passage_context
-        if not c or not self.is_passage.any():
+        is_passage = self.is_passage[units]
+        if not c or not is_passage.any():
             return fused
-        direct = np.full(len(self.entry_ids), -np.inf, dtype=np.float32)
-        scored = np.flatnonzero(~self.is_passage & np.isfinite(fused))  # a max with -inf changes nothing
-        np.maximum.at(direct, self.unit_entry[scored], fused[scored])
-        context = direct[self.unit_entry]
+        entries, slot = np.unique(self.unit_entry[units], return_inverse=True)
+        direct = np.full(len(entries), -np.inf, dtype=np.float32)
+        scored = np.flatnonzero(~is_passage & np.isfinite(fused))  # a max with -inf changes nothing
+        np.maximum.at(direct, slot[scored], fused[scored])
+        context = direct[slot]
         mixed = (1 - c) * fused + c * context
-        use = self.is_passage & np.isfinite(fused) & np.isfinite(context)
+        use = is_passage & np.isfinite(fused) & np.isfinite(context)
         return np.where(use, mixed, fused).astype(np.float32)
 
-    def best_units(self, fused: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(score per entry, index of its best unit) from unit scores, plus `second_unit_weight` of the runner-up."""
-        n_entries = len(self.entry_ids)
-        best = np.full(n_entries, -np.inf, dtype=np.float32)
-        best_unit = np.full(n_entries, -1, dtype=np.int64)
+    def best_units(self, units: np.ndarray, fused: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(entry positions, score, best unit) of each entry with a finite unit score, from the units'
+        scores, plus `second_unit_weight` of its runner-up."""
         finite = np.flatnonzero(np.isfinite(fused))
-        if not len(finite):
-            return best, best_unit
-        order = finite[np.lexsort((-fused[finite], self.unit_entry[finite]))]  # by entry, best unit first
-        entries = self.unit_entry[order]
-        first = np.r_[True, entries[1:] != entries[:-1]]
-        best[entries[first]] = fused[order[first]]
-        best_unit[entries[first]] = order[first]
-        if self.settings.second_unit_weight:
+        ue = self.unit_entry[units]
+        order = finite[np.lexsort((-fused[finite], ue[finite]))]  # by entry, best unit first
+        entries = ue[order]
+        first = np.r_[True, entries[1:] != entries[:-1]] if len(order) else np.zeros(0, dtype=bool)
+        positions = entries[first]
+        best = fused[order[first]]
+        if self.settings.second_unit_weight and len(order):
             second_pos = np.flatnonzero(~first & np.r_[False, first[:-1]])
-            second = np.zeros(n_entries, dtype=np.float32)
-            second[entries[second_pos]] = np.maximum(fused[order[second_pos]], 0)
+            second = np.zeros(len(positions), dtype=np.float32)
+            second[np.searchsorted(positions, entries[second_pos])] = np.maximum(fused[order[second_pos]], 0)
             best = best + self.settings.second_unit_weight * second
-        return best, best_unit
+        return positions, best, units[order[first]]
 
     def score(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> Scored:
-        """Every entry's score for the query, under this searcher's fusion."""
-        dense, lexical = self.signals(prepared, vector)
-        matches = self.match_scores(dense, lexical)
+        """The candidate entries' scores for the query, under this searcher's fusion."""
+        found = self.candidates(prepared, vector)
+        matches = self.match_scores(found.dense, found.lexical)
         s = self.settings
+        n_entries = len(self.entry_ids)
         if s.mode != "hybrid" or s.fusion in fusion.UNIT_FUSIONS:
-            return Scored(self.best_units(self.weigh(matches))[0], matches)
-        features = entry_features(dense, lexical, self.layout, self.focus)
-        scores = features.scatter(fusion.fuse_entries(features, s, self.ranker), len(self.entry_ids))
-        return Scored(scores, matches, features)
+            positions, best, _ = self.best_units(found.units, self.weigh(matches, found.units))
+            return Scored(n_entries, self.n_units, positions, best, found.units, matches)
+        features = entry_features(found.dense, found.lexical, self.layout, self.focus, units=found.units)
+        scores = np.asarray(fusion.fuse_entries(features, s, self.ranker), dtype=np.float64)
+        return Scored(n_entries, self.n_units, features.entries, scores, found.units, matches, features)
 
     @staticmethod
-    def rank(scores: np.ndarray, k: int) -> list[int]:
-        """Positions of the `k` best finite scores, best first."""
+    def rank(scores: np.ndarray, k: int, positions: np.ndarray | None = None) -> list[int]:
+        """Positions of the `k` best finite scores, best first.
+
+        `positions`: ascending positions the scores belong to (None: 0, 1, 2, ...); the same
+        ranking, ties included, as the scores laid out over every position with -inf elsewhere.
+        """
         finite = np.flatnonzero(np.isfinite(scores))
         if len(finite) > k:
             finite = finite[np.argpartition(-scores[finite], k - 1)[:k]]
-        return [int(e) for e in finite[np.argsort(-scores[finite], kind="stable")]]
+        best = finite[np.argsort(-scores[finite], kind="stable")]
+        return [int(e) for e in (best if positions is None else positions[best])]
 
     # -- public -------------------------------------------------------------------
     def search(self, query: str, *, top_k: int | None = None) -> SearchResponse:
@@ -317,22 +375,28 @@ class Searcher:
         if not prepared.searchable or not self.n_units:
             return SearchResponse(query=query, answered=False, results=[], threshold=self.threshold)
         scored = self.score(prepared)
-        ranked = self.rank(scored.entries, top_k)
-        shown = self.stored.units_at([self._evidence_unit(e, scored.matches) for e in ranked])
-        results = [self._result(e, float(scored.entries[e]), unit, prepared) for e, unit in zip(ranked, shown)]
+        ranked = self.rank(scored.entry_scores, top_k, scored.entry_positions)
+        scores = scored.entry_scores[np.searchsorted(scored.entry_positions, ranked)]
+        shown = self.stored.units_at([self._evidence_unit(e, scored) for e in ranked])
+        results = [self._result(e, float(score), unit, prepared) for e, score, unit in zip(ranked, scores, shown)]
         answered = bool(results) and is_answer(results[0].score, self.threshold)
         return SearchResponse(query=query, answered=answered, results=results, threshold=self.threshold,
                               corrections=prepared.corrections)
 
-    def _evidence_unit(self, entry_pos: int, matches: np.ndarray) -> int:
+    def _evidence_unit(self, entry_pos: int, scored: Scored) -> int:
         """The entry's unit whose own text matches the query best.
 
         Kind weights and the ranker say how far a unit kind is trusted to rank an
         entry; what to show as the reason is the text that matched best, so a page
         passage that explains the answer wins over a terse link title.
+        Ties go to the lowest unit id; an entry without a scored unit shows its first.
         """
-        units = self.entry_units(entry_pos)
-        return int(units[np.argmax(matches[units])])
+        own = np.flatnonzero(self.unit_entry[scored.units] == entry_pos)
+        if len(own):
+            best = own[np.argmax(scored.unit_matches[own])]
+            if np.isfinite(scored.unit_matches[best]):
+                return int(scored.units[best])
+        return int(self.entry_units(entry_pos)[0])
 
     def _result(self, entry_pos: int, score: float, unit: Unit, prepared: PreparedQuery) -> Result:
         entry: Entry = self.stored.entries[self.entry_ids[entry_pos]]

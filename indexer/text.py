@@ -16,6 +16,8 @@ MAX_QUERY_CHARS = 500
 
 def fold(text: str) -> str:
     """Case- and accent-insensitive form used for matching (BM25 terms, the Browse filter)."""
+    if text.isascii():  # nothing to decompose: the common case, per word of every text searched and shown
+        return text.lower()
     text = unicodedata.normalize("NFKD", text.lower())
     return "".join(c for c in text if not unicodedata.combining(c))
 

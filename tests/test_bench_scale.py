@@ -17,6 +17,9 @@ def test_short_mode_builds_opens_and_measures(tmp_path: Path) -> None:
         assert row["entries"] == 1000 and row["queries"] > 0
         assert row["recall_at_10"] == 1.0  # 10k units stay on exact search
         assert row["disk_mb"] > 0 and row["rss_mb"] > 0
+    seed = json.loads(out.with_suffix(".seed.json").read_text("utf-8"))
+    assert (seed["entries"], seed["units"]) == (8, 28) and seed["queries"] == 20  # data/faq.md, built offline
+    assert seed["ours_p50_ms"] > 0 and seed["bare_p50_ms"] > 0
 
 
 def test_structured_vectors_cluster_by_entry() -> None:
