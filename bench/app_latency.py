@@ -101,11 +101,7 @@ def one_run(browser, env: dict[str, str], later: list[str], log_path: Path, shot
             t_box = time.perf_counter()
             ask(page, FIRST_QUERY)
             t_first = time.perf_counter()
-            later_ms = []
-            for query in later:
-                start = time.perf_counter()
-                ask(page, query)
-                later_ms.append((time.perf_counter() - start) * 1000)
+            later_ms = time_queries(page, later)
             if shots:
                 shots.mkdir(parents=True, exist_ok=True)
                 ask(page, FIRST_QUERY)
@@ -123,6 +119,16 @@ def one_run(browser, env: dict[str, str], later: list[str], log_path: Path, shot
                 proc.wait()
     return {"health_s": t_health - t0, "title_s": t_title - t0, "box_s": t_box - t0, "first_result_s": t_first - t0,
             "first_query_s": t_first - t_box, "later_ms": later_ms}
+
+
+def time_queries(page, queries: list[str]) -> list[float]:
+    """Milliseconds from Enter to the answer of each query, one after the other (each a rerun)."""
+    times = []
+    for query in queries:
+        start = time.perf_counter()
+        ask(page, query)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
 
 
 #: The floor any Streamlit app pays: a title, a text box, and on Enter a rerun that shows the query in an element
@@ -155,11 +161,7 @@ def baseline_run(browser, env: dict[str, str], script: Path, later: list[str], l
             t_box = time.perf_counter()
             ask(page, FIRST_QUERY)
             t_first = time.perf_counter()
-            later_ms = []
-            for query in later:
-                start = time.perf_counter()
-                ask(page, query)
-                later_ms.append((time.perf_counter() - start) * 1000)
+            later_ms = time_queries(page, later)
             return {"box_s": t_box - t0, "first_result_s": t_first - t0, "later_ms": later_ms}
         finally:
             page.close()
