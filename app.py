@@ -39,7 +39,7 @@ from indexer.querylog import CastVote
 from webapp import browse, cards, index_state, maintainer
 from webapp.html import esc, link_html, md_escape, safe_url
 from webapp.rebuild import same_index
-from webapp.resources import (ROOT, cache_dir, contact, db_path, dead_links, examples_path, get_insights,
+from webapp.resources import (ROOT, cache_dir, contact, db_path, examples_path, get_insights,
                               get_searcher, get_store, index_dir, load_report, rebuilder, run_search,
                               searcher_loader)
 
@@ -385,12 +385,12 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
         log.exception("search failed for a query")
         st.error("The search failed. Please try again in a moment; if it keeps failing, tell the course team.")
         return
-    show_response(response, query, searcher, token)
+    show_response(response, query, searcher)
     # After the result is drawn: the write (a synced SQLite commit, ~20 ms) is not part of the learner's wait.
     log_query(token[1], response)
 
 
-def show_response(response: SearchResponse, query: str, searcher: Searcher, token: tuple[str, str]) -> None:
+def show_response(response: SearchResponse, query: str, searcher: Searcher) -> None:
     """The answer card and the related entries, or the "no good answer" panel, for one search."""
     results = response.results
     if response.corrections:
@@ -412,15 +412,13 @@ def show_response(response: SearchResponse, query: str, searcher: Searcher, toke
     st.caption(f"1 answer{f' and {len(related)} related entries' if related else ''} in the FAQ")
     with st.container(border=True, key="result_1"):
         st.html(cards.answer_card_html(best, threshold, searcher.stored.documents, query_key=qkey, query=query,
-                                       dead=dead_links(*token)))
+                                       dead=searcher.link_marks[0]))
         key = f"vote_{qkey}_1"
         st.feedback("thumbs", key=key, on_change=on_vote, args=(key, query, best.id, 1))
     results_list("Related questions", related, threshold, qkey, query)
 
 
-
-
-def browse_view(searcher: Searcher, token: tuple[str, str]) -> None:
+def browse_view(searcher: Searcher) -> None:
     text = st.text_input("Filter the FAQ", key="filter", bind="query-params", label_visibility="collapsed",
                          placeholder="Filter by a word, e.g. loss, video, arxiv", icon=":material/filter_list:")
     entries = list(searcher.stored.entries.values())
@@ -430,7 +428,7 @@ def browse_view(searcher: Searcher, token: tuple[str, str]) -> None:
         return
     st.caption(f"{len(shown)} of {len(entries)} entries" if text else f"{len(entries)} entries")
     st.html(cards.browse_html(browse.group_by_category(shown), expanded=bool(text and text.strip()), view=VIEWS[1],
-                              filter_text=(text or "").strip(), dead=dead_links(*token)))
+                              filter_text=(text or "").strip(), dead=searcher.link_marks[0]))
 
 
 def main() -> None:
@@ -474,7 +472,7 @@ def main() -> None:
         sidebar(manifest, token)
         searcher = load_searcher(token, manifest)
         if searcher is not None:
-            browse_view(searcher, token)
+            browse_view(searcher)
     else:
         search_view(token, manifest)
 

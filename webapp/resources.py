@@ -134,15 +134,6 @@ def load_report(path: str, build_id: str) -> list[dict]:
     return read_report(Path(path))
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def dead_links(path: str, build_id: str) -> set[str]:
-    """The FAQ's links that were gone at the last build (Browse and the answer card mark them); once per
-    build, not once per search."""
-    from indexer.links import dead_urls
-
-    return dead_urls(read_report(Path(path)))
-
-
 @st.cache_data(show_spinner=False, ttl=30, max_entries=8)
 def get_insights(path: str, build_id: str, db: str, since: str) -> Insights:
     """The query log summed up for `since` (indexer.insights), at most 30 s old."""
