@@ -239,10 +239,6 @@ class OnnxEncoder:
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
 
-#: The name the app and the tests knew it by, when it encoded queries only.
-OnnxQueryEncoder = OnnxEncoder
-
-
 def load_query_encoder(model: str, cache_dir: Path, *, batch_size: int = 32) -> OnnxEncoder | Embedder:
     """The ONNX encoder when the build exported `model` under `cache_dir`, else sentence-transformers.
 

@@ -18,7 +18,7 @@ import pytest
 from indexer.build import build_index
 from indexer.config import DEFAULT_MODEL
 from indexer.embed import Embedder
-from indexer.onnx_encoder import (OnnxEncoder, OnnxQueryEncoder, export_dir, export_onnx, load_query_encoder,
+from indexer.onnx_encoder import (OnnxEncoder, export_dir, export_onnx, load_query_encoder,
                                   pipeline_info)
 from indexer.search import Searcher
 
@@ -63,7 +63,7 @@ def test_export_writes_model_tokenizer_and_description(exported: Path):
 
 def test_vectors_and_token_counts_match_sentence_transformers(exported: Path, embedder: Embedder):
     encoder = load_query_encoder(DEFAULT_MODEL, exported)
-    assert isinstance(encoder, OnnxQueryEncoder)
+    assert isinstance(encoder, OnnxEncoder)
     assert (encoder.name, encoder.dimension, encoder.max_tokens) == (embedder.name, embedder.dimension,
                                                                       embedder.max_tokens)
     counts = encoder.count_tokens(TEXTS)
@@ -143,7 +143,7 @@ def test_build_exports_once_and_search_uses_the_export(tmp_path: Path, caplog: p
     assert model_file.stat().st_mtime_ns == first_mtime
 
     searcher = Searcher.open(index_dir, cache_dir=cache_dir)
-    assert isinstance(searcher.embedder, OnnxQueryEncoder)
+    assert isinstance(searcher.embedder, OnnxEncoder)
     assert searcher.search("what is log loss").results[0].id == "what-is-cross-entropy-loss"
     assert isinstance(Searcher.open(index_dir).embedder, Embedder)  # no cache folder given: sentence-transformers
 
