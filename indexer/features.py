@@ -28,6 +28,7 @@ best direct match instead, so that missing page text neither helps nor hurts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Sequence
@@ -106,8 +107,10 @@ def top_mean(values: np.ndarray, segments: np.ndarray, n: int, k: int) -> np.nda
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
-    sd = x.std()
-    return (x - x.mean()) / sd if sd > 1e-9 else np.zeros_like(x)
+    # np.std's own arithmetic (pairwise sums, population variance) without its per-call overhead
+    deviation = x - np.add.reduce(x) / len(x)
+    sd = math.sqrt(np.add.reduce(deviation * deviation) / len(x))
+    return deviation / sd if sd > 1e-9 else np.zeros_like(x)
 
 
 def _lead(x: np.ndarray) -> np.ndarray:
@@ -166,38 +169,53 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     """
     dense = np.asarray(dense, dtype=np.float64)
     lexical = np.asarray(lexical, dtype=np.float64)
-    passages_per_entry = layout.passages_per_entry
     # A unit that is neither a dense candidate (-inf) nor a lexical one (0) adds nothing to any
     # feature below (a max with -inf or 0; means and z-scores over finite cosines only), so the
     # work runs over the active units alone: a few thousand, whatever the size of the index.
     keep = np.flatnonzero(np.isfinite(dense) | (lexical > 0))
     active = keep if units is None else np.asarray(units)[keep]
-    layout = layout.subset(active)
+    passages_per_entry = layout.passages_per_entry
+    if not len(active):
+        return EntryFeatures(entries=np.zeros(0, dtype=np.int64), matrix=np.zeros((0, len(FEATURES))))
+    # One sort does the grouping: by entry, each entry's units best cosine first (ties: unit order).
+    # Every per-entry value is then a reduction over one contiguous segment.
+    unit_entry = layout.unit_entry[active]
+    order = np.lexsort((-dense[keep], unit_entry))
+    active, keep, unit_entry = active[order], keep[order], unit_entry[order]
     dense, lexical = dense[keep], lexical[keep]
-    if focus is not None:
-        focus = np.asarray(focus)[active]
-    # Per-entry arrays hold the candidate entries only: `ue` is each unit's row among them.
-    candidates, ue = np.unique(layout.unit_entry, return_inverse=True)
-    if not len(candidates):
-        return EntryFeatures(entries=candidates, matrix=np.zeros((0, len(FEATURES))))
+    layout = layout.subset(active)
+    new_entry = np.concatenate(([True], unit_entry[1:] != unit_entry[:-1]))
+    starts = np.flatnonzero(new_entry)
+    candidates = unit_entry[starts]
     n = len(candidates)
     passages_per_entry = passages_per_entry[candidates]
-    d = {k: segment_max(dense[layout.kind_mask(k)], ue[layout.kind_mask(k)], n) for k in KINDS}
-    direct = layout.kind_mask(*DIRECT_KINDS)
+
+    def entry_max(values: np.ndarray, where: np.ndarray, fill: float) -> np.ndarray:
+        return np.maximum.reduceat(np.where(where, values, fill), starts)
+
+    d = {k: entry_max(dense, layout.kind_mask(k), -np.inf) for k in KINDS}
     passage = layout.kind_mask("passage")
     d_direct = np.maximum.reduce([d[k] for k in DIRECT_KINDS])
-    l_direct = segment_max(lexical[direct], ue[direct], n, fill=0.0)
-    l_passage = segment_max(lexical[passage], ue[passage], n, fill=0.0)
+    l_direct = entry_max(lexical, ~passage, 0.0)  # BM25 shares are >= 0: 0 is "no match"
+    l_passage = entry_max(lexical, passage, 0.0)
     has_pages = (passages_per_entry > 0).astype(np.float64)
     page_size = np.log1p(passages_per_entry)
+    # Each entry's scored passages in order, best first: the mean of the TOP_PASSAGES best, and the
+    # focus of the best one.
+    scored = passage & np.isfinite(dense)
+    seen = np.cumsum(scored)
+    rank = seen - np.repeat(seen[starts] - scored[starts], np.diff(starts, append=len(scored))) - 1
+    row = np.cumsum(new_entry) - 1  # each unit's entry among the candidates
+    sums, counts = np.zeros(n), np.zeros(n)
+    for r in range(TOP_PASSAGES):  # best first, added one rank at a time
+        at = np.flatnonzero(scored & (rank == r))
+        sums[row[at]] += dense[at]
+        counts[row[at]] += 1
+    d_pages = np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
     focus_best = np.ones(n)
-    if focus is not None and passage.any():
-        p_units = np.flatnonzero(passage & np.isfinite(dense))
-        if len(p_units):  # the focus of each entry's best passage
-            order = p_units[np.lexsort((-dense[p_units], ue[p_units]))]
-            first = np.r_[True, ue[order][1:] != ue[order][:-1]]
-            focus_best[ue[order[first]]] = focus[order[first]]
-    d_pages = top_mean(dense[passage], ue[passage], n, TOP_PASSAGES)
+    if focus is not None:
+        best = np.flatnonzero(scored & (rank == 0))
+        focus_best[row[best]] = np.asarray(focus)[active[best]]
 
     cand_direct = d_direct
     if not np.isfinite(cand_direct).all():
@@ -229,4 +247,7 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     cols["gap_lexical"] = cols["l_best"] - cols["l_best"].max()
     cols["lead_dense"] = _lead(cols["d_best"])
     cols["lead_lexical"] = _lead(cols["l_best"])
-    return EntryFeatures(entries=candidates, matrix=np.column_stack([cols[f] for f in FEATURES]))
+    matrix = np.empty((n, len(FEATURES)))
+    for j, name in enumerate(FEATURES):
+        matrix[:, j] = cols[name]
+    return EntryFeatures(entries=candidates, matrix=matrix)
