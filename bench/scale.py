@@ -50,6 +50,7 @@ import numpy as np
 
 from bench.common import OUT, ROOT, SHARED, machine_line, now, update_section
 from indexer.config import IndexSettings
+from indexer.store import nearest
 
 log = logging.getLogger("bench.scale")
 
@@ -82,6 +83,8 @@ class Row:
     ours_p95_ms: float
     flat_p50_ms: float
     flat_p95_ms: float
+    #: The same bare search on FAISS's default OpenMP threads (what a bare call gets untuned).
+    flat_default_p50_ms: float
     recall_at_10: float
     queries: int
 
@@ -227,15 +230,18 @@ def measure(index_dir: Path, n_queries: int) -> dict[str, Any]:
     qv = np.stack([encoder.vectors[t] for t in texts])
     searcher.search(texts[0])  # warm-up (lazy per-index work happens here once)
     flat.search(qv[:1], 10)
-    ours, bare = [], []
+    ours, bare, bare_default = [], [], []
     for text, vector in zip(texts, qv):
         t0 = time.perf_counter()
         searcher.search(text)
         t1 = time.perf_counter()
-        flat.search(vector.reshape(1, -1), 10)
+        nearest(flat, vector.reshape(1, -1), 10)  # on the query threads ours uses (config.FAISS_QUERY_THREADS)
         t2 = time.perf_counter()
+        flat.search(vector.reshape(1, -1), 10)
+        t3 = time.perf_counter()
         ours.append(t1 - t0)
         bare.append(t2 - t1)
+        bare_default.append(t3 - t2)
     _, exact = flat.search(qv, 10)
     _, got = stored.search(qv, 10)
     recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, got)]))
@@ -244,6 +250,7 @@ def measure(index_dir: Path, n_queries: int) -> dict[str, Any]:
             "index_type": str(manifest.get("faiss", {}).get("type", "flat")),
             "ours_p50_ms": 1000 * float(np.percentile(ours, 50)), "ours_p95_ms": 1000 * float(np.percentile(ours, 95)),
             "flat_p50_ms": 1000 * float(np.percentile(bare, 50)), "flat_p95_ms": 1000 * float(np.percentile(bare, 95)),
+            "flat_default_p50_ms": 1000 * float(np.percentile(bare_default, 50)),
             "recall_at_10": recall, "queries": len(texts)}
 
 
@@ -282,7 +289,7 @@ def measure_seed(index_dir: Path, n_queries: int, cache_dir: Path = SEED_CACHE) 
 
         def run_bare() -> None:
             t0 = time.perf_counter()
-            flat.search(encoder.encode([q]).reshape(1, -1), 10)
+            nearest(flat, encoder.encode([q]).reshape(1, -1), 10)
             bare.append(time.perf_counter() - t0)
 
         for run in ((run_ours, run_bare) if i % 2 else (run_bare, run_ours)):  # alternate who goes first
@@ -340,7 +347,8 @@ def run_one(n_units: int, variant: str, work: Path, n_queries: int, index_args: 
     got = child(["--child-measure", str(folder / "index"), "--queries", str(n_queries)])
     row = Row(units=n_units, entries=n_units // UNITS_PER_ENTRY, variant=variant, build_s=built["build_s"],
               **{k: got[k] for k in ("index_type", "open_s", "rss_mb", "disk_mb", "ours_p50_ms", "ours_p95_ms",
-                                     "flat_p50_ms", "flat_p95_ms", "recall_at_10", "queries")})
+                                     "flat_p50_ms", "flat_p95_ms", "flat_default_p50_ms", "recall_at_10",
+                                     "queries")})
     if not reuse:
         shutil.rmtree(folder, ignore_errors=True)
     return row
@@ -348,13 +356,13 @@ def run_one(n_units: int, variant: str, work: Path, n_queries: int, index_args: 
 
 def table(rows: Sequence[Row]) -> str:
     lines = ["| units (entries) | vectors | index | build | open | RSS | disk | ours p50 / p95 | "
-             "bare flat p50 / p95 | recall@10 |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "bare flat p50 / p95 | ours / bare flat (p50) | bare flat, FAISS default threads p50 | recall@10 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | ---: | --- | --- |"]
     for r in rows:
         lines.append(f"| {r.units:,} ({r.entries:,}) | {r.variant} | {r.index_type} | {r.build_s:.1f} s | "
                      f"{r.open_s:.2f} s | {r.rss_mb:.0f} MB | {r.disk_mb:.0f} MB | "
                      f"{r.ours_p50_ms:.1f} / {r.ours_p95_ms:.1f} ms | {r.flat_p50_ms:.1f} / {r.flat_p95_ms:.1f} ms | "
-                     f"{r.recall_at_10:.3f} |")
+                     f"{r.ours_p50_ms / r.flat_p50_ms:.2f}x | {r.flat_default_p50_ms:.1f} ms | {r.recall_at_10:.3f} |")
     return "\n".join(lines)
 
 
@@ -445,7 +453,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seed pages' sentences, written through `indexer.store` and opened with `Searcher.open`; query times",
             "are search alone (vectors given; the ONNX encoder adds its own few ms). `ours`: `Searcher.search`",
             "(hybrid, learned ranker, top 5 entries); `bare flat`: `faiss.IndexFlatIP.search(k=10)` over the same",
-            "vectors, interleaved with ours. recall@10: the stored index's 10 nearest units against exact search.",
+            "vectors on the OpenMP threads ours searches with (`config.FAISS_QUERY_THREADS`, one: FAISS's default",
+            "two threads are 2-3x slower for a single query on these machines; that column is given too), interleaved",
+            "with ours. recall@10: the stored index's 10 nearest units against exact search.",
             "RSS: the measuring process after `Searcher.open`. With `--reuse`, an index built by an earlier run keeps",
             "that run's build time (a build on a loaded machine can take several times longer).",
             "",

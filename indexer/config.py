@@ -47,11 +47,28 @@ def query_retention_days() -> int:
 #: sharing the most character trigrams with it are scored, so the cost does not grow with the vocabulary.
 TYPO_CUTOFF = 0.84
 TYPO_CANDIDATES = 64
+#: Unknown query words whose repair (or that none was found) is remembered per index, so a word
+#: learners keep using is looked up once.
+TYPO_CACHE_WORDS = 10_000
 #: BM25's top `SearchSettings.candidates` units (indexer/lexical.py): once a query's terms have more
 #: postings than this, units that cannot reach the cut are skipped unscored (MaxScore pruning; the
 #: same units and scores, ties at the cut aside). Below it every posting is merged: indexes of a
 #: few thousand units never prune.
 LEXICAL_PRUNE_POSTINGS = 20_000
+#: OpenMP threads FAISS gets for one query's search (set for that call only, on the searching thread).
+#: Its flat search splits queries, not vectors, among threads, so a single query gains nothing from a
+#: second thread and pays for waking it: at 100k units one query took 6.6 ms on one thread and 15 ms
+#: on FAISS's default two on these machines (faiss issues #2953 and #4121 report the same). A build's
+#: batches keep FAISS's default.
+FAISS_QUERY_THREADS = 1
+#: From this many units up, a hybrid query reads BM25's postings on a worker thread while FAISS scans
+#: the vectors (FAISS releases the GIL): at 100k units the lexical side (~2 ms) then costs next to
+#: nothing. Smaller indexes answer BM25 in well under the cost of handing work to a thread.
+PARALLEL_LEXICAL_UNITS = 20_000
+#: Texts whose words (folded, stemmed, with offsets) are kept for highlighting, and unit rows kept
+#: from SQLite, per process: the entries people ask about are shown again and again.
+HIGHLIGHT_CACHE_TEXTS = 4096
+UNIT_CACHE_ROWS = 4096
 
 
 def env_path(name: str, default: Path) -> Path:

@@ -21,7 +21,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-from .config import LEXICAL_PRUNE_POSTINGS, TYPO_CANDIDATES, TYPO_CUTOFF
+from .config import HIGHLIGHT_CACHE_TEXTS, LEXICAL_PRUNE_POSTINGS, TYPO_CACHE_WORDS, TYPO_CANDIDATES, TYPO_CUTOFF
 from .text import fold
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,19 @@ def terms(text: str) -> list[str]:
     return [stem(w) for w, _, _ in words(text)]
 
 
+@lru_cache(maxsize=HIGHLIGHT_CACHE_TEXTS)
+def _spans_by_stem(text: str) -> dict[str, tuple[tuple[int, int], ...]]:
+    """Each stem of `text` and where its words are: a shown passage is analysed once, not per query."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for w, s, e in words(text):
+        spans.setdefault(stem(w), []).append((s, e))
+    return {t: tuple(found) for t, found in spans.items()}
+
+
 def highlight_spans(query_terms: Sequence[str], text: str) -> list[list[int]]:
-    """Character spans [start, end) in `text` of the words whose stem is a query term."""
-    wanted = set(query_terms)
-    return [[s, e] for w, s, e in words(text) if stem(w) in wanted]
+    """Character spans [start, end) in `text` of the words whose stem is a query term, in text order."""
+    spans = _spans_by_stem(text)
+    return [list(span) for span in sorted(s for t in set(query_terms) for s in spans.get(t, ()))]
 
 
 def _trigrams(word: str) -> set[str]:
@@ -132,6 +141,8 @@ class Lexical:
         self._vocab_list = sorted(self.vocab)
         self._typos = typos
         self._known_stems = set(self.bm25.vocab_dict)
+        #: Unknown query words already looked up, and what each was mended to (None: nothing close).
+        self._mended: dict[str, str | None] = {}
         # The best score each term reaches in any unit: what a perfect match on it is worth.
         data, indptr = self.bm25.scores["data"], np.asarray(self.bm25.scores["indptr"])
         filled = np.flatnonzero(indptr[1:] > indptr[:-1])
@@ -287,6 +298,11 @@ class Lexical:
         """The corpus word a mistyped query word most likely meant, or None."""
         if len(word) < 5 or not word.isalpha() or word in self.vocab or stem(word) in self._known_stems:
             return None
+        if word in self._mended:
+            return self._mended[word]
         candidates = self.typos.candidates(word, TYPO_CANDIDATES, TYPO_CUTOFF)
         match = difflib.get_close_matches(word, candidates, n=1, cutoff=TYPO_CUTOFF)
-        return match[0] if match else None
+        if len(self._mended) >= TYPO_CACHE_WORDS:
+            self._mended.clear()
+        self._mended[word] = match[0] if match else None
+        return self._mended[word]

@@ -44,8 +44,8 @@ def fit_window(text: str, count_tokens: TokenCounter, max_tokens: int) -> str:
     the rest is context. When the whole does not fit, keep the questions (as
     many as fit), or failing any, the opening sentences.
     """
-    if count_tokens([text])[0] <= max_tokens:
-        return text
+    if len(text) <= max_tokens or count_tokens([text])[0] <= max_tokens:
+        return text  # a word piece covers at least one character: a short query fits uncounted
     sentences = split_sentences(text)
     questions = [s for s in sentences if s.rstrip().endswith("?")]
     kept, size = [], 0

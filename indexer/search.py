@@ -12,6 +12,8 @@ the top entry's score with the threshold indexer/threshold.py resolves.
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +22,7 @@ import numpy as np
 
 from . import fusion, store
 from . import ranker as ranker_file
-from .config import SearchSettings, Settings
+from .config import PARALLEL_LEXICAL_UNITS, SearchSettings, Settings
 from .embed import Embedder
 from .features import KINDS, EntryFeatures, Layout, entry_features, passage_focus
 from .lexical import Lexical, highlight_spans
@@ -133,6 +135,19 @@ class Scored:
 
 class ModelMismatch(store.IndexError_):
     pass
+
+
+_lexical_pool: ThreadPoolExecutor | None = None
+_lexical_pool_lock = threading.Lock()
+
+
+def _in_background(work: Callable[[], Any]) -> Future:
+    """Run `work` on the process's BM25 worker threads (started on first use, shared by every searcher)."""
+    global _lexical_pool
+    with _lexical_pool_lock:
+        if _lexical_pool is None:
+            _lexical_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm25")
+    return _lexical_pool.submit(work)
 
 
 class Searcher:
@@ -259,20 +274,28 @@ class Searcher:
         no_ids = np.zeros(0, dtype=np.int64)
         lex_ids, lex_values = no_ids, np.zeros(0, dtype=np.float32)
         dense_ids, dense_values = no_ids, np.zeros(0, dtype=np.float32)
+        lexical_top: Future | None = None
         if n and s.mode in ("lexical", "hybrid") and prepared.terms:
             # Both retrievers return their `k` best units: BM25 is cut to its top k before it is scaled.
-            if s.lexical_norm == "max":
-                lex_ids, raw = self.lexical.top_scores(prepared.terms, limit=k)
-                top = raw.max() if len(raw) else 0.0
-                lex_values = raw / top if top > 0 else raw
+            def read_postings() -> tuple[np.ndarray, np.ndarray]:
+                if s.lexical_norm == "max":
+                    ids, raw = self.lexical.top_scores(prepared.terms, limit=k)
+                    top = raw.max() if len(raw) else 0.0
+                    return ids, (raw / top if top > 0 else raw)
+                return self.lexical.normalised_top(prepared.terms, limit=k)
+
+            if s.mode == "hybrid" and n >= PARALLEL_LEXICAL_UNITS:
+                lexical_top = _in_background(read_postings)  # beside FAISS's scan (config.py says why)
             else:
-                lex_ids, lex_values = self.lexical.normalised_top(prepared.terms, limit=k)
+                lex_ids, lex_values = read_postings()
         if n and s.mode in ("dense", "hybrid"):
             if vector is None:
                 vector = self.embedder.encode([prepared.dense_text])[0]
-            sims, ids = self.stored.faiss_index.search(vector.reshape(1, -1), k)
+            sims, ids = store.nearest(self.stored.faiss_index, vector.reshape(1, -1), k)
             valid = ids[0] >= 0
             dense_ids, dense_values = ids[0][valid].astype(np.int64), sims[0][valid]
+        if lexical_top is not None:
+            lex_ids, lex_values = lexical_top.result()
         units = np.union1d(dense_ids, lex_ids)
         dense = np.full(len(units), -np.inf, dtype=np.float32)
         dense[np.searchsorted(units, dense_ids)] = dense_values

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .config import SCHEMA_VERSION, IndexSettings
+from .config import FAISS_QUERY_THREADS, SCHEMA_VERSION, UNIT_CACHE_ROWS, IndexSettings
 from .records import Document, Entry, Resource, Unit
 
 if TYPE_CHECKING:  # faiss and numpy load only with an index: reading a manifest stays instant
@@ -84,6 +84,22 @@ def vector_index(vectors: np.ndarray, settings: IndexSettings) -> tuple[faiss.In
     if n:
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index, info | {"exact_max_units": settings.exact_max_units}
+
+
+def nearest(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`index.search` for a query's vector on FAISS_QUERY_THREADS OpenMP threads (config.py says why).
+
+    OpenMP's thread count is per calling thread: it is set for this call and put back, so a
+    build running on another thread (or later on this one) keeps FAISS's default.
+    """
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(FAISS_QUERY_THREADS)
+    try:
+        return index.search(queries, k)
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def write_build(build_dir: Path, *, entries: Sequence[Entry], units: Sequence[Unit], vectors: np.ndarray,
@@ -229,6 +245,8 @@ class StoredIndex:
     focus: np.ndarray | None = None
     _db: sqlite3.Connection | None = field(default=None, repr=False)
     _units: list[Unit] | None = field(default=None, repr=False)
+    #: Unit rows read by `units_at`, oldest first, at most UNIT_CACHE_ROWS.
+    _unit_rows: dict[int, Unit] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -251,10 +269,19 @@ class StoredIndex:
         if self._units is not None:
             return [self._units[int(i)] for i in positions]
         wanted = [int(i) for i in positions]
-        rows = self._query(f"SELECT vector_id, entry_id, kind, text, url FROM units WHERE vector_id IN "
-                           f"({','.join('?' * len(wanted))})", wanted, with_id=True)
-        by_id = dict(rows)
-        return [by_id[i] for i in wanted]
+        cached = self._unit_rows
+        with self._lock:
+            found = {i: cached[i] for i in wanted if i in cached}
+        missing = sorted(set(wanted) - set(found))
+        if missing:
+            rows = self._query(f"SELECT vector_id, entry_id, kind, text, url FROM units WHERE vector_id IN "
+                               f"({','.join('?' * len(missing))})", missing, with_id=True)
+            found.update(rows)
+            with self._lock:
+                while cached and len(cached) + len(rows) > UNIT_CACHE_ROWS:
+                    cached.pop(next(iter(cached)))  # the oldest row read
+                cached.update(rows)
+        return [found[i] for i in wanted]
 
     def unit(self, position: int) -> Unit:
         return self.units_at([position])[0]

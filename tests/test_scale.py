@@ -147,3 +147,33 @@ def test_exact_search_up_to_the_configured_size_hnsw_beyond(tmp_path) -> None:
     encoder.vectors = {"learning rate schedule": queries[0]}
     response = searcher.search("learning rate schedule")
     assert len(response.results) == 5 and response.results[0].evidence.text
+
+
+def test_highlights_come_in_text_order_from_a_cached_analysis() -> None:
+    from indexer.lexical import _spans_by_stem, highlight_spans, terms
+
+    text = "Dropout drops units; a dropped unit learns nothing, so other units learn more."
+    wanted = terms("unit learning")
+    first = highlight_spans(wanted, text)
+    assert [text[s:e] for s, e in first] == ["units", "unit", "learns", "units", "learn"]
+    hits = _spans_by_stem.cache_info().hits
+    assert highlight_spans(wanted, text) == first
+    assert _spans_by_stem.cache_info().hits == hits + 1
+
+
+def test_a_typo_is_looked_up_once_per_index() -> None:
+    lex = Lexical(["Backpropagation applies the chain rule through every layer."])
+    assert lex.correct("backprogation") == "backpropagation"
+    lex.typos.candidates = None  # a second lookup would fail: the first answer is remembered
+    assert lex.correct("backprogation") == "backpropagation"
+    assert lex.correct("layers") is None  # a known stem is never looked up
+
+
+def test_a_short_query_fits_the_window_without_being_counted() -> None:
+    from indexer.query import fit_window
+
+    def never(texts):
+        raise AssertionError("counted")
+
+    assert fit_window("why exp in softmax?", never, 256) == "why exp in softmax?"
+    assert fit_window("word " * 100, lambda texts: [len(t.split()) for t in texts], 256) == "word " * 100

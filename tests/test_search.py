@@ -274,3 +274,42 @@ def test_unit_texts_are_read_only_for_the_results_shown(site):
     response = fresh.search("why exp in softmax")
     assert response.results and fresh.stored._units is None  # no full read of the units table
     assert [u.text for u in fresh.stored.units_at([3, 0])] == [fresh.units[3].text, fresh.units[0].text]
+
+
+def test_bm25_beside_faiss_on_a_worker_thread_answers_the_same(searcher, monkeypatch):
+    from indexer import search as search_module
+
+    queries = ("why exp in softmax", "backprogation chain rule", f"what is the {RARE} buffer", "log loss")
+    serial = [searcher.search(q).to_dict() for q in queries]
+    monkeypatch.setattr(search_module, "PARALLEL_LEXICAL_UNITS", 1)  # every index counts as large
+    calls = []
+    real = search_module._in_background
+    monkeypatch.setattr(search_module, "_in_background", lambda work: calls.append(1) or real(work))
+    assert [searcher.search(q).to_dict() for q in queries] == serial
+    assert len(calls) == len(queries)
+
+
+def test_a_query_search_runs_faiss_on_the_query_threads_and_puts_the_default_back(searcher, monkeypatch):
+    import faiss
+
+    from indexer import store
+
+    seen = []
+    index = searcher.stored.faiss_index
+    real = index.search
+    monkeypatch.setattr(index, "search", lambda *a: seen.append(faiss.omp_get_max_threads()) or real(*a))
+    before = faiss.omp_get_max_threads()
+    searcher.search("why exp in softmax")
+    assert seen == [store.FAISS_QUERY_THREADS]
+    assert faiss.omp_get_max_threads() == before
+
+
+def test_unit_rows_are_cached_up_to_their_cap_and_stay_right(site, monkeypatch):
+    from indexer import store
+
+    monkeypatch.setattr(store, "UNIT_CACHE_ROWS", 3)
+    fresh = Searcher.open(site.index_dir, cache_dir=site.cache_dir)
+    every = fresh.stored._query("SELECT entry_id, kind, text, url FROM units ORDER BY vector_id")
+    for ids in ([0, 1], [2, 0, 4], [5, 1, 5], [0]):
+        assert fresh.stored.units_at(ids) == [every[i] for i in ids]
+        assert len(fresh.stored._unit_rows) <= 3
