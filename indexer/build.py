@@ -235,6 +235,10 @@ class LazyEmbedder:
     def dimension(self) -> int:
         return self._dimension if self._dimension is not None else self.encoder.dimension
 
+    @property
+    def whole_words(self) -> frozenset[str]:
+        return self.encoder.whole_words
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text without special tokens or truncation (as `Embedder.count_tokens`)."""
         if self._counter is None:

@@ -61,9 +61,10 @@ LEXICAL_PRUNE_POSTINGS = 20_000
 #: on FAISS's default two on these machines (faiss issues #2953 and #4121 report the same). A build's
 #: batches keep FAISS's default.
 FAISS_QUERY_THREADS = 1
-#: From this many units up, a hybrid query reads BM25's postings on a worker thread while FAISS scans
-#: the vectors (FAISS releases the GIL): at 100k units the lexical side (~2 ms) then costs next to
-#: nothing. Smaller indexes answer BM25 in well under the cost of handing work to a thread.
+#: From this many units up, a search runs its lexical side (typo repair, BM25's postings) on a worker
+#: thread while it embeds the query and FAISS scans the vectors, which release the GIL: at 100k units
+#: BM25 (~2 ms) then costs next to nothing. Below it the lexical side takes a fraction of a millisecond,
+#: less than handing it to a thread costs (measured at the seed's size: no gain).
 PARALLEL_LEXICAL_UNITS = 20_000
 #: Texts whose words (folded, stemmed, with offsets) are kept for highlighting, and unit rows kept
 #: from SQLite, per process: the entries people ask about are shown again and again.

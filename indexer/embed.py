@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -24,6 +25,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 
 from .config import DEFAULT_MODEL  # noqa: E402
+from .text import whole_words  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,10 @@ class Embedder:
                              else self.model.get_sentence_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length)
         self._lock = threading.Lock()
+
+    @cached_property
+    def whole_words(self) -> frozenset[str]:
+        return whole_words(self.model.tokenizer.get_vocab())
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:

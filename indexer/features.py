@@ -193,7 +193,7 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     def entry_max(values: np.ndarray, where: np.ndarray, fill: float) -> np.ndarray:
         return np.maximum.reduceat(np.where(where, values, fill), starts)
 
-    d = {k: entry_max(dense, layout.kind_mask(k), -np.inf) for k in KINDS}
+    d = {k: entry_max(dense, layout.unit_kind == code, -np.inf) for code, k in enumerate(KINDS)}
     passage = layout.kind_mask("passage")
     d_direct = np.maximum.reduce([d[k] for k in DIRECT_KINDS])
     l_direct = entry_max(lexical, ~passage, 0.0)  # BM25 shares are >= 0: 0 is "no match"
@@ -203,9 +203,9 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     # Each entry's scored passages in order, best first: the mean of the TOP_PASSAGES best, and the
     # focus of the best one.
     scored = passage & np.isfinite(dense)
-    seen = np.cumsum(scored)
-    rank = seen - np.repeat(seen[starts] - scored[starts], np.diff(starts, append=len(scored))) - 1
     row = np.cumsum(new_entry) - 1  # each unit's entry among the candidates
+    seen = np.cumsum(scored)
+    rank = seen - 1 - (seen - scored)[starts][row]  # among its entry's scored passages
     sums, counts = np.zeros(n), np.zeros(n)
     for r in range(TOP_PASSAGES):  # best first, added one rank at a time
         at = np.flatnonzero(scored & (rank == r))

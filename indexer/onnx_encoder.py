@@ -35,6 +35,7 @@ import shutil
 import time
 import uuid
 import warnings
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -42,6 +43,7 @@ import numpy as np
 
 from .config import ONNX_CPU_MEM_ARENA, ONNX_DIR_NAME, ONNX_STALE_EXPORT_SECONDS, ONNX_THREADS
 from .embed import Embedder, resolve_model
+from .text import whole_words
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,10 @@ class OnnxEncoder:
         options.enable_cpu_mem_arena = bool(arena)
         self.session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
+
+    @cached_property
+    def whole_words(self) -> frozenset[str]:
+        return whole_words(self.tokenizer.get_vocab())
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text, without special tokens or truncation (like `Embedder.count_tokens`)."""

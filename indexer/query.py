@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Collection
 
 from .chunk import TokenCounter, fit_tokens, split_sentences
 from .lexical import Lexical, terms, words
@@ -59,14 +60,26 @@ def fit_window(text: str, count_tokens: TokenCounter, max_tokens: int) -> str:
     return " ".join(kept)
 
 
-def prepare(query: str, lexical: Lexical, count_tokens: TokenCounter, max_tokens: int) -> PreparedQuery:
+def fit_query(query: str, count_tokens: TokenCounter, max_tokens: int) -> tuple[str, str]:
+    """(the cleaned query, the part of it the dense model embeds): all a search needs to start embedding."""
     text = clean(query)
+    return text, fit_window(text, count_tokens, max_tokens)
+
+
+def prepare(query: str, lexical: Lexical, count_tokens: TokenCounter, max_tokens: int,
+            fitted: tuple[str, str] | None = None, spelled: Collection[str] = ()) -> PreparedQuery:
+    """The query cleaned, typo-mended and cut to the window; `fitted`: what `fit_query` already gave.
+
+    A word the FAQ never uses is mended to the FAQ word closest to it, unless it is in `spelled`
+    (the model's whole words, `whole_words`): a real word is not a typo, and mending one to a
+    look-alike ("uncomfortable" to "comfortable", "altitude" to "latitude") searches for the wrong thing.
+    """
+    text, focus = fitted or fit_query(query, count_tokens, max_tokens)
     corrections: dict[str, str] = {}
     for word, _, _ in words(text):
-        fixed = lexical.correct(word)
+        fixed = None if word in spelled else lexical.correct(word)
         if fixed:
             corrections[word] = fixed
-    focus = fit_window(text, count_tokens, max_tokens)
     dense = focus
     if corrections:
         dense = fit_window(f"{focus} ({' '.join(corrections.values())})", count_tokens, max_tokens)

@@ -27,7 +27,7 @@ from .embed import Embedder
 from .features import KINDS, EntryFeatures, Layout, entry_features, passage_focus
 from .lexical import Lexical, highlight_spans
 from .onnx_encoder import OnnxEncoder, load_query_encoder
-from .query import PreparedQuery, prepare
+from .query import PreparedQuery, fit_query, prepare
 from .records import Entry, Resource, Unit
 from .threshold import Threshold, is_answer, resolve
 
@@ -137,17 +137,18 @@ class ModelMismatch(store.IndexError_):
     pass
 
 
-_lexical_pool: ThreadPoolExecutor | None = None
-_lexical_pool_lock = threading.Lock()
+_workers: ThreadPoolExecutor | None = None
+_workers_lock = threading.Lock()
 
 
 def _in_background(work: Callable[[], Any]) -> Future:
-    """Run `work` on the process's BM25 worker threads (started on first use, shared by every searcher)."""
-    global _lexical_pool
-    with _lexical_pool_lock:
-        if _lexical_pool is None:
-            _lexical_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm25")
-    return _lexical_pool.submit(work)
+    """Run `work` on the process's search worker threads (started on first use, shared by every searcher):
+    a query's embedding and BM25 release the GIL, so they run beside the work that does not need them."""
+    global _workers
+    with _workers_lock:
+        if _workers is None:
+            _workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="search")
+    return _workers.submit(work)
 
 
 class Searcher:
@@ -259,55 +260,95 @@ class Searcher:
         return other
 
     # -- scoring ------------------------------------------------------------------
-    def prepare(self, query: str) -> PreparedQuery:
-        return prepare(query, self.lexical, self.embedder.count_tokens, self.embedder.max_tokens - 2)
+    def prepare(self, query: str, fitted: tuple[str, str] | None = None) -> PreparedQuery:
+        return prepare(query, self.lexical, self.embedder.count_tokens, self.embedder.max_tokens - 2, fitted,
+                       self.embedder.whole_words)
 
     def candidates(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> Candidates:
         """Each retriever's `candidates` best units, with their dense cosine and normalised BM25.
 
         A unit whose kind is off keeps no score (-inf / 0). Lexical-only candidates get their
-        cosine from one batched read of their stored vectors.
+        cosine from one batched read of their stored vectors. `vector`: the query's embedding
+        (None: `prepared.dense_text` is embedded here). `search` runs the same steps with the
+        two retrievers side by side (`_retrieve`).
         """
-        s = self.settings
-        n = self.n_units
-        k = min(s.candidates, n)
-        no_ids = np.zeros(0, dtype=np.int64)
-        lex_ids, lex_values = no_ids, np.zeros(0, dtype=np.float32)
-        dense_ids, dense_values = no_ids, np.zeros(0, dtype=np.float32)
-        lexical_top: Future | None = None
-        if n and s.mode in ("lexical", "hybrid") and prepared.terms:
-            # Both retrievers return their `k` best units: BM25 is cut to its top k before it is scaled.
-            def read_postings() -> tuple[np.ndarray, np.ndarray]:
-                if s.lexical_norm == "max":
-                    ids, raw = self.lexical.top_scores(prepared.terms, limit=k)
-                    top = raw.max() if len(raw) else 0.0
-                    return ids, (raw / top if top > 0 else raw)
-                return self.lexical.normalised_top(prepared.terms, limit=k)
+        lexical_top = self._lexical_top(prepared)
+        if vector is None and self._uses_dense:
+            vector = self.embedder.encode([prepared.dense_text])[0]
+        return self._merge(self._dense_top(vector), lexical_top, vector)
 
-            if s.mode == "hybrid" and n >= PARALLEL_LEXICAL_UNITS:
-                lexical_top = _in_background(read_postings)  # beside FAISS's scan (config.py says why)
-            else:
-                lex_ids, lex_values = read_postings()
-        if n and s.mode in ("dense", "hybrid"):
-            if vector is None:
-                vector = self.embedder.encode([prepared.dense_text])[0]
-            sims, ids = store.nearest(self.stored.faiss_index, vector.reshape(1, -1), k)
-            valid = ids[0] >= 0
-            dense_ids, dense_values = ids[0][valid].astype(np.int64), sims[0][valid]
-        if lexical_top is not None:
-            lex_ids, lex_values = lexical_top.result()
+    @property
+    def _uses_dense(self) -> bool:
+        return bool(self.n_units) and self.settings.mode in ("dense", "hybrid")
+
+    def _lexical_top(self, prepared: PreparedQuery) -> tuple[np.ndarray, np.ndarray]:
+        """BM25's `candidates` best units (ids ascending) and their normalised scores: cut, then scaled."""
+        s = self.settings
+        k = min(s.candidates, self.n_units)
+        if not (self.n_units and s.mode in ("lexical", "hybrid") and prepared.terms):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if s.lexical_norm == "max":
+            ids, raw = self.lexical.top_scores(prepared.terms, limit=k)
+            top = raw.max() if len(raw) else 0.0
+            return ids, (raw / top if top > 0 else raw)
+        return self.lexical.normalised_top(prepared.terms, limit=k)
+
+    def _dense_top(self, vector: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's `candidates` nearest units to the query's embedding (ids, cosines); none without one."""
+        if vector is None or not self._uses_dense:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        sims, ids = store.nearest(self.stored.faiss_index, vector.reshape(1, -1), min(self.settings.candidates,
+                                                                                       self.n_units))
+        valid = ids[0] >= 0
+        return ids[0][valid].astype(np.int64), sims[0][valid]
+
+    def _merge(self, dense_top: tuple[np.ndarray, np.ndarray], lexical_top: tuple[np.ndarray, np.ndarray],
+               vector: np.ndarray | None) -> Candidates:
+        (dense_ids, dense_values), (lex_ids, lex_values) = dense_top, lexical_top
         units = np.union1d(dense_ids, lex_ids)
         dense = np.full(len(units), -np.inf, dtype=np.float32)
         dense[np.searchsorted(units, dense_ids)] = dense_values
         lexical = np.zeros(len(units), dtype=np.float32)
         lexical[np.searchsorted(units, lex_ids)] = lex_values
-        if s.mode == "hybrid":  # lexical-only candidates still need their dense score: one batched read
+        if self.settings.mode == "hybrid" and vector is not None:
+            # lexical-only candidates still need their dense score: one batched read
             extra = np.flatnonzero((lexical > 0) & ~np.isfinite(dense))
             if len(extra):
                 dense[extra] = self.stored.faiss_index.reconstruct_batch(units[extra]) @ vector
         on = self.unit_mask[units]
         return Candidates(units, np.where(on, dense, -np.inf).astype(np.float32),
                           np.where(on, lexical, 0.0).astype(np.float32))
+
+    def _retrieve(self, query: str) -> tuple[PreparedQuery, Candidates | None]:
+        """The query prepared and its candidates (None: nothing to search), as `candidates` gives them.
+
+        From PARALLEL_LEXICAL_UNITS units up, the lexical side (mending typos, reading BM25's
+        postings: Python and numpy) runs on a worker thread while this one embeds the query and
+        scans the vectors, which release the GIL: the two sides share the cores instead of taking
+        turns. The embedding is then of the query as typed; when typos were mended, the mended
+        query is embedded and searched again.
+        """
+        fitted = fit_query(query, self.embedder.count_tokens, self.embedder.max_tokens - 2)
+        focus = fitted[1]
+        if self.n_units < PARALLEL_LEXICAL_UNITS or not focus:
+            prepared = self.prepare(query, fitted)
+            found = self.candidates(prepared) if prepared.searchable and self.n_units else None
+            return prepared, found
+
+        def lexical_side() -> tuple[PreparedQuery, tuple[np.ndarray, np.ndarray]]:
+            prepared = self.prepare(query, fitted)
+            return prepared, self._lexical_top(prepared)
+
+        pending = _in_background(lexical_side)
+        vector = self.embedder.encode([focus])[0] if self._uses_dense else None
+        dense_top = self._dense_top(vector)
+        prepared, lexical_top = pending.result()
+        if not prepared.searchable:
+            return prepared, None
+        if vector is not None and prepared.dense_text != focus:
+            vector = self.embedder.encode([prepared.dense_text])[0]
+            dense_top = self._dense_top(vector)
+        return prepared, self._merge(dense_top, lexical_top, vector)
 
     def signals(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(dense cosine, normalised BM25) per unit of the index; -inf / 0 where a unit is not a candidate."""
@@ -365,9 +406,11 @@ class Searcher:
             best = best + self.settings.second_unit_weight * second
         return positions, best, units[order[first]]
 
-    def score(self, prepared: PreparedQuery, vector: np.ndarray | None = None) -> Scored:
-        """The candidate entries' scores for the query, under this searcher's fusion."""
-        found = self.candidates(prepared, vector)
+    def score(self, prepared: PreparedQuery, vector: np.ndarray | None = None, *,
+              found: Candidates | None = None) -> Scored:
+        """The candidate entries' scores for the query, under this searcher's fusion (`found`: its
+        candidates, when already retrieved)."""
+        found = found if found is not None else self.candidates(prepared, vector)
         matches = self.match_scores(found.dense, found.lexical)
         s = self.settings
         n_entries = len(self.entry_ids)
@@ -394,32 +437,34 @@ class Searcher:
     # -- public -------------------------------------------------------------------
     def search(self, query: str, *, top_k: int | None = None) -> SearchResponse:
         top_k = top_k or self.settings.top_k
-        prepared = self.prepare(query)
-        if not prepared.searchable or not self.n_units:
+        prepared, found = self._retrieve(query)
+        if found is None:
             return SearchResponse(query=query, answered=False, results=[], threshold=self.threshold)
-        scored = self.score(prepared)
+        scored = self.score(prepared, found=found)
         ranked = self.rank(scored.entry_scores, top_k, scored.entry_positions)
         scores = scored.entry_scores[np.searchsorted(scored.entry_positions, ranked)]
-        shown = self.stored.units_at([self._evidence_unit(e, scored) for e in ranked])
+        shown = self.stored.units_at(self._evidence_units(ranked, scored))
         results = [self._result(e, float(score), unit, prepared) for e, score, unit in zip(ranked, scores, shown)]
         answered = bool(results) and is_answer(results[0].score, self.threshold)
         return SearchResponse(query=query, answered=answered, results=results, threshold=self.threshold,
                               corrections=prepared.corrections)
 
-    def _evidence_unit(self, entry_pos: int, scored: Scored) -> int:
-        """The entry's unit whose own text matches the query best.
+    def _evidence_units(self, entry_positions: list[int], scored: Scored) -> list[int]:
+        """For each entry, its unit whose own text matches the query best.
 
         Kind weights and the ranker say how far a unit kind is trusted to rank an
         entry; what to show as the reason is the text that matched best, so a page
         passage that explains the answer wins over a terse link title.
         Ties go to the lowest unit id; an entry without a scored unit shows its first.
         """
-        own = np.flatnonzero(self.unit_entry[scored.units] == entry_pos)
-        if len(own):
-            best = own[np.argmax(scored.unit_matches[own])]
-            if np.isfinite(scored.unit_matches[best]):
-                return int(scored.units[best])
-        return int(self.entry_units(entry_pos)[0])
+        unit_entry = self.unit_entry[scored.units]
+        shown = []
+        for entry_pos in entry_positions:
+            own = np.flatnonzero(unit_entry == entry_pos)
+            best = own[np.argmax(scored.unit_matches[own])] if len(own) else -1
+            shown.append(int(scored.units[best]) if best >= 0 and np.isfinite(scored.unit_matches[best])
+                         else int(self.entry_units(entry_pos)[0]))
+        return shown
 
     def _result(self, entry_pos: int, score: float, unit: Unit, prepared: PreparedQuery) -> Result:
         entry: Entry = self.stored.entries[self.entry_ids[entry_pos]]

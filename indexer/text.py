@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import datetime, timezone
+from typing import Iterable
 from urllib.parse import urlsplit
 
 #: The longest query kept: what the app searches for and what the query log stores.
@@ -20,6 +21,12 @@ def fold(text: str) -> str:
         return text.lower()
     text = unicodedata.normalize("NFKD", text.lower())
     return "".join(c for c in text if not unicodedata.combining(c))
+
+
+def whole_words(vocabulary: Iterable[str]) -> frozenset[str]:
+    """The whole words of a word-piece vocabulary (not its `##` continuations): words a model knows as
+    spelled, which typo repair leaves alone even where the FAQ never uses them."""
+    return frozenset(w for w in vocabulary if w.isalpha() and not w.startswith("##"))
 
 
 def site_name(url: str) -> str:

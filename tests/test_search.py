@@ -313,3 +313,15 @@ def test_unit_rows_are_cached_up_to_their_cap_and_stay_right(site, monkeypatch):
     for ids in ([0, 1], [2, 0, 4], [5, 1, 5], [0]):
         assert fresh.stored.units_at(ids) == [every[i] for i in ids]
         assert len(fresh.stored._unit_rows) <= 3
+
+
+def test_real_words_the_faq_never_uses_are_not_mended_to_look_alikes(searcher):
+    from indexer.lexical import Lexical
+    from indexer.query import prepare
+
+    lexical = Lexical(["A comfortable chair.", "Backpropagation applies the chain rule."])
+    assert lexical.correct("uncomfortable") == "comfortable"  # what typo repair alone would do
+    spelled = searcher.embedder.whole_words  # the model's whole words
+    assert "uncomfortable" in spelled and "backprogation" not in spelled
+    got = prepare("uncomfortable with backprogation", lexical, searcher.embedder.count_tokens, 254, spelled=spelled)
+    assert got.corrections == {"backprogation": "backpropagation"}
