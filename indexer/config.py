@@ -115,7 +115,8 @@ class FetchSettings:
     #: cached copy is kept), when the cached text had at least `suspect_min_chars` characters.
     suspect_shrink_ratio: float = 0.3
     suspect_min_chars: int = 500
-    #: Pause between two requests to the same host.
+    #: Pause between two requests to the same host (none after a 304: an unchanged page costs the server
+    #: next to nothing, so a rebuild revalidates a site's pages back to back).
     per_host_delay: float = 0.2
     respect_robots: bool = True
     #: A page that fails and has no cached copy is looked up in a web archive's availability API

@@ -537,7 +537,12 @@ class Fetcher:
         while True:
             try:
                 self._pause(host)
-                return self._get_once(url, cached, deadline, accept)
+                result = self._get_once(url, cached, deadline, accept)
+                if cached is not None and result is cached:
+                    # 304, nothing transferred: the pause spaces out downloads, so the next request to
+                    # this host need not wait (a rebuild revalidates every page without pausing).
+                    host.last_request = 0.0
+                return result
             except FetchFailure as failure:
                 if not failure.retryable or attempt >= self.settings.max_retries:
                     raise

@@ -368,3 +368,25 @@ def test_real_page_is_served_and_cached_byte_for_byte(server, cache, readability
     page = fetch(server.url("/wiki.html"), cache)
     assert page.status == "fetched" and page.body == served
     assert cache.get(server.url("/wiki.html")).body == (readability_dir / "wikipedia-3" / "source.html").read_bytes()
+
+
+def test_revalidating_unchanged_pages_does_not_pause_between_them(server, cache, monkeypatch):
+    import indexer.fetch as fetch_module
+
+    for i in range(3):
+        server.set_page(f"/p{i}.html", PAGE)
+    urls = [server.url(f"/p{i}.html") for i in range(3)]
+    polite = replace(FAST, per_host_delay=0.3)
+    pauses: list[float] = []
+    real_sleep = fetch_module.time.sleep
+    monkeypatch.setattr(fetch_module.time, "sleep", lambda s: pauses.append(s) or real_sleep(s))
+    with Fetcher(polite, cache) as f:
+        assert all(p.status == "fetched" for p in f.fetch_all(urls, workers=1).values())
+    downloads = len(pauses)
+    assert downloads == 3  # before each page after robots.txt
+    pauses.clear()
+    with Fetcher(polite, cache) as f:  # the next build: every page answers 304
+        pages = f.fetch_all(urls, workers=1)
+    assert all(p.reason == "not modified since last fetch" for p in pages.values())
+    assert all(server.hits(f"/p{i}.html") == 2 for i in range(3))
+    assert len(pauses) == 1  # after robots.txt only; none between the 304s
