@@ -206,7 +206,7 @@ class IndexSettings:
     """Which FAISS index holds the vectors: exact search while it is fast enough, a graph beyond.
 
     Up to `exact_max_units` units the index is an exact `IndexFlatIP` (a query scans every
-    vector: ~15 ms per 100k units on 2 cores). Beyond it, an HNSW graph (`IndexHNSWFlat`,
+    vector: ~6 ms per 100k units on one core). Beyond it, an HNSW graph (`IndexHNSWFlat`,
     inner product) answers in milliseconds at any size; its parameters give recall@10 >= 0.95
     against exact search on clustered vectors (bench/scale.py, bench/RESULTS.md). The manifest
     records which index a build made (`faiss`).

@@ -294,6 +294,9 @@ class Lexical:
         out[ids] = values
         return out
 
+    def forget_repairs(self) -> None:
+        self._mended.clear()
+
     def correct(self, word: str) -> str | None:
         """The corpus word a mistyped query word most likely meant, or None."""
         if len(word) < 5 or not word.isalpha() or word in self.vocab or stem(word) in self._known_stems:

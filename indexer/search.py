@@ -252,6 +252,15 @@ class Searcher:
                                 f"holds {stored.manifest.get('dimension')}-d; rebuild the index")
         return cls(stored, embedder, settings.search, threshold=threshold)
 
+    def clear_caches(self) -> None:
+        """Forget what earlier queries left cached (typo repairs, shown unit rows, highlight analyses), so
+        that a benchmark times queries as new."""
+        from .lexical import _spans_by_stem
+
+        self.lexical.forget_repairs()
+        self.stored.forget_rows()
+        _spans_by_stem.cache_clear()
+
     def with_settings(self, settings: SearchSettings, *, threshold: float | None = None) -> "Searcher":
         """The same loaded index and model under other settings (for tuning and benchmarks)."""
         other = Searcher(self.stored, self.embedder, settings, threshold=threshold if threshold is not None

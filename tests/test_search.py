@@ -325,3 +325,17 @@ def test_real_words_the_faq_never_uses_are_not_mended_to_look_alikes(searcher):
     assert "uncomfortable" in spelled and "backprogation" not in spelled
     got = prepare("uncomfortable with backprogation", lexical, searcher.embedder.count_tokens, 254, spelled=spelled)
     assert got.corrections == {"backprogation": "backpropagation"}
+
+
+def test_a_searcher_keeps_answering_after_its_build_folder_is_pruned(site, searcher, tmp_path):
+    """The vectors are memory-mapped and the metadata connection stays open: a rebuild that prunes
+    the build a running app still has open does not break it."""
+    import shutil
+
+    copy = tmp_path / "build"
+    shutil.copytree(site.index_dir.resolve(), copy)
+    opened = Searcher.open(copy, cache_dir=site.cache_dir)
+    query = "why exp in softmax"
+    opened.search("warm up the metadata connection")
+    shutil.rmtree(copy)
+    assert opened.search(query).to_dict() == searcher.search(query).to_dict()
