@@ -293,7 +293,7 @@ class Searcher:
     def _lexical_top(self, prepared: PreparedQuery) -> tuple[np.ndarray, np.ndarray]:
         """BM25's `candidates` best units (ids ascending) and their normalised scores: cut, then scaled."""
         s = self.settings
-        k = min(s.candidates, self.n_units)
+        k = min(s.lexical_candidates if s.mode == "hybrid" else s.candidates, self.n_units)
         if not (self.n_units and s.mode in ("lexical", "hybrid") and prepared.terms):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if s.lexical_norm == "max":
