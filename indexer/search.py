@@ -453,7 +453,9 @@ class Searcher:
         ranked = self.rank(scored.entry_scores, top_k, scored.entry_positions)
         scores = scored.entry_scores[np.searchsorted(scored.entry_positions, ranked)]
         shown = self.stored.units_at(self._evidence_units(ranked, scored))
-        results = [self._result(e, float(score), unit, prepared) for e, score, unit in zip(ranked, scores, shown)]
+        entries = self.stored.entries.many([self.entry_ids[e] for e in ranked])
+        results = [self._result(entry, float(score), unit, prepared)
+                   for entry, score, unit in zip(entries, scores, shown)]
         answered = bool(results) and is_answer(results[0].score, self.threshold)
         return SearchResponse(query=query, answered=answered, results=results, threshold=self.threshold,
                               corrections=prepared.corrections)
@@ -475,8 +477,7 @@ class Searcher:
                          else int(self.entry_units(entry_pos)[0]))
         return shown
 
-    def _result(self, entry_pos: int, score: float, unit: Unit, prepared: PreparedQuery) -> Result:
-        entry: Entry = self.stored.entries[self.entry_ids[entry_pos]]
+    def _result(self, entry: Entry, score: float, unit: Unit, prepared: PreparedQuery) -> Result:
         dead, stale = self.link_marks
         source = _EVIDENCE_SOURCE[unit.kind]
         last_good = stale.get(unit.url, "") if source == "resource" else ""

@@ -339,3 +339,17 @@ def test_a_searcher_keeps_answering_after_its_build_folder_is_pruned(site, searc
     opened.search("warm up the metadata connection")
     shutil.rmtree(copy)
     assert opened.search(query).to_dict() == searcher.search(query).to_dict()
+
+
+def test_entry_rows_are_read_for_the_results_shown_and_all_at_once_when_listed(site):
+    fresh = Searcher.open(site.index_dir, cache_dir=site.cache_dir)
+    table = fresh.stored.entries
+    assert len(table) == len(fresh.entry_ids) and not table._read  # ids only at open
+    shown = {r.id for r in fresh.search("why exp in softmax", top_k=2).results}
+    assert set(table._read) == shown
+    every = list(table.values())  # the Browse view: one read of every row
+    assert [e.id for e in every] == fresh.entry_ids and len(table._read) == len(every)
+    assert table.many([SOFTMAX, BACKPROP, SOFTMAX]) == [table[SOFTMAX], table[BACKPROP], table[SOFTMAX]]
+    assert table[SOFTMAX].resources and "no-such-entry" not in table and table.get("no-such-entry") is None
+    with pytest.raises(KeyError):
+        table["no-such-entry"]
