@@ -142,8 +142,9 @@ _workers_lock = threading.Lock()
 
 
 def _in_background(work: Callable[[], Any]) -> Future:
-    """Run `work` on the process's search worker threads (started on first use, shared by every searcher):
-    a query's embedding and BM25 release the GIL, so they run beside the work that does not need them."""
+    """Run `work` on the process's search worker threads (started on first use, shared by every searcher
+    and app session): a large index's lexical side runs there while the searching thread embeds the
+    query and scans the vectors (`Searcher._retrieve`)."""
     global _workers
     with _workers_lock:
         if _workers is None:
@@ -291,7 +292,8 @@ class Searcher:
         return bool(self.n_units) and self.settings.mode in ("dense", "hybrid")
 
     def _lexical_top(self, prepared: PreparedQuery) -> tuple[np.ndarray, np.ndarray]:
-        """BM25's `candidates` best units (ids ascending) and their normalised scores: cut, then scaled."""
+        """BM25's best units (ids ascending; `lexical_candidates` of them in hybrid mode, `candidates` in
+        lexical mode) and their normalised scores: cut, then scaled."""
         s = self.settings
         k = min(s.lexical_candidates if s.mode == "hybrid" else s.candidates, self.n_units)
         if not (self.n_units and s.mode in ("lexical", "hybrid") and prepared.terms):
@@ -313,6 +315,7 @@ class Searcher:
 
     def _merge(self, dense_top: tuple[np.ndarray, np.ndarray], lexical_top: tuple[np.ndarray, np.ndarray],
                vector: np.ndarray | None) -> Candidates:
+        """Both retrievers' units as one ascending list with both signals (see `candidates`)."""
         (dense_ids, dense_values), (lex_ids, lex_values) = dense_top, lexical_top
         units = np.union1d(dense_ids, lex_ids)
         dense = np.full(len(units), -np.inf, dtype=np.float32)

@@ -243,7 +243,7 @@ class EntryTable(Mapping[str, Entry]):
 
     Opening reads the ids only; a search reads the rows of the entries it shows, and iterating
     the values (the app's Browse view, evaluation) reads them all at once. At 100k entries this
-    took opening a 1M-unit index from 1.5 s to ~0.3 s.
+    took opening a 1M-unit index from 1.5 s to 0.4-0.5 s.
     """
 
     def __init__(self, ids: Sequence[str], rows: Callable[[str, Sequence[Any]], list[tuple]]) -> None:
