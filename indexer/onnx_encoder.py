@@ -65,6 +65,57 @@ def export_dir(model: str, cache_dir: Path) -> Path:
     return Path(cache_dir) / ONNX_DIR_NAME / slug
 
 
+#: The model's files an export is made from: when one of them changes (new weights under the same
+#: model name or folder), the export no longer encodes for that model.
+SOURCE_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", TOKENIZER_FILE)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def source_files(model: str, *, hashed: bool = True) -> dict[str, dict[str, Any]]:
+    """Size, mtime and (with `hashed`) SHA-256 of each SOURCE_FILES file of the model's transformer."""
+    folder = Path(resolve_model(model))
+    transformer = folder / _read_json(folder / "modules.json")[0].get("path", "")
+    out = {}
+    for name in SOURCE_FILES:
+        path = transformer / name
+        if path.is_file():
+            stat = path.stat()
+            out[name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                         **({"sha256": _sha256(path)} if hashed else {})}
+    return out
+
+
+def _changed_source(recorded: dict[str, Any], model: str) -> str | None:
+    """The first recorded source file that is no longer what the export was made from, or None.
+
+    Same size and mtime: unchanged, without reading it (the app's start stays fast). Otherwise the
+    file's SHA-256 decides, so a copy or a reinstall of the same weights is not taken for new ones.
+    """
+    try:
+        now = source_files(model, hashed=False)
+        folder = Path(resolve_model(model))
+        transformer = folder / _read_json(folder / "modules.json")[0].get("path", "")
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None  # the model is not a readable folder here: nothing to compare with
+    for name, then in recorded.items():
+        current = now.get(name)
+        if current is None:
+            return name
+        if (current["size"], current["mtime_ns"]) != (then.get("size"), then.get("mtime_ns")):
+            if current["size"] != then.get("size") or _sha256(transformer / name) != then.get("sha256"):
+                return name
+    return None
+
+
 def pipeline_info(model_folder: Path) -> dict[str, Any] | None:
     """The encoder's settings if the model is Transformer -> mean Pooling -> Normalize, else None."""
     folder = Path(model_folder)
@@ -111,7 +162,8 @@ def export_onnx(model_path: str, out_dir: Path) -> Path:
         if not (tmp / MODEL_FILE).is_file():
             raise RuntimeError(f"optimum wrote no {MODEL_FILE}")
         shutil.copyfile(transformer / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
-        (tmp / ENCODER_JSON).write_text(json.dumps({"source": model_path, **info}, indent=1), "utf-8")
+        (tmp / ENCODER_JSON).write_text(json.dumps({"source": model_path, **info, "files": source_files(model_path)},
+                                                   indent=1), "utf-8")
         old = tmp.with_suffix(".old")
         if out_dir.exists():
             out_dir.rename(old)
@@ -166,7 +218,10 @@ def export_problem(folder: Path, model: str) -> str | None:
     if meta.get("pooling") != "mean" or meta.get("normalize") is not True:
         return f"{folder} is not mean pooling + normalize"
     missing = [name for name in (MODEL_FILE, TOKENIZER_FILE) if not (Path(folder) / name).is_file()]
-    return f"{folder} lacks {', '.join(missing)}" if missing else None
+    if missing:
+        return f"{folder} lacks {', '.join(missing)}"
+    changed = _changed_source(meta.get("files") or {}, model)  # an export from before `files`: not checked
+    return f"{folder} was exported from an earlier {changed} of {model!r}" if changed else None
 
 
 class OnnxEncoder:

@@ -56,8 +56,12 @@ def test_export_writes_model_tokenizer_and_description(exported: Path):
     folder = export_dir(DEFAULT_MODEL, exported)
     assert folder.parent == exported / "onnx"
     assert {"model.onnx", "tokenizer.json", "encoder.json"} <= {p.name for p in folder.iterdir()}
-    assert json.loads((folder / "encoder.json").read_text("utf-8")) == {
-        "source": DEFAULT_MODEL, "max_seq_length": 256, "pooling": "mean", "normalize": True, "dimension": 384}
+    meta = json.loads((folder / "encoder.json").read_text("utf-8"))
+    files = meta.pop("files")
+    assert meta == {"source": DEFAULT_MODEL, "max_seq_length": 256, "pooling": "mean", "normalize": True,
+                    "dimension": 384}
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(files)
+    assert all(len(f["sha256"]) == 64 and f["size"] > 0 for f in files.values())
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folder left behind
 
 
@@ -94,6 +98,25 @@ def test_an_export_of_another_model_is_not_used(exported: Path, tmp_path: Path):
     meta = json.loads((folder / "encoder.json").read_text("utf-8"))
     (folder / "encoder.json").write_text(json.dumps({**meta, "source": "someone/else"}), "utf-8")
     assert isinstance(load_query_encoder(DEFAULT_MODEL, tmp_path), Embedder)
+
+
+def test_an_export_made_from_other_weights_of_the_model_is_not_used(exported: Path, tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture):
+    folder = export_dir(DEFAULT_MODEL, tmp_path)
+    shutil.copytree(export_dir(DEFAULT_MODEL, exported), folder)
+    meta = json.loads((folder / "encoder.json").read_text("utf-8"))
+    weights = meta["files"]["model.safetensors"]
+
+    def recorded(**changes) -> None:
+        files = {**meta["files"], "model.safetensors": {**weights, **changes}}
+        (folder / "encoder.json").write_text(json.dumps({**meta, "files": files}), "utf-8")
+
+    recorded(mtime_ns=1)  # touched (a reinstall, a copy) but the same bytes: still the export
+    assert isinstance(load_query_encoder(DEFAULT_MODEL, tmp_path), OnnxEncoder)
+    recorded(mtime_ns=1, sha256="0" * 64)  # other weights of the same size (a fine-tuned copy)
+    with caplog.at_level(logging.INFO, logger="indexer.onnx_encoder"):
+        assert isinstance(load_query_encoder(DEFAULT_MODEL, tmp_path), Embedder)
+    assert "exported from an earlier model.safetensors" in caplog.text
 
 
 def _fake_model(root: Path, modules: list[str], pooling: dict[str, bool]) -> Path:
