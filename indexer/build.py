@@ -35,7 +35,7 @@ from .embed import Embedder, VectorCache, embed_cached, resolve_model
 from .extract import extract
 from .faq import faq_files, load_entries
 from .fetch import Fetcher
-from .onnx_encoder import (TOKENIZER_FILE, OnnxEncoder, ensure_export, export_dir, export_problem,
+from .onnx_encoder import (TOKENIZER_FILE, OnnxEncoder, changed_weights, ensure_export, export_dir, export_problem,
                            load_passage_encoder, pipeline_info)
 from .quality import judge
 from .records import Document, Entry, Page, ReportRecord, Unit
@@ -309,6 +309,15 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
     stages = _Stages(on_stage)
     entries = load_entries(faq_paths)
     embedder = LazyEmbedder(settings, Path(cache_dir))
+    changed = changed_weights(embedder.name, Path(cache_dir))
+    if changed:  # the vectors cached under this model's name come from its earlier weights
+        cache = VectorCache(Path(cache_dir) / "vectors.sqlite")
+        try:
+            dropped = cache.forget(embedder.name)
+        finally:
+            cache.close()
+        log.warning("%s: its %s changed since the last build; %d cached vectors dropped, every passage is "
+                    "embedded again", embedder.name, changed, dropped)
     if not _cache_knows(cache_dir, embedder.name):
         embedder.start()  # a first build embeds everything: load the model while pages are fetched
 

@@ -138,6 +138,11 @@ class VectorCache:
                     found[h] = vec
         return found
 
+    def forget(self, model: str) -> int:
+        """Drop every vector of `model` (its weights changed); returns how many."""
+        with self.db:
+            return self.db.execute("DELETE FROM vectors WHERE model = ?", (model,)).rowcount
+
     def put_many(self, model: str, items: dict[str, np.ndarray]) -> None:
         with self.db:  # one transaction
             self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",

@@ -207,6 +207,16 @@ def clean_stale_exports(out_dir: Path) -> list[Path]:
     return removed
 
 
+def changed_weights(model: str, cache_dir: Path) -> str | None:
+    """The model file that changed since `model` was exported into `cache_dir` (new weights under the
+    same name), or None: then every vector embedded before is from other weights too."""
+    try:
+        meta = _read_json(export_dir(model, cache_dir) / ENCODER_JSON)
+    except (OSError, ValueError):
+        return None
+    return _changed_source(meta.get("files") or {}, model) if meta.get("source") == model else None
+
+
 def export_problem(folder: Path, model: str) -> str | None:
     """Why the export in `folder` cannot encode queries for `model`, or None when it can."""
     try:

@@ -260,3 +260,32 @@ def test_torch_and_onnx_vectors_agree_and_share_the_vector_cache(exported: Path,
     back = build_index([faq], index_dir=tmp_path / "i-onnx", cache_dir=tmp_path / "c-onnx", settings=torch_settings,
                        offline=True)
     assert again.vectors_embedded == back.vectors_embedded == 0
+
+
+def test_new_weights_under_the_same_model_name_re_embed_every_passage(exported: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        caplog: pytest.LogCaptureFixture):
+    """The export records the weights it came from; when they change, the vectors cached under the
+    model's name are from the old weights too, so the build drops them and embeds every passage again."""
+    import indexer.build as build_module
+    from indexer.onnx_encoder import changed_weights
+
+    cache_dir, index_dir, faq = tmp_path / "cache", tmp_path / "index", tmp_path / "faq.md"
+    folder = export_dir(DEFAULT_MODEL, cache_dir)
+    shutil.copytree(export_dir(DEFAULT_MODEL, exported), folder)  # a copy: its record is edited below
+    faq.write_text("# Losses\n\n**Q: What is cross entropy loss?**\n\nIt compares predicted probabilities with "
+                   "the true labels.\n\n**Q: Why use momentum?**\n\nIt averages past gradients.\n", "utf-8")
+    first = build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True)
+    again = build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True)
+    assert first.vectors_embedded == again.vectors_reused == again.passages > 0 and not again.vectors_embedded
+    assert changed_weights(DEFAULT_MODEL, cache_dir) is None
+
+    meta = json.loads((folder / "encoder.json").read_text("utf-8"))
+    meta["files"]["model.safetensors"].update(mtime_ns=1, sha256="0" * 64)  # as if exported from other weights
+    (folder / "encoder.json").write_text(json.dumps(meta), "utf-8")
+    assert changed_weights(DEFAULT_MODEL, cache_dir) == "model.safetensors"
+    monkeypatch.setattr(build_module, "ensure_export", lambda *args, **kwargs: None)  # no re-export here
+    with caplog.at_level(logging.WARNING, logger="indexer.build"):
+        after = build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True)
+    assert after.vectors_embedded == after.passages and not after.vectors_reused
+    assert "model.safetensors changed since the last build" in caplog.text
