@@ -88,8 +88,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._done()
 
     def _done(self) -> None:
-        """No longer in flight. Called before the last bytes go out: once the client has the
-        whole answer (and may send its next request), this request no longer counts."""
+        """No longer in flight. Called just before the headers go out: a client may act on the status
+        alone (a robots.txt 404 is not read further) and send its next request while the body is still
+        being written, so a request stops counting before any byte of its answer can reach the client."""
         if not self._left:
             self._left = True
             self.server.owner._leave(self._host)
@@ -140,6 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = r.body
         if r.chunked:
             self.send_header("Transfer-Encoding", "chunked")
+            self._done()
             self.end_headers()
             step = 64 * 1024
             for i in range(0, len(body), step):
@@ -148,19 +150,16 @@ class _Handler(BaseHTTPRequestHandler):
                 if r.body_delay and i == 0:
                     self.wfile.flush()
                     stop.wait(r.body_delay)
-            self._done()
             self.wfile.write(b"0\r\n\r\n")
         else:
             self.send_header("Content-Length", str(len(body)))
-            if not body:
-                self._done()
+            self._done()
             self.end_headers()
             half = len(body) // 2
             self.wfile.write(body[:half])
             if r.body_delay:
                 self.wfile.flush()
                 stop.wait(r.body_delay)
-            self._done()
             self.wfile.write(body[half:])
         self.wfile.flush()
 
