@@ -501,21 +501,44 @@ class Fetcher:
         failure: the host is then treated as disallowing everything (RFC 9309, 2.3.1.4)."""
         current = robots_url
         for _ in range(self.settings.max_redirects + 1):
-            self._pause(host)
-            with self._open(current, {}, deadline) as resp:
-                status = resp.status_code
-                if status in REDIRECT_STATUSES and resp.headers.get("Location"):
-                    current = urljoin(current, resp.headers["Location"])
-                    if urlsplit(current).scheme not in SCHEMES:
-                        return []
-                    continue
-                if status == 429 or status >= 500:
-                    raise FetchFailure(f"robots.txt answered HTTP {status}")
-                if status >= 400:
-                    return []
-                body = self._read_body(resp, self.settings.robots_max_bytes, deadline, truncate=True)
-            return body.decode("utf-8", "replace").splitlines()
+            with self._turn_at(current, host, deadline) as target:
+                lines_or_next = self._robots_hop(current, target, deadline)
+            if isinstance(lines_or_next, list):
+                return lines_or_next
+            current = lines_or_next
+            if urlsplit(current).scheme not in SCHEMES:
+                return []
         return []  # a robots.txt redirecting for ever: unavailable, i.e. allow all (RFC 9309)
+
+    @contextmanager
+    def _turn_at(self, url: str, held: _Host, deadline: float) -> Iterator[_Host]:
+        """`url`'s host, its lock taken unless it is `held` (the caller's): a robots.txt redirected to
+        another host is fetched under that host's one-request-at-a-time rule too. The wait is bounded
+        by `deadline`, so two hosts whose robots.txt redirect to each other cannot hold up a build."""
+        _, target = self._host(url)
+        if target is held:
+            yield target
+            return
+        if not target.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise self._deadline_failure()
+        try:
+            yield target
+        finally:
+            target.lock.release()
+
+    def _robots_hop(self, url: str, host: _Host, deadline: float) -> list[str] | str:
+        """One robots.txt request: its lines ([] when it does not exist), or where it redirects to."""
+        self._pause(host)
+        with self._open(url, {}, deadline) as resp:
+            status = resp.status_code
+            if status in REDIRECT_STATUSES and resp.headers.get("Location"):
+                return urljoin(url, resp.headers["Location"])
+            if status == 429 or status >= 500:
+                raise FetchFailure(f"robots.txt answered HTTP {status}")
+            if status >= 400:
+                return []
+            body = self._read_body(resp, self.settings.robots_max_bytes, deadline, truncate=True)
+        return body.decode("utf-8", "replace").splitlines()
 
     def _transport_failure(self, exc: httpx.RequestError) -> FetchFailure:
         if isinstance(exc, httpx.TimeoutException):

@@ -390,3 +390,22 @@ def test_revalidating_unchanged_pages_does_not_pause_between_them(server, cache,
     assert all(p.reason == "not modified since last fetch" for p in pages.values())
     assert all(server.hits(f"/p{i}.html") == 2 for i in range(3))
     assert len(pauses) == 1  # after robots.txt only; none between the 304s
+
+
+def test_a_robots_txt_redirected_to_another_host_waits_for_that_hosts_turn(server, cache):
+    """127.0.0.1's robots.txt redirects to localhost's, whose pages are slow: the redirected request is
+    made under localhost's one-request-at-a-time rule, not beside one of its pages."""
+    paths = [f"/p{i}.html" for i in range(3)]
+    for p in paths:
+        server.set(p, Response(body=PAGE.encode(), delay=0.3))
+    local = f"localhost:{server.port}"
+    server.set_redirect("/robots.txt", server.url("/robots-shared.txt", "localhost"))
+    server.set("/robots-shared.txt", Response(body=b"User-agent: *\nAllow: /\n", content_type="text/plain",
+                                              delay=0.3))
+    # localhost's pages first: its worker is busy with them when 127.0.0.1's robots.txt redirects there
+    urls = [server.url(p, "localhost") for p in paths] + [server.url("/p0.html", "127.0.0.1")]
+    with Fetcher(FAST, cache) as f:
+        pages = f.fetch_all(urls, workers=4)
+    assert all(p.status == "fetched" for p in pages.values()), {u: p.reason for u, p in pages.items()}
+    assert any(r["host"] == local and r["path"] == "/robots-shared.txt" for r in server.requests())
+    assert server.max_in_flight(local) == 1
