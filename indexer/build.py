@@ -11,7 +11,6 @@ in order, always from the thread that called `build_index`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -36,7 +35,7 @@ from .extract import extract
 from .faq import faq_files, load_entries
 from .fetch import Fetcher
 from .onnx_encoder import (TOKENIZER_FILE, OnnxEncoder, changed_weights, ensure_export, export_dir, export_problem,
-                           load_passage_encoder, pipeline_info)
+                           load_passage_encoder, pipeline_info, transformer_folder)
 from .quality import judge
 from .records import Document, Entry, Page, ReportRecord, Unit
 from .status import file_sha256
@@ -173,7 +172,7 @@ class LazyEmbedder:
             try:
                 from tokenizers import Tokenizer
 
-                transformer = folder / json.loads((folder / "modules.json").read_text("utf-8"))[0].get("path", "")
+                transformer = transformer_folder(self.name)
                 counter = Tokenizer.from_file(str(transformer / TOKENIZER_FILE))
                 counter.no_truncation()
                 counter.no_padding()

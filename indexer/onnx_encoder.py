@@ -80,10 +80,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def transformer_folder(model: str) -> Path:
+    """The folder of the model's transformer module (its weights, config and tokenizer)."""
+    folder = Path(resolve_model(model))
+    return folder / _read_json(folder / "modules.json")[0].get("path", "")
+
+
 def source_files(model: str, *, hashed: bool = True) -> dict[str, dict[str, Any]]:
     """Size, mtime and (with `hashed`) SHA-256 of each SOURCE_FILES file of the model's transformer."""
-    folder = Path(resolve_model(model))
-    transformer = folder / _read_json(folder / "modules.json")[0].get("path", "")
+    transformer = transformer_folder(model)
     out = {}
     for name in SOURCE_FILES:
         path = transformer / name
@@ -102,8 +107,7 @@ def _changed_source(recorded: dict[str, Any], model: str) -> str | None:
     """
     try:
         now = source_files(model, hashed=False)
-        folder = Path(resolve_model(model))
-        transformer = folder / _read_json(folder / "modules.json")[0].get("path", "")
+        transformer = transformer_folder(model)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return None  # the model is not a readable folder here: nothing to compare with
     for name, then in recorded.items():
@@ -140,14 +144,15 @@ def export_onnx(model_path: str, out_dir: Path) -> Path:
     """Export the model (a name `resolve_model` knows, or a folder) to `out_dir`, atomically; returns it.
 
     Writes `model.onnx` (optimum), `tokenizer.json` (copied) and `encoder.json`
-    (source model, max_seq_length, pooling, normalize, dimension). A previous
+    (source model, max_seq_length, pooling, normalize, dimension, and the source files' size, mtime
+    and SHA-256: `files`). A previous
     folder at `out_dir` is replaced only once the new one is complete.
     """
     folder = Path(resolve_model(model_path))
     info = pipeline_info(folder)
     if info is None:
         raise ValueError(f"{model_path} is not Transformer -> mean Pooling -> Normalize; not exported")
-    transformer = folder / _read_json(folder / "modules.json")[0].get("path", "")
+    transformer = transformer_folder(model_path)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # The pid in the name tells a later build whether the folder is a killed export's leftover.
@@ -208,8 +213,8 @@ def clean_stale_exports(out_dir: Path) -> list[Path]:
 
 
 def changed_weights(model: str, cache_dir: Path) -> str | None:
-    """The model file that changed since `model` was exported into `cache_dir` (new weights under the
-    same name), or None: then every vector embedded before is from other weights too."""
+    """The model file that changed since `model` was exported into `cache_dir`, or None. A change means
+    new weights under the same name: every vector embedded before came from the old ones."""
     try:
         meta = _read_json(export_dir(model, cache_dir) / ENCODER_JSON)
     except (OSError, ValueError):
