@@ -79,33 +79,6 @@ class Layout:
         return Layout(self.unit_entry[units], self.unit_kind[units], self.n_entries)
 
 
-def segment_max(values: np.ndarray, segments: np.ndarray, n: int, fill: float = -np.inf) -> np.ndarray:
-    """Max of `values` per segment id (`fill` where a segment has none)."""
-    out = np.full(n, -np.inf, dtype=np.float64)
-    if len(values):
-        np.maximum.at(out, segments, values)
-    return np.where(np.isfinite(out), out, fill)
-
-
-def top_mean(values: np.ndarray, segments: np.ndarray, n: int, k: int) -> np.ndarray:
-    """Mean of each segment's `k` best finite values (-inf where it has none)."""
-    keep = np.isfinite(values)
-    values, segments = values[keep], segments[keep]
-    out = np.full(n, -np.inf, dtype=np.float64)
-    if not len(values):
-        return out
-    order = np.lexsort((-values, segments))
-    values, segments = values[order], segments[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(segments)) + 1]
-    rank = np.arange(len(values)) - np.repeat(starts, np.diff(np.r_[starts, len(values)]))
-    chosen = rank < k
-    sums = np.zeros(n)
-    counts = np.zeros(n)
-    np.add.at(sums, segments[chosen], values[chosen])
-    np.add.at(counts, segments[chosen], 1)
-    return np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
-
-
 def _zscore(x: np.ndarray) -> np.ndarray:
     # np.std's own arithmetic (pairwise sums, population variance) without its per-call overhead
     deviation = x - np.add.reduce(x) / len(x)

@@ -9,7 +9,7 @@ import pytest
 
 from indexer import fusion
 from indexer.config import SearchSettings
-from indexer.features import FEATURES, Layout, entry_features, passage_focus, top_mean
+from indexer.features import FEATURES, TOP_PASSAGES, Layout, entry_features, passage_focus
 
 NEG = -np.inf
 # Three entries. Entry 0: question, profile, 3 passages (a broad page); entry 1: question, profile, title;
@@ -80,12 +80,19 @@ def test_passage_focus_is_the_cosine_to_the_entrys_profile_and_reaches_the_best_
     assert f["focus_best"][1] == 1.0
 
 
-def test_top_mean_averages_each_segments_best_values():
-    values = np.array([0.1, 0.9, 0.5, 0.3, NEG, 0.8])
-    segments = np.array([0, 0, 0, 0, 1, 2])
-    out = top_mean(values, segments, 4, 2)
-    assert out[0] == pytest.approx(0.7) and out[2] == pytest.approx(0.8)
-    assert out[1] == -np.inf and out[3] == -np.inf
+def test_page_evidence_averages_each_entrys_best_scored_passages():
+    """d_pages: the mean of an entry's TOP_PASSAGES best passage cosines, passages that are no dense
+    candidate (-inf) left out; an entry with no scored passage takes its direct match instead."""
+    assert TOP_PASSAGES == 3
+    kinds = ["question"] + ["passage"] * 5 + ["question", "passage", "question", "passage"]
+    entry = [0, 0, 0, 0, 0, 0, 1, 1, 2, 2]
+    layout = Layout.of(entry, kinds, 3)
+    dense = np.array([0.2, 0.1, 0.9, 0.5, 0.3, NEG, 0.4, 0.8, 0.35, NEG], dtype=np.float32)
+    f = entry_features(dense, np.zeros(10, dtype=np.float32), layout)
+    pages = dict(zip(f.entries.tolist(), f.column("d_pages").tolist()))
+    assert pages[0] == pytest.approx((0.9 + 0.5 + 0.3) / 3)
+    assert pages[1] == pytest.approx(0.8)
+    assert pages[2] == pytest.approx(0.35), "no scored passage: the entry's direct match"
 
 
 def test_unknown_unit_kinds_are_refused():
