@@ -145,6 +145,15 @@ def load_average() -> str:
         return "n/a"
 
 
+def memory_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status, in MB: `VmRSS` (resident now), `VmHWM`
+    (peak since its exec), `RssAnon` / `RssFile` (the resident memory's own and file-backed parts)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def machine() -> dict[str, str]:
     info = {"cpu": cpu_model(), "nproc": str(len(os.sched_getaffinity(0))), "load_average": load_average(),
             "python": platform.python_version()}

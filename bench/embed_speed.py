@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import SHARED, machine, now, read_section, update_section
+from bench.common import SHARED, machine, memory_mb, now, read_section, update_section
 
 SEED_PAGES = SHARED / "fixtures" / "seed-pages"
 SECTION = "embed-speed"
@@ -125,17 +125,9 @@ def memory_child(folder: str, arena: bool, texts_file: str, batch: int) -> None:
 
     texts = json.loads(Path(texts_file).read_text("utf-8"))
     encoder = OnnxEncoder(Path(folder), batch_size=batch, threads=0, arena=arena)
-    before = peak_rss_mb()
+    before = memory_mb("VmHWM")
     encoder.encode(texts)
-    print(json.dumps({"before": before, "after": peak_rss_mb()}))
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory since its exec (VmHWM), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    print(json.dumps({"before": before, "after": memory_mb("VmHWM")}))
 
 
 def memory(args: argparse.Namespace, settings, folder: Path, texts: list[str]) -> int:

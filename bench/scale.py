@@ -42,13 +42,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from bench.common import OUT, ROOT, SHARED, machine_line, now, update_section
+from bench.common import OUT, ROOT, SHARED, machine_line, memory_mb, now, update_section
 from indexer.config import IndexSettings
 from indexer.store import nearest
 
@@ -205,14 +205,6 @@ class GivenVectors:
         return next(iter(self.vectors.values()))
 
 
-def rss_mb(field: str = "VmRSS") -> float:
-    """This process's resident memory (`RssAnon`, `RssFile`: its anonymous and file-backed parts), MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def disk_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.resolve().rglob("*") if p.is_file()) / 2**20
 
@@ -226,7 +218,7 @@ def measure(index_dir: Path, n_queries: int) -> dict[str, Any]:
     started = time.perf_counter()
     searcher = Searcher.open(index_dir, encoder_for=lambda _model: encoder)
     open_s = time.perf_counter() - started
-    rss = rss_mb()
+    rss = memory_mb("VmRSS")
     stored = searcher.stored.faiss_index
     qv = np.load(index_dir.parent / "queries.npy")[:n_queries]
     texts = json.loads((index_dir.parent / "query_texts.json").read_text("utf-8"))[:n_queries]
@@ -236,7 +228,7 @@ def measure(index_dir: Path, n_queries: int) -> dict[str, Any]:
     for text in texts:  # a warm-up pass (lazy per-index work, pages read in); the memory a server then holds
         searcher.search(text)
     searcher.clear_caches()  # the timed pass runs the same queries: as new ones
-    served = {"rss_anon_mb": rss_mb("RssAnon"), "rss_file_mb": rss_mb("RssFile")}
+    served = {"rss_anon_mb": memory_mb("RssAnon"), "rss_file_mb": memory_mb("RssFile")}
     flat = faiss.IndexFlatIP(DIM)  # the bare baseline's own copy of the vectors (made after the memory is read)
     flat.add(stored.reconstruct_n(0, stored.ntotal))
     flat.search(qv[:1], 10)
@@ -360,9 +352,7 @@ def run_one(n_units: int, variant: str, work: Path, n_queries: int, index_args: 
         record.write_text(json.dumps(built), "utf-8")
     got = child(["--child-measure", str(folder / "index"), "--queries", str(n_queries)])
     row = Row(units=n_units, entries=n_units // UNITS_PER_ENTRY, variant=variant, build_s=built["build_s"],
-              **{k: got[k] for k in ("index_type", "open_s", "rss_mb", "rss_anon_mb", "rss_file_mb", "disk_mb", "ours_p50_ms", "ours_p95_ms",
-                                     "flat_p50_ms", "flat_p95_ms", "flat_default_p50_ms", "recall_at_10",
-                                     "queries")})
+              **{f.name: got[f.name] for f in fields(Row) if f.name in got})
     if not reuse:
         shutil.rmtree(folder, ignore_errors=True)
     return row
