@@ -86,9 +86,8 @@ def transformer_folder(model: str) -> Path:
     return folder / _read_json(folder / "modules.json")[0].get("path", "")
 
 
-def source_files(model: str, *, hashed: bool = True) -> dict[str, dict[str, Any]]:
-    """Size, mtime and (with `hashed`) SHA-256 of each SOURCE_FILES file of the model's transformer."""
-    transformer = transformer_folder(model)
+def source_files(transformer: Path, *, hashed: bool = True) -> dict[str, dict[str, Any]]:
+    """Size, mtime and (with `hashed`) SHA-256 of each SOURCE_FILES file in a model's `transformer_folder`."""
     out = {}
     for name in SOURCE_FILES:
         path = transformer / name
@@ -106,8 +105,8 @@ def _changed_source(recorded: dict[str, Any], model: str) -> str | None:
     file's SHA-256 decides, so a copy or a reinstall of the same weights is not taken for new ones.
     """
     try:
-        now = source_files(model, hashed=False)
         transformer = transformer_folder(model)
+        now = source_files(transformer, hashed=False)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return None  # the model is not a readable folder here: nothing to compare with
     for name, then in recorded.items():
@@ -167,7 +166,7 @@ def export_onnx(model_path: str, out_dir: Path) -> Path:
         if not (tmp / MODEL_FILE).is_file():
             raise RuntimeError(f"optimum wrote no {MODEL_FILE}")
         shutil.copyfile(transformer / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
-        (tmp / ENCODER_JSON).write_text(json.dumps({"source": model_path, **info, "files": source_files(model_path)},
+        (tmp / ENCODER_JSON).write_text(json.dumps({"source": model_path, **info, "files": source_files(transformer)},
                                                    indent=1), "utf-8")
         old = tmp.with_suffix(".old")
         if out_dir.exists():

@@ -248,7 +248,7 @@ class EntryTable(Mapping[str, Entry]):
 
     def __init__(self, ids: Sequence[str], rows: Callable[[str, Sequence[Any]], list[tuple]]) -> None:
         self._ids = list(ids)
-        self._position = {entry_id: i for i, entry_id in enumerate(self._ids)}
+        self._known = frozenset(self._ids)
         self._rows = rows
         self._read: dict[str, Entry] = {}
         self._complete = False
@@ -260,12 +260,12 @@ class EntryTable(Mapping[str, Entry]):
         return iter(self._ids)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._position
+        return key in self._known
 
     def __getitem__(self, key: str) -> Entry:
         entry = self._read.get(key)
         if entry is None:
-            if key not in self._position:
+            if key not in self._known:
                 raise KeyError(key)
             entry = self.many([key])[0]
         return entry
