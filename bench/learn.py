@@ -29,8 +29,8 @@ C = 0.1
 #: other entry. The dense lead, the z-scores and the gaps restate what the softmax over the candidates
 #: already compares (each entry against its rivals); leaving the dense lead out was the one change that
 #: removed every top-1 loss leave-one-set-out (dev halves).
-RANKER_FEATURES = ("d_question", "d_entry", "d_answer", "d_title", "d_passage", "d_pages", "l_direct", "l_passage",
-                   "lead_lexical", "page_size", "focus_best")
+RANKER_FEATURES = ("d_question", "d_entry", "d_answer", "d_title", "d_passage", "d_pages", "c_direct", "l_direct",
+                   "l_passage", "lead_lexical", "page_size", "focus_best")
 #: Signs the coefficients are held to, so that more evidence never lowers the probability: a closer
 #: match of any unit kind, a bigger lead, a more focused page (>= 0); more passages to pick the best
 #: from (<= 0). Without them a query about bread scored 0.32 on a small FAQ: its weak cosines were

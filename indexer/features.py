@@ -12,6 +12,10 @@ another:
 
 - raw dense cosines per unit kind (one model, one scale) and BM25 as a share of
   the best score the query's terms can reach (in [0, 1], indexer/lexical.py);
+- the best direct cosine measured from the FAQ's own centre (`Centroid`) instead of
+  the origin: a FAQ's texts share their topic's direction ("neural net" in a deep
+  learning FAQ), which raw cosines count for every entry and most for long, generic
+  questions; centred, what remains is what tells the entries apart;
 - page evidence both at its best passage and as the mean of its best three, so
   one lucky passage of a broad page (a book chapter) counts less than a page
   whose passages keep matching;
@@ -41,7 +45,7 @@ DIRECT_KINDS = ("question", "entry", "answer", "title")
 TOP_PASSAGES = 3
 
 FEATURES = (
-    "d_question", "d_entry", "d_answer", "d_title", "d_passage", "d_pages", "d_best",
+    "d_question", "d_entry", "d_answer", "d_title", "d_passage", "d_pages", "d_best", "c_direct",
     "l_direct", "l_passage", "l_best",
     "z_dense", "z_lexical", "gap_dense", "gap_lexical", "lead_dense", "lead_lexical",
     "has_pages", "page_size", "focus_best",
@@ -130,8 +134,43 @@ def passage_focus(vectors: np.ndarray, layout: Layout) -> np.ndarray:
     return focus
 
 
+@dataclass(frozen=True)
+class Centroid:
+    """The mean of the FAQ's own unit vectors (questions, profiles, answers, link titles; not page
+    passages, so that fetching pages does not move it) and each unit's dot product with it.
+
+    With these, the cosine between a query and a unit measured from the centre follows from their
+    plain cosine alone (all vectors have length 1), so a search never reads a vector for it:
+    (q.u - q.m - u.m + m.m) / (|q - m| |u - m|), with |x - m|^2 = 1 - 2 x.m + m.m.
+    """
+
+    vector: np.ndarray
+    unit_dot: np.ndarray
+
+    @classmethod
+    def of(cls, vectors: np.ndarray, layout: Layout) -> "Centroid":
+        vectors = np.asarray(vectors, dtype=np.float32)
+        direct = np.flatnonzero(~layout.kind_mask("passage"))
+        if not len(direct):
+            return cls(np.zeros(vectors.shape[1] if vectors.ndim == 2 else 0, np.float32),
+                       np.zeros(len(vectors), np.float32))
+        centre = vectors[direct].mean(axis=0, dtype=np.float64).astype(np.float32)
+        return cls(centre, vectors @ centre)
+
+    def cosines(self, dense: np.ndarray, units: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """The centred cosine of each of `units` given its plain cosine `dense` (-inf stays -inf)."""
+        mm = float(self.vector @ self.vector)
+        qm = float(np.asarray(query, dtype=np.float32) @ self.vector)
+        um = self.unit_dot[units].astype(np.float64)
+        norms = np.sqrt(np.maximum(1 - 2 * qm + mm, 1e-12) * np.maximum(1 - 2 * um + mm, 1e-12))
+        with np.errstate(invalid="ignore"):
+            out = (np.asarray(dense, dtype=np.float64) - qm - um + mm) / norms
+        return np.where(np.isfinite(dense), np.clip(out, -1.0, 1.0), -np.inf)
+
+
 def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
-                   focus: np.ndarray | None = None, *, units: np.ndarray | None = None) -> EntryFeatures:
+                   focus: np.ndarray | None = None, *, units: np.ndarray | None = None,
+                   centred: np.ndarray | None = None) -> EntryFeatures:
     """FEATURES for every candidate entry from unit scores.
 
     `dense`: each unit's cosine (-inf where the unit was not a dense candidate or its kind is
@@ -139,7 +178,10 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     `focus`: `passage_focus` of the index (None: every passage counts as focused).
     `units`: the unit ids `dense` and `lexical` hold (ascending), every other unit being
     neither a dense nor a lexical candidate; None: they hold every unit of the index.
+    `centred`: the same units' cosines from the FAQ's centre (`Centroid.cosines`); None: from the
+    origin, i.e. `dense` itself.
     """
+    centred = np.asarray(dense if centred is None else centred, dtype=np.float64)
     dense = np.asarray(dense, dtype=np.float64)
     lexical = np.asarray(lexical, dtype=np.float64)
     # A unit that is neither a dense candidate (-inf) nor a lexical one (0) adds nothing to any
@@ -155,7 +197,7 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     unit_entry = layout.unit_entry[active]
     order = np.lexsort((-dense[keep], unit_entry))
     active, keep, unit_entry = active[order], keep[order], unit_entry[order]
-    dense, lexical = dense[keep], lexical[keep]
+    dense, lexical, centred = dense[keep], lexical[keep], centred[keep]
     layout = layout.subset(active)
     new_entry = np.concatenate(([True], unit_entry[1:] != unit_entry[:-1]))
     starts = np.flatnonzero(new_entry)
@@ -169,6 +211,7 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     d = {k: entry_max(dense, layout.unit_kind == code, -np.inf) for code, k in enumerate(KINDS)}
     passage = layout.kind_mask("passage")
     d_direct = np.maximum.reduce([d[k] for k in DIRECT_KINDS])
+    c_direct = entry_max(centred, ~passage, -np.inf)
     l_direct = entry_max(lexical, ~passage, 0.0)  # BM25 shares are >= 0: 0 is "no match"
     l_passage = entry_max(lexical, passage, 0.0)
     has_pages = (passages_per_entry > 0).astype(np.float64)
@@ -190,11 +233,14 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
         best = np.flatnonzero(scored & (rank == 0))
         focus_best[row[best]] = np.asarray(focus)[active[best]]
 
-    cand_direct = d_direct
-    if not np.isfinite(cand_direct).all():
+    def impute(direct: np.ndarray, cosines: np.ndarray) -> np.ndarray:
         # A lexical-only candidate whose direct units were not dense candidates: its weakest plausible cosine.
-        floor = np.nanmin(np.where(np.isfinite(dense), dense, np.nan)) if np.isfinite(dense).any() else 0.0
-        cand_direct = np.where(np.isfinite(cand_direct), cand_direct, floor)
+        if np.isfinite(direct).all():
+            return direct
+        floor = np.nanmin(np.where(np.isfinite(cosines), cosines, np.nan)) if np.isfinite(cosines).any() else 0.0
+        return np.where(np.isfinite(direct), direct, floor)
+
+    cand_direct = impute(d_direct, dense)
 
     def pick(values: np.ndarray, impute: np.ndarray) -> np.ndarray:
         return np.where(np.isfinite(values), values, impute)
@@ -206,6 +252,7 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
         "d_title": pick(d["title"], cand_direct),
         "d_passage": pick(d["passage"], cand_direct),
         "d_pages": pick(d_pages, cand_direct),
+        "c_direct": impute(c_direct, centred),
         "l_direct": l_direct,
         "l_passage": np.where(has_pages > 0, l_passage, l_direct),
         "has_pages": has_pages,

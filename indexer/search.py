@@ -24,7 +24,7 @@ from . import fusion, store
 from . import ranker as ranker_file
 from .config import PARALLEL_LEXICAL_UNITS, SearchSettings, Settings
 from .embed import Embedder
-from .features import KINDS, EntryFeatures, Layout, entry_features, passage_focus
+from .features import KINDS, Centroid, EntryFeatures, Layout, entry_features, passage_focus
 from .lexical import Lexical, highlight_spans
 from .onnx_encoder import OnnxEncoder, load_query_encoder
 from .query import PreparedQuery, fit_query, prepare
@@ -101,6 +101,8 @@ class Candidates:
     units: np.ndarray
     dense: np.ndarray
     lexical: np.ndarray
+    #: The dense cosines measured from the FAQ's centre (features.Centroid); None without a query vector.
+    centred: np.ndarray | None = None
 
 
 @dataclass
@@ -182,6 +184,7 @@ class Searcher:
         self._entry_starts = np.searchsorted(self.unit_entry[self._entry_order], np.arange(len(self.entry_ids) + 1))
         self.lexical = lexical or self._stored_lexical(stored) or Lexical([u.text for u in stored.units])
         self._focus: np.ndarray | None = stored.focus
+        self._centroid: Centroid | None = stored.centroid
         self._links: tuple[set[str], dict[str, str]] | None = None
 
     @staticmethod
@@ -222,10 +225,20 @@ class Searcher:
     def focus(self) -> np.ndarray:
         """How much each page passage is about its own entry (saved by the build; else computed once)."""
         if self._focus is None:
-            n = self.stored.faiss_index.ntotal
-            vectors = self.stored.faiss_index.reconstruct_n(0, n) if n else np.zeros((0, 1), np.float32)
-            self._focus = passage_focus(vectors, self.layout)
+            self._focus = passage_focus(self._all_vectors(), self.layout)
         return self._focus
+
+    @property
+    def centroid(self) -> Centroid:
+        """The FAQ's centre, from which `c_direct` measures cosines (saved by the build; else computed once)."""
+        if self._centroid is None:
+            self._centroid = Centroid.of(self._all_vectors(), self.layout)
+        return self._centroid
+
+    def _all_vectors(self) -> np.ndarray:
+        """Every stored vector: only for what an index from an older build did not save."""
+        n = self.stored.faiss_index.ntotal
+        return self.stored.faiss_index.reconstruct_n(0, n) if n else np.zeros((0, self.embedder.dimension), np.float32)
 
     @classmethod
     def open(cls, index_dir: Path, *, model: str | None = None, settings: Settings | None = None,
@@ -288,6 +301,11 @@ class Searcher:
         return self._merge(self._dense_top(vector), lexical_top, vector)
 
     @property
+    def _uses_features(self) -> bool:
+        """Whether entries are scored from their features (an entry fusion) rather than their best unit."""
+        return self.settings.mode == "hybrid" and self.settings.fusion not in fusion.UNIT_FUSIONS
+
+    @property
     def _uses_dense(self) -> bool:
         return bool(self.n_units) and self.settings.mode in ("dense", "hybrid")
 
@@ -328,8 +346,9 @@ class Searcher:
             if len(extra):
                 dense[extra] = self.stored.faiss_index.reconstruct_batch(units[extra]) @ vector
         on = self.unit_mask[units]
-        return Candidates(units, np.where(on, dense, -np.inf).astype(np.float32),
-                          np.where(on, lexical, 0.0).astype(np.float32))
+        dense = np.where(on, dense, -np.inf).astype(np.float32)
+        centred = self.centroid.cosines(dense, units, vector) if vector is not None and self._uses_features else None
+        return Candidates(units, dense, np.where(on, lexical, 0.0).astype(np.float32), centred)
 
     def _retrieve(self, query: str) -> tuple[PreparedQuery, Candidates | None]:
         """The query prepared and its candidates (None: nothing to search), as `candidates` gives them.
@@ -426,10 +445,11 @@ class Searcher:
         matches = self.match_scores(found.dense, found.lexical)
         s = self.settings
         n_entries = len(self.entry_ids)
-        if s.mode != "hybrid" or s.fusion in fusion.UNIT_FUSIONS:
+        if not self._uses_features:
             positions, best, _ = self.best_units(found.units, self.weigh(matches, found.units))
             return Scored(n_entries, self.n_units, positions, best, found.units, matches)
-        features = entry_features(found.dense, found.lexical, self.layout, self.focus, units=found.units)
+        features = entry_features(found.dense, found.lexical, self.layout, self.focus, units=found.units,
+                                  centred=found.centred)
         scores = np.asarray(fusion.fuse_entries(features, s, self.ranker), dtype=np.float64)
         return Scored(n_entries, self.n_units, features.entries, scores, found.units, matches, features)
 

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # faiss and numpy load only with an index: reading a manifest
     import faiss
     import numpy as np
 
+    from .features import Centroid
+
 log = logging.getLogger(__name__)
 
 FAISS_FILE = "vectors.faiss"
@@ -40,6 +42,7 @@ REPORT_FILE = "report.json"
 LEXICAL_DIR = "bm25"
 LAYOUT_FILE = "layout.npz"
 FOCUS_FILE = "focus.npy"
+CENTROID_FILE = "centroid.npz"
 KEEP_BUILDS = 2
 
 _SCHEMA = """
@@ -141,10 +144,11 @@ def write_build(build_dir: Path, *, entries: Sequence[Entry], units: Sequence[Un
 
 
 def write_search_side(build_dir: Path, entries: Sequence[Entry], units: Sequence[Unit], vectors: np.ndarray) -> None:
-    """What a searcher would otherwise compute on open: the BM25 index, each unit's entry and kind, passage focus."""
+    """What a searcher would otherwise compute on open: the BM25 index, each unit's entry and kind, passage
+    focus, the FAQ's centroid."""
     import numpy as np
 
-    from .features import KINDS, Layout, passage_focus
+    from .features import KINDS, Centroid, Layout, passage_focus
     from .lexical import Lexical
 
     position = {e.id: i for i, e in enumerate(entries)}
@@ -152,8 +156,33 @@ def write_search_side(build_dir: Path, entries: Sequence[Entry], units: Sequence
     layout = Layout.of(unit_entry, [u.kind for u in units], len(entries))
     np.savez(build_dir / LAYOUT_FILE, unit_entry=layout.unit_entry, unit_kind=layout.unit_kind,
              kinds=np.array(KINDS))
-    np.save(build_dir / FOCUS_FILE, passage_focus(np.asarray(vectors, dtype=np.float32), layout))
+    vectors = np.asarray(vectors, dtype=np.float32)
+    np.save(build_dir / FOCUS_FILE, passage_focus(vectors, layout))
+    save_centroid(build_dir, Centroid.of(vectors, layout))
     Lexical([u.text for u in units]).save(build_dir / LEXICAL_DIR)
+
+
+def save_centroid(build_dir: Path, centroid: Centroid) -> None:
+    import numpy as np
+
+    np.savez(build_dir / CENTROID_FILE, vector=centroid.vector, unit_dot=centroid.unit_dot)
+
+
+def _read_centroid(folder: Path, n_units: int, dimension: int) -> Centroid | None:
+    """The build's saved centroid; None when it is absent or does not fit the index (the searcher then
+    computes it)."""
+    import numpy as np
+
+    from .features import Centroid
+
+    try:
+        with np.load(folder / CENTROID_FILE) as saved:
+            centroid = Centroid(saved["vector"].astype(np.float32), saved["unit_dot"].astype(np.float32))
+    except (OSError, KeyError, ValueError):
+        return None
+    if centroid.vector.shape != (dimension,) or centroid.unit_dot.shape != (n_units,):
+        return None
+    return centroid
 
 
 def publish(index_dir: Path, build_dir: Path) -> None:
@@ -318,6 +347,8 @@ class StoredIndex:
     unit_kind: np.ndarray
     #: Per unit: `features.passage_focus`, when the build saved it.
     focus: np.ndarray | None = None
+    #: The FAQ's centre (`features.Centroid`), when the build saved it.
+    centroid: Centroid | None = None
     _db: sqlite3.Connection | None = field(default=None, repr=False)
     _units: list[Unit] | None = field(default=None, repr=False)
     #: Unit rows read by `units_at`, oldest first, at most UNIT_CACHE_ROWS.
@@ -444,5 +475,6 @@ def load(index_dir: Path) -> StoredIndex:
         focus = np.load(real / FOCUS_FILE, mmap_mode="r")
         if len(focus) != len(unit_entry):
             focus = None
+    centroid = _read_centroid(real, len(unit_entry), vectors.d) if (real / CENTROID_FILE).exists() else None
     return StoredIndex(path=real, manifest=manifest, faiss_index=vectors, entry_ids=entry_ids, documents=documents,
-                       unit_entry=unit_entry, unit_kind=unit_kind, focus=focus, _db=db)
+                       unit_entry=unit_entry, unit_kind=unit_kind, focus=focus, centroid=centroid, _db=db)

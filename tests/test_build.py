@@ -30,7 +30,8 @@ from indexer.search import Searcher
 SETTINGS = Settings(model=DEFAULT_MODEL,
                     fetch=FetchSettings(per_host_delay=0.0, backoff_base=0.05, max_retries=0, connect_timeout=2.0,
                                         read_timeout=5.0))
-INDEX_FILES = {"vectors.faiss", "meta.sqlite", "manifest.json", "report.json", "bm25", "layout.npz", "focus.npy"}
+INDEX_FILES = {"vectors.faiss", "meta.sqlite", "manifest.json", "report.json", "bm25", "layout.npz", "focus.npy",
+               "centroid.npz"}
 
 DROPOUT_FACT = ("The quokka schedule, first described by a reading group on Rottnest Island, anneals the keep "
                 "probability from one half to nine tenths over the first forty epochs.")

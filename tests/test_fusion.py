@@ -9,7 +9,7 @@ import pytest
 
 from indexer import fusion
 from indexer.config import SearchSettings
-from indexer.features import FEATURES, TOP_PASSAGES, Layout, entry_features, passage_focus
+from indexer.features import FEATURES, TOP_PASSAGES, Centroid, Layout, entry_features, passage_focus
 
 NEG = -np.inf
 # Three entries. Entry 0: question, profile, 3 passages (a broad page); entry 1: question, profile, title;
@@ -78,6 +78,59 @@ def test_passage_focus_is_the_cosine_to_the_entrys_profile_and_reaches_the_best_
     f, _ = features(dense, [0] * 11, focus)
     assert f["focus_best"][0] == pytest.approx(0.0), "entry 0's best passage is its off-topic one"
     assert f["focus_best"][1] == 1.0
+
+
+def _unit_vectors(rng, n, dim=16, shared=2.0):
+    """Random unit vectors sharing one direction, as a FAQ's texts share their topic."""
+    v = rng.normal(size=(n, dim)) + shared * np.eye(dim)[0]
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_centred_cosines_are_the_cosines_of_the_vectors_minus_the_faqs_centre():
+    rng = np.random.default_rng(7)
+    vectors = _unit_vectors(rng, len(ENTRY))
+    centroid = Centroid.of(vectors, LAYOUT)
+    direct = [i for i, k in enumerate(KINDS) if k != "passage"]
+    assert np.allclose(centroid.vector, vectors[direct].mean(axis=0), atol=1e-6), "page passages do not move it"
+    query = _unit_vectors(rng, 1)[0]
+    units = np.array([0, 3, 5, 8, 10])
+    dense = vectors[units] @ query
+    dense[2] = NEG  # not a dense candidate
+    got = centroid.cosines(dense, units, query)
+    shifted_q = query - centroid.vector
+    for i, u in enumerate(units):
+        shifted_u = vectors[u] - centroid.vector
+        want = shifted_q @ shifted_u / np.linalg.norm(shifted_q) / np.linalg.norm(shifted_u)
+        assert got[i] == (NEG if i == 2 else pytest.approx(want, abs=1e-5))
+
+
+def test_c_direct_is_the_best_centred_cosine_of_an_entrys_own_units_and_defaults_to_the_plain_one():
+    dense = np.array([0.2, 0.3, 0.5, 0.7, 0.1, 0.6, 0.4, 0.65, 0.1, 0.2, 0.15], dtype=np.float32)
+    centred = np.array([0.1, -0.2, 0.9, 0.9, 0.9, 0.3, 0.35, 0.0, -0.5, -0.1, -0.3])
+    f = entry_features(dense, np.zeros(11, np.float32), LAYOUT, centred=centred)
+    c = dict(zip(f.entries.tolist(), f.column("c_direct").tolist()))
+    assert c == pytest.approx({0: 0.1, 1: 0.35, 2: -0.1}), "passages (0.9) are not direct units"
+    plain, _ = features(dense, [0] * 11)
+    assert plain["c_direct"] == pytest.approx({0: 0.3, 1: 0.65, 2: 0.2}), "no centre: the plain best direct cosine"
+
+
+def test_centring_removes_what_every_entry_shares():
+    """Three entries on one topic: a long generic one and two specific ones. A query along the topic and
+    one specific entry's own direction is closer to the generic entry by plain cosine; from the FAQ's
+    centre, the specific entry wins."""
+    topic, own_generic, own_b, own_c = np.eye(4)
+
+    def unit(x):
+        return x / np.linalg.norm(x)
+
+    vectors = np.array([unit(0.95 * topic + 0.31 * own_generic), unit(0.6 * topic + 0.8 * own_b),
+                        unit(0.6 * topic + 0.8 * own_c)])
+    query = unit(0.93 * topic + np.sqrt(1 - 0.93 ** 2) * own_b)
+    layout = Layout.of([0, 1, 2], ["question"] * 3, 3)
+    dense = (vectors @ query).astype(np.float32)
+    assert dense[0] > dense[1] > dense[2]
+    centred = Centroid.of(vectors, layout).cosines(dense, np.arange(3), query)
+    assert centred[1] > centred[0] > centred[2]
 
 
 def test_page_evidence_averages_each_entrys_best_scored_passages():

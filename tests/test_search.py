@@ -257,11 +257,14 @@ def test_an_index_without_its_saved_search_side_opens_and_answers_the_same(site,
 
     old = tmp_path / "old-index"
     shutil.copytree(site.index_dir.resolve(), old)
-    for name in (store.LEXICAL_DIR, store.LAYOUT_FILE, store.FOCUS_FILE):
+    for name in (store.LEXICAL_DIR, store.LAYOUT_FILE, store.FOCUS_FILE, store.CENTROID_FILE):
         path = old / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     rebuilt = Searcher.open(old, cache_dir=site.cache_dir)
     assert rebuilt.stored.focus is None and isinstance(searcher.lexical.bm25.scores["data"], np.memmap)
+    assert rebuilt.stored.centroid is None and searcher.stored.centroid is not None
+    assert np.allclose(rebuilt.centroid.vector, searcher.centroid.vector, atol=1e-6)
+    assert np.allclose(rebuilt.centroid.unit_dot, searcher.centroid.unit_dot, atol=1e-6)
     assert np.array_equal(rebuilt.layout.unit_entry, searcher.layout.unit_entry)
     assert np.array_equal(rebuilt.layout.unit_kind, searcher.layout.unit_kind)
     assert np.array_equal(rebuilt.focus, searcher.focus)
