@@ -345,6 +345,27 @@ def load_passage_encoder(model: str, cache_dir: Path, *, batch_size: int = 32,
     return None
 
 
+def _refresh_recorded_stats(folder: Path, model: str) -> None:
+    """After a valid export's check: record the source files' current size and mtime where they moved
+    with the same bytes (a reinstall, a copy), so that later checks (every app start, every build)
+    compare two stats again instead of hashing the weights each time."""
+    meta_path = Path(folder) / ENCODER_JSON
+    try:
+        meta = _read_json(meta_path)
+        now = source_files(transformer_folder(model), hashed=False)
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return
+    files = meta.get("files") or {}
+    moved = {name: {**then, **now[name]} for name, then in files.items()
+             if name in now and (now[name]["size"], now[name]["mtime_ns"]) != (then.get("size"), then.get("mtime_ns"))}
+    if not moved:
+        return
+    tmp = meta_path.with_name(f".{ENCODER_JSON}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**meta, "files": {**files, **moved}}, indent=1), "utf-8")
+    os.replace(tmp, meta_path)
+    log.info("%s: same weights with new file dates (%s); recorded", folder, ", ".join(sorted(moved)))
+
+
 def ensure_export(model: str, cache_dir: Path, reference: Callable[[list[str]], np.ndarray]) -> Path | None:
     """The build's step: export `model` unless done before; None if it cannot be exported.
 
@@ -354,6 +375,7 @@ def ensure_export(model: str, cache_dir: Path, reference: Callable[[list[str]], 
     folder = export_dir(model, cache_dir)
     clean_stale_exports(folder)
     if export_problem(folder, model) is None:
+        _refresh_recorded_stats(folder, model)
         return folder
     if pipeline_info(Path(resolve_model(model))) is None:
         log.info("%s is not Transformer -> mean Pooling -> Normalize: queries will use sentence-transformers",

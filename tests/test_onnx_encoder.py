@@ -119,6 +119,32 @@ def test_an_export_made_from_other_weights_of_the_model_is_not_used(exported: Pa
     assert "exported from an earlier model.safetensors" in caplog.text
 
 
+def test_the_build_records_new_file_dates_of_the_same_weights_so_later_checks_do_not_hash(
+        exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from indexer import onnx_encoder
+
+    folder = export_dir(DEFAULT_MODEL, tmp_path)
+    shutil.copytree(export_dir(DEFAULT_MODEL, exported), folder)
+    meta = json.loads((folder / "encoder.json").read_text("utf-8"))
+    weights = meta["files"]["model.safetensors"]
+    files = {**meta["files"], "model.safetensors": {**weights, "mtime_ns": 1}}  # a reinstall: same bytes
+    (folder / "encoder.json").write_text(json.dumps({**meta, "files": files}), "utf-8")
+
+    def never(_texts):
+        raise AssertionError("a valid export is not made again")
+
+    assert onnx_encoder.ensure_export(DEFAULT_MODEL, tmp_path, never) == folder
+    refreshed = json.loads((folder / "encoder.json").read_text("utf-8"))["files"]["model.safetensors"]
+    assert refreshed == weights, "the file's real date, its hash unchanged"
+
+    def no_hashing(path):
+        raise AssertionError(f"{path} hashed again")
+
+    monkeypatch.setattr(onnx_encoder, "_sha256", no_hashing)
+    assert onnx_encoder.export_problem(folder, DEFAULT_MODEL) is None
+    assert isinstance(load_query_encoder(DEFAULT_MODEL, tmp_path), OnnxEncoder)
+
+
 def _fake_model(root: Path, modules: list[str], pooling: dict[str, bool]) -> Path:
     root.mkdir()
     (root / "modules.json").write_text(json.dumps(
