@@ -269,17 +269,17 @@ class Searcher:
     def clear_caches(self) -> None:
         """Forget what earlier queries left cached (typo repairs, shown unit rows, highlight analyses), so
         that a benchmark times queries as new."""
-        from .lexical import _spans_by_stem
+        from .lexical import forget_highlights
 
         self.lexical.forget_repairs()
         self.stored.forget_rows()
-        _spans_by_stem.cache_clear()
+        forget_highlights()
 
     def with_settings(self, settings: SearchSettings, *, threshold: float | None = None) -> "Searcher":
         """The same loaded index and model under other settings (for tuning and benchmarks)."""
         other = Searcher(self.stored, self.embedder, settings, threshold=threshold if threshold is not None
                          else self.threshold, lexical=self.lexical)
-        other._focus = self._focus
+        other._focus, other._centroid = self._focus, self._centroid
         return other
 
     # -- scoring ------------------------------------------------------------------
