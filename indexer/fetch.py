@@ -39,6 +39,7 @@ import logging
 import socket
 import threading
 import time
+import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -66,6 +67,15 @@ PRIVATE_HINT = "allow with `build --allow-private` or FAQ_ALLOW_PRIVATE=1"
 
 #: judge(new, cached) -> why `new` must not replace `cached` ("" when it may).
 Judge = Callable[[Page, "Page | None"], str]
+
+
+class SoftNotFound(str):
+    """A judge's verdict that a page says "not found" while answering 200 (a soft 404).
+
+    Words alone cannot tell a soft 404 from a short page about HTTP 404s. With no earlier copy to
+    keep, the fetcher asks the site for a page that surely does not exist beside it: a site that
+    answers that with a real 404 does not hide missing pages behind 200, and the page is indexed.
+    """
 
 
 class FetchFailure(Exception):
@@ -290,6 +300,9 @@ class Fetcher:
             return Page(url=url, status="failed", reason=failure.reason)
         if page.status == "fetched":
             verdict = self._judge(page, cached)
+            if isinstance(verdict, SoftNotFound) and cached is None and self._answers_missing_with_404(page):
+                log.info("%s: %s, but the site answers 404 for a missing page beside it: indexed", url, verdict)
+                verdict = ""
             if verdict:
                 if cached:
                     log.warning("%s: %s; keeping the copy fetched %s", url, verdict, cached.fetched_at)
@@ -311,6 +324,16 @@ class Fetcher:
         except Exception as exc:  # a judge that fails must not lose the page
             log.warning("%s: could not compare with the cached copy (%s)", page.url, exc)
             return ""
+
+    def _answers_missing_with_404(self, page: Page) -> bool:
+        """Whether the page's site answers 404 / 410 for a made-up page in the same folder (one request,
+        under the host's usual rules)."""
+        probe = urljoin(page.final_url or page.url, f"faq-search-missing-{uuid.uuid4().hex[:12]}")
+        try:
+            self._fetch_live(probe, None)
+        except FetchFailure as failure:
+            return failure.gone
+        return False
 
     def _archived(self, url: str, why: str) -> Page | None:
         """The web archive's closest copy of a page that failed and has no cached copy (None if it has none).

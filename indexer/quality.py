@@ -4,7 +4,9 @@ A site that starts answering with a captcha, an "Access denied" page or a
 "page not found" page with status 200 (a soft 404) must not wipe out the text
 indexed from its last good copy. The fetcher asks `judge` before replacing a
 cached page; a non-empty answer keeps the old copy and reports the page
-`suspect` with that reason.
+`suspect` with that reason. A page that only reads like a soft 404 and has no
+earlier copy is indexed when its site answers a made-up page with a real 404
+(`fetch.SoftNotFound`): a short page about HTTP 404s is not a missing page.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import lxml.html
 
 from .config import ExtractSettings, FetchSettings
 from .extract import decode_body, extract
+from .fetch import SoftNotFound
 from .records import Page
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,7 @@ def judge(new: Page, old: Page | None, fetch: FetchSettings = FetchSettings(),
             return f"looks like a block page ({blocked.group(0)!r})"
         missing = _NOT_FOUND.search(head)
         if missing:
-            return f"looks like a 'not found' page answered with 200 (soft 404: {missing.group(0)!r})"
+            return SoftNotFound(f"looks like a 'not found' page answered with 200 (soft 404: {missing.group(0)!r})")
     if old is not None and old.body:
         before = len(extract(old, settings).text or "")
         if before >= fetch.suspect_min_chars and len(text) < fetch.suspect_shrink_ratio * before:

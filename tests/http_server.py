@@ -9,7 +9,7 @@ background thread. Tests program its routes and then look at what it saw:
 
 Conditional GETs are answered with 304 (If-None-Match first, If-Modified-Since
 only when no If-None-Match was sent, as RFC 9110 says). Routes can redirect,
-fail (500/503, whole server or one path), answer a scripted sequence (429 with
+fail (500/503, whole server or one path), answer every unknown path alike (`set_fallback`), answer a scripted sequence (429 with
 Retry-After, then the page), stall before or while sending, trickle their
 headers for ever, send bodies of any size (declared or chunked, gzip-encoded),
 any content type, robots.txt rules, and the shared readability fixture pages.
@@ -183,6 +183,8 @@ class LocalServer:
         self._routes: dict[str, Response] = {}
         self._sequences: dict[str, list[Response]] = {}
         self._failing: dict[str | None, Response] = {}
+        #: The answer for a path with no route (None: 404), e.g. a site that answers 200 for everything.
+        self._fallback: Response | None = None
         self._log: list[dict[str, Any]] = []
         self._in_flight: dict[str, int] = {}
         self._max_in_flight: dict[str, int] = {}
@@ -237,6 +239,11 @@ class LocalServer:
 
     def set_status(self, path: str, status: int, body: bytes = b"error", headers: dict[str, str] | None = None) -> None:
         self.set(path, Response(status=status, body=body, content_type="text/plain", headers=dict(headers or {})))
+
+    def set_fallback(self, response: Response | None) -> None:
+        """Answer every path that has no route with `response` (None: the default 404)."""
+        with self._lock:
+            self._fallback = response
 
     def set_sequence(self, path: str, responses: list[Response]) -> None:
         """Answer the next requests to `path` with these, in order, then fall back to its route."""
@@ -313,8 +320,11 @@ class LocalServer:
             if seq:
                 return seq.pop(0)
             route = self._routes.get(path) or self._routes.get(urlsplit(path).path)
+            fallback = self._fallback
         if route is not None:
             return route
+        if fallback is not None:
+            return fallback
         if urlsplit(raw_path).path == "/robots.txt":
             return Response(status=404, body=b"no robots.txt", content_type="text/plain")
         return Response(status=404, body=b"not found", content_type="text/plain")

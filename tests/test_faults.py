@@ -232,6 +232,30 @@ def test_block_page_without_a_cached_copy_is_not_indexed(server, cache):
     assert page.status == "suspect" and not page.ok
 
 
+HTTP_404_REFERENCE = article_html("404 Not Found", [
+    "The HTTP 404 Not Found client error response status code indicates that the server cannot find the "
+    "requested resource. Links that lead to a 404 page are often called broken or dead links."])
+SOFT_404 = article_html("Page not found", ["Sorry, the page you are looking for does not exist."])
+
+
+def test_a_short_page_about_404s_is_indexed_when_the_site_answers_real_404s(server, cache):
+    """Its words read like a soft 404; a made-up page beside it answers 404, so the site does not hide
+    missing pages behind 200 and the page is real."""
+    server.set_page("/docs/status/404", HTTP_404_REFERENCE)
+    page = fetch(server.url("/docs/status/404"), cache)
+    assert page.status == "fetched" and page.ok
+    assert cache.get(server.url("/docs/status/404")) is not None
+    probes = [r["path"] for r in server.requests() if r["path"].startswith("/docs/status/faq-search-missing-")]
+    assert len(probes) == 1, "one made-up page in the same folder"
+
+
+def test_a_soft_404_site_answers_200_for_everything_and_its_not_found_page_is_not_indexed(server, cache):
+    server.set_fallback(Response(body=SOFT_404.encode()))
+    page = fetch(server.url("/blog/deleted-post"), cache)
+    assert page.status == "suspect" and not page.ok and "soft 404" in page.reason
+    assert cache.get(server.url("/blog/deleted-post")) is None
+
+
 def test_changed_page_of_similar_length_replaces_the_copy(server, cache):
     url, _ = _cache_good(server, cache)
     server.set_page("/a.html", ARTICLE.replace("running average", "decaying sum"))
