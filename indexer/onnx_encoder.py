@@ -113,10 +113,15 @@ def _changed_source(recorded: dict[str, Any], model: str) -> str | None:
         current = now.get(name)
         if current is None:
             return name
-        if (current["size"], current["mtime_ns"]) != (then.get("size"), then.get("mtime_ns")):
+        if _moved(current, then):
             if current["size"] != then.get("size") or _sha256(transformer / name) != then.get("sha256"):
                 return name
     return None
+
+
+def _moved(current: dict[str, Any], recorded: dict[str, Any]) -> bool:
+    """Whether a source file's size or mtime differ from what was recorded (its bytes may still be the same)."""
+    return (current["size"], current["mtime_ns"]) != (recorded.get("size"), recorded.get("mtime_ns"))
 
 
 def pipeline_info(model_folder: Path) -> dict[str, Any] | None:
@@ -213,12 +218,40 @@ def clean_stale_exports(out_dir: Path) -> list[Path]:
 
 def changed_weights(model: str, cache_dir: Path) -> str | None:
     """The model file that changed since `model` was exported into `cache_dir`, or None. A change means
-    new weights under the same name: every vector embedded before came from the old ones."""
+    new weights under the same name: every vector embedded before came from the old ones.
+
+    The build's first look at the export. Files that only moved (same bytes with a new size or mtime
+    record: a reinstall, a copy) get their new size and mtime recorded here, so that the build's later
+    checks and every app start compare stats again instead of hashing the weights each time.
+    """
+    meta_path = export_dir(model, cache_dir) / ENCODER_JSON
     try:
-        meta = _read_json(export_dir(model, cache_dir) / ENCODER_JSON)
+        meta = _read_json(meta_path)
     except (OSError, ValueError):
         return None
-    return _changed_source(meta.get("files") or {}, model) if meta.get("source") == model else None
+    if meta.get("source") != model:
+        return None
+    changed = _changed_source(meta.get("files") or {}, model)
+    if changed is None:
+        _record_moved_stats(meta_path, meta, model)
+    return changed
+
+
+def _record_moved_stats(meta_path: Path, meta: dict[str, Any], model: str) -> None:
+    """Write the source files' current size and mtime into the export's `encoder.json` where they moved
+    (the caller has found their bytes unchanged); atomically."""
+    try:
+        now = source_files(transformer_folder(model), hashed=False)
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return
+    files = meta.get("files") or {}
+    moved = {name: {**then, **now[name]} for name, then in files.items() if name in now and _moved(now[name], then)}
+    if not moved:
+        return
+    tmp = meta_path.with_name(f".{ENCODER_JSON}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**meta, "files": {**files, **moved}}, indent=1), "utf-8")
+    os.replace(tmp, meta_path)
+    log.info("%s: same weights with new file dates (%s); recorded", meta_path.parent, ", ".join(sorted(moved)))
 
 
 def export_problem(folder: Path, model: str) -> str | None:
@@ -345,27 +378,6 @@ def load_passage_encoder(model: str, cache_dir: Path, *, batch_size: int = 32,
     return None
 
 
-def _refresh_recorded_stats(folder: Path, model: str) -> None:
-    """After a valid export's check: record the source files' current size and mtime where they moved
-    with the same bytes (a reinstall, a copy), so that later checks (every app start, every build)
-    compare two stats again instead of hashing the weights each time."""
-    meta_path = Path(folder) / ENCODER_JSON
-    try:
-        meta = _read_json(meta_path)
-        now = source_files(transformer_folder(model), hashed=False)
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return
-    files = meta.get("files") or {}
-    moved = {name: {**then, **now[name]} for name, then in files.items()
-             if name in now and (now[name]["size"], now[name]["mtime_ns"]) != (then.get("size"), then.get("mtime_ns"))}
-    if not moved:
-        return
-    tmp = meta_path.with_name(f".{ENCODER_JSON}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**meta, "files": {**files, **moved}}, indent=1), "utf-8")
-    os.replace(tmp, meta_path)
-    log.info("%s: same weights with new file dates (%s); recorded", folder, ", ".join(sorted(moved)))
-
-
 def ensure_export(model: str, cache_dir: Path, reference: Callable[[list[str]], np.ndarray]) -> Path | None:
     """The build's step: export `model` unless done before; None if it cannot be exported.
 
@@ -375,7 +387,6 @@ def ensure_export(model: str, cache_dir: Path, reference: Callable[[list[str]], 
     folder = export_dir(model, cache_dir)
     clean_stale_exports(folder)
     if export_problem(folder, model) is None:
-        _refresh_recorded_stats(folder, model)
         return folder
     if pipeline_info(Path(resolve_model(model))) is None:
         log.info("%s is not Transformer -> mean Pooling -> Normalize: queries will use sentence-transformers",
