@@ -475,6 +475,6 @@ def load(index_dir: Path) -> StoredIndex:
         focus = np.load(real / FOCUS_FILE, mmap_mode="r")
         if len(focus) != len(unit_entry):
             focus = None
-    centroid = _read_centroid(real, len(unit_entry), vectors.d) if (real / CENTROID_FILE).exists() else None
+    centroid = _read_centroid(real, len(unit_entry), vectors.d)
     return StoredIndex(path=real, manifest=manifest, faiss_index=vectors, entry_ids=entry_ids, documents=documents,
                        unit_entry=unit_entry, unit_kind=unit_kind, focus=focus, centroid=centroid, _db=db)
