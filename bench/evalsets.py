@@ -1,4 +1,4 @@
-"""The three evaluation sets, prepared in a work folder (default bench/out/, git-ignored).
+"""The evaluation sets, prepared in a work folder (default bench/out/, git-ignored).
 
 Each `prepare_*` function returns `(faq_paths, dev_cases_path, test_cases_path)`:
 
@@ -18,6 +18,12 @@ Each `prepare_*` function returns `(faq_paths, dev_cases_path, test_cases_path)`
   Every 10th thread (n % 10 == 9) is held out of the index: its rephrasings are
   out-of-scope queries (expected null). Dev cases are the rephrasings before
   the "*" marker, test cases those after it; null or empty ones are skipped.
+
+- **course**: `bench/eval/course_faq.jsonl`, a course FAQ written for this project (60
+  entries in six modules, written answers, no links), built offline; queries
+  written from the entries' answers (`bench/eval/course_answers.jsonl`), halves as
+  for shipped. The one set with many near-duplicate entries (three Docker errors,
+  two certificate rules), as in a real course FAQ.
 
 `open_set(name)` wraps a set with what its build needs (the local server for
 articles) and `ensure_index` builds its index, or reuses it when nothing that
@@ -42,7 +48,7 @@ from bench.common import BENCH, OUT, ROOT, SHARED, SetUnavailable, StaticServer
 
 log = logging.getLogger(__name__)
 
-SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq")
+SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course")
 #: The query families of each FAQ: (family name, query file in bench/eval or None for the set's own
 #: split). A family is one way of asking (hand-written mixes, hard paraphrases, answer-derived
 #: questions, short and misspelt queries); leave-one-set-out holds out one family at a time.
@@ -53,12 +59,14 @@ FAMILIES = {
                  ("articles-short", "articles_short.jsonl")),
     "stackfaq": (("stackfaq-rephrasings", None), ("stackfaq-answers", "stackfaq_answers.jsonl"),
                  ("stackfaq-short", "stackfaq_short.jsonl")),
+    "course": (("course-answers", "course_answers.jsonl"), ("course-short", "course_short.jsonl")),
 }
 FAMILIES["shipped-online"] = FAMILIES["shipped"]
 EVAL = BENCH / "eval"
 SHIPPED_FAQ = ROOT / "data" / "faq.md"
 HTML_FIXTURES = SHARED / "fixtures" / "html"
 SEED_PAGES = SHARED / "fixtures" / "seed-pages"
+COURSE_FAQ = EVAL / "course_faq.jsonl"
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10
@@ -121,6 +129,15 @@ def prepare_articles(base_url: str, work_dir: Path = OUT) -> Prepared:
     faq = _write_if_changed(Path(work_dir) / "articles" / "faq.jsonl", text)
     dev, test = split_halves(EVAL / "articles.jsonl", Path(work_dir) / "articles")
     return [faq], dev, test
+
+
+def prepare_course(work_dir: Path = OUT) -> Prepared:
+    """The course FAQ, read in place (it is this project's own text), and its answer-derived queries."""
+    for path in (COURSE_FAQ, EVAL / "course_answers.jsonl"):
+        if not path.exists():
+            raise SetUnavailable(f"{path} not found")
+    dev, test = split_halves(EVAL / "course_answers.jsonl", Path(work_dir) / "course")
+    return [COURSE_FAQ], dev, test
 
 
 def online_faq(dest: Path, stack: contextlib.ExitStack) -> Path:
@@ -222,6 +239,8 @@ NOTES = {
                 "(tuning, threshold calibration) and a test half (reported)",
     "stackfaq": "StackFAQ threads as FAQ entries, every 10th thread held out (its rephrasings are out of scope); "
                 "dev half = rephrasings before '*', test half = after; thresholds calibrated on the dev half only",
+    "course": "A course FAQ written for this project (60 entries, six modules, near-duplicate entries, written answers, "
+              "no links), built offline; queries written from the answers. Same dev/test halves as shipped",
 }
 
 
@@ -256,6 +275,9 @@ def open_set(name: str, work_dir: Path = OUT) -> Iterator[EvalSet]:
                           extra_inputs=pages)
     elif name == "stackfaq":
         faq, dev, test = prepare_stackfaq(work_dir)
+        yield EvalSet(name, faq, dev, test, folder, offline=True, fresh_cache=False, note=NOTES[name])
+    elif name == "course":
+        faq, dev, test = prepare_course(work_dir)
         yield EvalSet(name, faq, dev, test, folder, offline=True, fresh_cache=False, note=NOTES[name])
     else:
         raise ValueError(f"unknown set {name!r} (known: {', '.join(SET_NAMES)})")

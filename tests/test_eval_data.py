@@ -1,0 +1,66 @@
+"""The benchmark's own query files stay consistent with the FAQs they are scored on.
+
+A query whose `expected` names no entry would stop `bench.quality` half-way through a run; these
+checks catch it when the file is edited. They read only this repository's files (the articles FAQ
+with its `{BASE}` placeholder filled in), so they need neither ../shared nor the model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from indexer.evaluate import read_cases, resolve_expected
+from indexer.faq import load_entries
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL = ROOT / "bench" / "eval"
+
+#: Each query file with the FAQ its `expected` values name (StackFAQ's FAQ lives in ../shared).
+QUERY_FILES = {
+    "shipped_faq.jsonl": "data/faq.md",
+    "shipped_paraphrases.jsonl": "data/faq.md",
+    "shipped_short.jsonl": "data/faq.md",
+    "articles.jsonl": "bench/eval/articles_faq.jsonl",
+    "articles_answers.jsonl": "bench/eval/articles_faq.jsonl",
+    "articles_short.jsonl": "bench/eval/articles_faq.jsonl",
+    "course_answers.jsonl": "bench/eval/course_faq.jsonl",
+    "course_short.jsonl": "bench/eval/course_faq.jsonl",
+}
+
+
+def _entries(faq: str, tmp_path: Path) -> dict:
+    path = ROOT / faq
+    if "{BASE}" in path.read_text("utf-8"):
+        filled = tmp_path / path.name
+        filled.write_text(path.read_text("utf-8").replace("{BASE}", "http://127.0.0.1:9"), "utf-8")
+        path = filled
+    return {e.id: e for e in load_entries([path])}
+
+
+@pytest.mark.parametrize("name", sorted(QUERY_FILES))
+def test_every_expected_names_an_entry_and_both_kinds_are_there(name: str, tmp_path: Path) -> None:
+    cases = read_cases(EVAL / name)
+    expected = resolve_expected(cases, _entries(QUERY_FILES[name], tmp_path), name)
+    assert len(cases) >= 30
+    assert any(e is None for e in expected) and any(e is not None for e in expected)
+    assert len({c.query for c in cases}) == len(cases), "a query is listed twice"
+
+
+def test_every_query_file_is_covered() -> None:
+    files = {p.name for p in EVAL.glob("*.jsonl")}
+    faqs = {"articles_faq.jsonl", "course_faq.jsonl"}
+    stackfaq = {p for p in files if p.startswith("stackfaq_")}
+    assert files - faqs - stackfaq == set(QUERY_FILES)
+
+
+def test_course_faq_has_its_modules_and_near_duplicates(tmp_path: Path) -> None:
+    """The course set exists to tell similar entries apart: six modules, several entries each."""
+    entries = _entries("bench/eval/course_faq.jsonl", tmp_path)
+    categories = [e.category for e in entries.values()]
+    assert len(entries) == 60 and len(set(categories)) == 6
+    assert all(e.answer.strip() and not e.resources for e in entries.values())
+    rows = [json.loads(line) for line in (EVAL / "course_faq.jsonl").read_text("utf-8").splitlines()]
+    assert [r["id"] for r in rows] == [f"c-{n:02d}" for n in range(1, 61)]
