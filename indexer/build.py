@@ -88,13 +88,24 @@ class BuildSummary:
                 f"{self.vectors_reused} reused; {self.seconds:.1f}s")
 
 
+def sections_differ(entries: Sequence[Entry]) -> bool:
+    """Whether the FAQ's section headings carry information: only when there are at least two.
+
+    A course FAQ's module ("Module 4: Deploying with Flask and Docker") names the topic an entry's own
+    words may leave out; one heading over the whole FAQ would only add the same words to every entry."""
+    return len({e.category for e in entries if e.category}) > 1
+
+
 def entry_units(entry: Entry, documents: dict[str, Document], count_tokens: TokenCounter,
-                settings: Settings) -> list[Unit]:
+                settings: Settings, *, with_category: bool = False) -> list[Unit]:
     """The searchable units of one entry: its question, answer, link titles and page passages."""
     units = [Unit(entry.id, "question", entry.question)]
-    if entry.answer or entry.resources:
-        # The entry as a whole (question, answer, link titles): context a lone question lacks.
-        profile = " ".join(p for p in [entry.question, entry.answer, *(r.title for r in entry.resources)] if p)
+    section = entry.category if with_category else ""
+    if entry.answer or entry.resources or section:
+        # The entry as a whole (its section, question, answer, link titles): context a lone question
+        # lacks. The section goes first so that a long answer cut to fit never drops it.
+        profile = " ".join(p for p in [section, entry.question, entry.answer, *(r.title for r in entry.resources)]
+                           if p)
         units.append(Unit(entry.id, "entry", fit_tokens(profile, count_tokens, settings.chunk.max_tokens)))
     for passage in chunk_text(entry.answer, count_tokens, settings.chunk):
         units.append(Unit(entry.id, "answer", passage))
@@ -344,7 +355,9 @@ def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, 
         setattr(summary, f"pages_{rec.status}", getattr(summary, f"pages_{rec.status}") + 1)
 
     stages.start("embedding", 0)  # the total is known once the model's tokenizer has loaded
-    units = [u for e in entries for u in entry_units(e, documents, embedder.count_tokens, settings)]
+    with_category = sections_differ(entries)
+    units = [u for e in entries
+             for u in entry_units(e, documents, embedder.count_tokens, settings, with_category=with_category)]
     summary.passages = len(units)
     stages.start("embedding", len(units))
 

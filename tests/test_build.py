@@ -21,10 +21,10 @@ import pytest
 from conftest import SHIPPED_FAQ, readability_or_none
 from http_server import LocalServer
 from indexer import store
-from indexer.build import STAGES, build_index
+from indexer.build import STAGES, build_index, entry_units, sections_differ
 from indexer.config import DEFAULT_MODEL, SCHEMA_VERSION, FetchSettings, Settings
 from indexer.embed import ModelError
-from indexer.faq import FaqError
+from indexer.faq import FaqError, load_entries
 from indexer.search import Searcher
 
 SETTINGS = Settings(model=DEFAULT_MODEL,
@@ -328,11 +328,53 @@ def test_offline_build_of_the_shipped_faq(tmp_path, embedder):
     kinds = {u.kind for u in stored.units}
     assert "passage" not in kinds and {"question", "title"} <= kinds
     assert any(u.kind == "answer" and "Leslie Smith" in u.text for u in stored.units)
+    # One heading over the whole FAQ tells no entry apart: it is in no unit's text.
+    assert not any("Introduction to Neural Networks" in u.text for u in stored.units)
 
     s = Searcher(stored, embedder)
     top = s.search("log loss").results[0]
     assert top.id == "what-is-cross-entropy-loss"
     assert s.search("why exponential in softmax").results[0].id == "in-softmax-function-why-do-we-take-exponential"
+
+
+SECTIONED_FAQ = """# Module 4: Deploying with Docker
+
+**Q: The port is already allocated when I start it**
+
+Stop the other container with `docker stop`, or publish the new one on another host port.
+
+**Q: How do I make the image smaller?**
+
+Start from a slim base image and leave the training data out of it.
+
+# Module 6: Certificates
+
+**Q: My name is misspelled**
+
+Fill in the correction form before the certificates are issued.
+"""
+
+
+def test_section_headings_go_into_the_entry_profile_only_when_they_differ(tmp_path, embedder):
+    """A course FAQ's module names the topic its entries' own words may leave out ("docker" is in
+    neither the second question nor its answer); a FAQ with one heading gets no such words."""
+    faq = tmp_path / "faq.md"
+    faq.write_text(SECTIONED_FAQ, "utf-8")
+    entries = load_entries([faq])
+    assert sections_differ(entries) and not sections_differ(entries[:2]) and not sections_differ([])
+    profiles = {e.id: [u.text for u in entry_units(e, {}, embedder.count_tokens, SETTINGS, with_category=True)
+                       if u.kind == "entry"] for e in entries}
+    image = next(e.id for e in entries if "smaller" in e.question)
+    assert profiles[image] == ["Module 4: Deploying with Docker How do I make the image smaller? "
+                               "Start from a slim base image and leave the training data out of it."]
+    plain = entry_units(entries[1], {}, embedder.count_tokens, SETTINGS)
+    assert not any("Module 4" in u.text for u in plain)
+
+    build_index([faq], index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", settings=SETTINGS, offline=True)
+    stored = store.load(tmp_path / "index")
+    assert {u.text.split(" How")[0] for u in stored.units if u.kind == "entry" and u.entry_id == image} == {
+        "Module 4: Deploying with Docker"}
+    assert not any("Module" in u.text for u in stored.units if u.kind != "entry")
 
 
 # -- failures leave the index alone ---------------------------------------------------------------
