@@ -59,7 +59,8 @@ FAMILIES = {
                  ("articles-short", "articles_short.jsonl")),
     "stackfaq": (("stackfaq-rephrasings", None), ("stackfaq-answers", "stackfaq_answers.jsonl"),
                  ("stackfaq-short", "stackfaq_short.jsonl")),
-    "course": (("course-answers", "course_answers.jsonl"), ("course-short", "course_short.jsonl")),
+    "course": (("course-answers", "course_answers.jsonl"), ("course-paraphrases", "course_paraphrases.jsonl"),
+               ("course-short", "course_short.jsonl")),
 }
 FAMILIES["shipped-online"] = FAMILIES["shipped"]
 EVAL = BENCH / "eval"

@@ -27,6 +27,7 @@ QUERY_FILES = {
     "articles_answers.jsonl": "bench/eval/articles_faq.jsonl",
     "articles_short.jsonl": "bench/eval/articles_faq.jsonl",
     "course_answers.jsonl": "bench/eval/course_faq.jsonl",
+    "course_paraphrases.jsonl": "bench/eval/course_faq.jsonl",
     "course_short.jsonl": "bench/eval/course_faq.jsonl",
 }
 
