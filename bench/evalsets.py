@@ -114,13 +114,18 @@ def split_halves(cases: Path, folder: Path, stem: str = "") -> tuple[Path, Path]
     return dev, test
 
 
-def prepare_shipped(work_dir: Path = OUT) -> Prepared:
-    """The shipped FAQ, read in place, and its queries split into dev and test halves."""
-    for path in (SHIPPED_FAQ, EVAL / "shipped_faq.jsonl"):
+def _repo_set(faq: Path, cases: str, folder: Path) -> Prepared:
+    """A FAQ kept in this repository, read in place, and a query file of bench/eval split into halves."""
+    for path in (faq, EVAL / cases):
         if not path.exists():
             raise SetUnavailable(f"{path} not found")
-    dev, test = split_halves(EVAL / "shipped_faq.jsonl", Path(work_dir) / "shipped")
-    return [SHIPPED_FAQ], dev, test
+    dev, test = split_halves(EVAL / cases, folder)
+    return [faq], dev, test
+
+
+def prepare_shipped(work_dir: Path = OUT) -> Prepared:
+    """The shipped FAQ and its hand-written mixed queries."""
+    return _repo_set(SHIPPED_FAQ, "shipped_faq.jsonl", Path(work_dir) / "shipped")
 
 
 def prepare_articles(base_url: str, work_dir: Path = OUT) -> Prepared:
@@ -133,12 +138,8 @@ def prepare_articles(base_url: str, work_dir: Path = OUT) -> Prepared:
 
 
 def prepare_course(work_dir: Path = OUT) -> Prepared:
-    """The course FAQ, read in place (it is this project's own text), and its answer-derived queries."""
-    for path in (COURSE_FAQ, EVAL / "course_answers.jsonl"):
-        if not path.exists():
-            raise SetUnavailable(f"{path} not found")
-    dev, test = split_halves(EVAL / "course_answers.jsonl", Path(work_dir) / "course")
-    return [COURSE_FAQ], dev, test
+    """The course FAQ (this project's own text) and its answer-derived queries."""
+    return _repo_set(COURSE_FAQ, "course_answers.jsonl", Path(work_dir) / "course")
 
 
 def online_faq(dest: Path, stack: contextlib.ExitStack) -> Path:
