@@ -31,6 +31,7 @@ import json
 import sys
 from pathlib import Path
 
+from bench.evalsets import SET_NAMES
 from indexer.calibrate import top_scores
 from indexer.threshold import OBJECTIVES, Calibration, calibrate, refusal_rates  # noqa: F401
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cases", nargs="?", type=Path, help="JSONL cases {query, expected} (with --index-dir)")
     parser.add_argument("--index-dir", type=Path, help="index to calibrate (default: the --set's index)")
-    parser.add_argument("--set", dest="set_name", help="benchmark set (shipped, articles, stackfaq): its dev cases")
+    parser.add_argument("--set", dest="set_name", choices=SET_NAMES, help="benchmark set: its dev cases")
     parser.add_argument("--config", default="final", choices=CONFIG_NAMES)
     parser.add_argument("--objective", default="constrained", choices=OBJECTIVES)
     parser.add_argument("--max-refused-answerable", type=float, default=0.05)
