@@ -148,12 +148,37 @@ def _answer_text(body: list[tuple[int, str]]) -> str:
     return strip_emphasis(text)
 
 
+def _entry_question(raw: str) -> str | None:
+    """The question a line starts, or None: a wholly bold line or a heading ending in `?`."""
+    heading = _HEADING.match(raw)
+    heading_text = (heading.group("text").rstrip("#").rstrip() or heading.group("text")) if heading else ""
+    bold = _BOLD_LINE.match(raw)
+    question = bold.group("text") if bold else heading_text if heading_text.endswith("?") else None
+    if question is None:
+        return None
+    return strip_emphasis(_Q_PREFIX.sub("", question.strip())) or None
+
+
 def parse_markdown(text: str, source: str) -> list[dict[str, Any]]:
     drafts: list[_Draft] = []
     category = ""
     in_fence = False
     fenced: set[int] = set()
+    # A `##`-or-deeper heading that is not a question, with the blank lines after it: a section
+    # heading if the next line starts an entry or is another heading ("## Module 2: Docker" over its
+    # questions), else part of the answer it sits in ("### Steps" over a list).
+    section: list[tuple[int, str]] = []
+    section_title = ""
     for number, raw in enumerate(text.splitlines(), start=1):
+        if section and not in_fence:
+            if not raw.strip():
+                section.append((number, raw))
+                continue
+            if _entry_question(raw) or _HEADING.match(raw):  # over an entry, or over a deeper section
+                category = section_title
+            elif drafts:
+                drafts[-1].body.extend(section)
+            section, section_title = [], ""
         if raw.lstrip().startswith("```"):
             in_fence = not in_fence
         if in_fence:
@@ -163,22 +188,20 @@ def parse_markdown(text: str, source: str) -> list[dict[str, Any]]:
             continue
         heading = _HEADING.match(raw)
         heading_text = (heading.group("text").rstrip("#").rstrip() or heading.group("text")) if heading else ""
-        bold = _BOLD_LINE.match(raw)
         if heading and len(heading.group("hashes")) == 1:
             category = strip_emphasis(heading_text)
             continue
-        question = None
-        if bold:
-            question = bold.group("text")
-        elif heading and heading_text.endswith("?"):
-            question = heading_text
+        question = _entry_question(raw)
         if question is not None:
-            question = strip_emphasis(_Q_PREFIX.sub("", question.strip()))
-            if question:
-                drafts.append(_Draft(question=question, category=category, line=number))
-                continue
+            drafts.append(_Draft(question=question, category=category, line=number))
+            continue
+        if heading and not heading_text.endswith("?"):
+            section, section_title = [(number, raw)], strip_emphasis(heading_text)
+            continue
         if drafts:
             drafts[-1].body.append((number, raw))
+    if section and drafts:
+        drafts[-1].body.extend(section)
     rows = []
     for d in drafts:
         resources: list[Resource] = []

@@ -320,3 +320,41 @@ def test_link_shaped_code_is_not_a_malformed_url(tmp_path):
                 "[Docs](https://example.com/docs)\n")
     (entry,) = load_entries([faq])
     assert [r.url for r in entry.resources] == ["https://example.com/docs"]
+
+
+def test_a_deeper_heading_over_entries_is_their_section_and_leaves_the_answer_above_alone(tmp_path):
+    """Course FAQs put modules under `##` headings; the heading names the section of the questions
+    below it instead of ending the answer above it. A heading over answer text stays in the answer."""
+    faq = write(tmp_path / "faq.md", """# Course FAQ
+
+## Module 1: Setup
+
+**Q: Which Python version?**
+
+Python 3.12.
+
+### Steps
+
+1. Install it.
+
+## Module 2: Docker
+
+### Containers
+
+**Q: Port already allocated?**
+
+Stop the other container.
+
+```
+## not a heading inside a fence
+```
+
+## Further reading
+""")
+    entries = load_entries([faq])
+    assert [(e.question, e.category) for e in entries] == [("Which Python version?", "Module 1: Setup"),
+                                                         ("Port already allocated?", "Containers")]
+    first, second = entries
+    assert "Steps" in first.answer and "Install it." in first.answer
+    assert "Module 2" not in first.answer and "Containers" not in first.answer
+    assert "not a heading inside a fence" in second.answer and "Further reading" in second.answer
