@@ -148,10 +148,15 @@ def _answer_text(body: list[tuple[int, str]]) -> str:
     return strip_emphasis(text)
 
 
+def _heading(raw: str) -> tuple[int, str] | None:
+    """A markdown heading's level and text (a closing `###` taken off), or None."""
+    m = _HEADING.match(raw)
+    return (len(m.group("hashes")), m.group("text").rstrip("#").rstrip() or m.group("text")) if m else None
+
+
 def _entry_question(raw: str) -> str | None:
     """The question a line starts, or None: a wholly bold line or a heading ending in `?`."""
-    heading = _HEADING.match(raw)
-    heading_text = (heading.group("text").rstrip("#").rstrip() or heading.group("text")) if heading else ""
+    heading_text = (_heading(raw) or (0, ""))[1]
     bold = _BOLD_LINE.match(raw)
     question = bold.group("text") if bold else heading_text if heading_text.endswith("?") else None
     if question is None:
@@ -174,7 +179,7 @@ def parse_markdown(text: str, source: str) -> list[dict[str, Any]]:
             if not raw.strip():
                 section.append((number, raw))
                 continue
-            if _entry_question(raw) or _HEADING.match(raw):  # over an entry, or over a deeper section
+            if _entry_question(raw) or _heading(raw):  # over an entry, or over a deeper section
                 category = section_title
             elif drafts:
                 drafts[-1].body.extend(section)
@@ -186,16 +191,15 @@ def parse_markdown(text: str, source: str) -> list[dict[str, Any]]:
                 drafts[-1].body.append((number, raw))
                 fenced.add(number)
             continue
-        heading = _HEADING.match(raw)
-        heading_text = (heading.group("text").rstrip("#").rstrip() or heading.group("text")) if heading else ""
-        if heading and len(heading.group("hashes")) == 1:
+        level, heading_text = _heading(raw) or (0, "")
+        if level == 1:
             category = strip_emphasis(heading_text)
             continue
         question = _entry_question(raw)
         if question is not None:
             drafts.append(_Draft(question=question, category=category, line=number))
             continue
-        if heading and not heading_text.endswith("?"):
+        if level and not heading_text.endswith("?"):
             section, section_title = [(number, raw)], strip_emphasis(heading_text)
             continue
         if drafts:
