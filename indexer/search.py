@@ -504,9 +504,11 @@ class Searcher:
         dead, stale = self.link_marks
         source = _EVIDENCE_SOURCE[unit.kind]
         last_good = stale.get(unit.url, "") if source == "resource" else ""
-        evidence = Evidence(source=source, text=unit.text, url=unit.url,
-                            highlights=highlight_spans(prepared.terms, unit.text), stale=bool(last_good),
-                            last_good=last_good)
+        text = unit.text
+        if unit.kind == "entry" and entry.category and text.startswith(entry.category + " "):
+            text = text[len(entry.category) + 1:]  # the section leads the profile for search, not on the card
+        evidence = Evidence(source=source, text=text, url=unit.url, highlights=highlight_spans(prepared.terms, text),
+                            stale=bool(last_good), last_good=last_good)
         urls = {r.url for r in entry.resources}
         return Result(id=entry.id, question=entry.question, answer=entry.answer, category=entry.category,
                       score=round(score, 4), resources=list(entry.resources), evidence=evidence,

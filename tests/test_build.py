@@ -375,6 +375,10 @@ def test_section_headings_go_into_the_entry_profile_only_when_they_differ(tmp_pa
     assert {u.text.split(" How")[0] for u in stored.units if u.kind == "entry" and u.entry_id == image} == {
         "Module 4: Deploying with Docker"}
     assert not any("Module" in u.text for u in stored.units if u.kind != "entry")
+    # The card's evidence is the entry's own words: the section that leads the profile is not shown.
+    top = Searcher(stored, embedder).search("deploying docker: start from a slim base image, leave data out").results[0]
+    assert top.id == image and top.category == "Module 4: Deploying with Docker"
+    assert top.evidence.text.startswith("How do I make the image smaller?"), top.evidence
 
 
 # -- failures leave the index alone ---------------------------------------------------------------
