@@ -242,7 +242,24 @@ def _titles_field(value: Any, where: str) -> list[str]:
                    f"not {type(value).__name__}")
 
 
+#: The fields a JSONL or CSV row is read for.
+FIELDS = ("question", "answer", "urls", "titles", "id", "category")
+#: Other names FAQ exports give the same fields (a course FAQ's `text` and `section`): read as ours
+#: when the row does not have ours.
+FIELD_ALIASES = {"text": "answer", "section": "category"}
+
+
+def _ignored_fields(names: Iterable[str], source: str) -> None:
+    """Say which columns were not read: an answer under a name we do not know would otherwise vanish."""
+    ignored = sorted(set(names) - set(FIELDS) - set(FIELD_ALIASES) - {""})
+    if ignored:
+        log.warning("%s: ignored field(s) %s (read: %s; also %s)", source, ", ".join(ignored), ", ".join(FIELDS),
+                    ", ".join(f"{a} as {f}" for a, f in FIELD_ALIASES.items()))
+
+
 def _row_to_dict(row: dict[str, Any], where: str) -> dict[str, Any]:
+    row = row | {field: row[alias] for alias, field in FIELD_ALIASES.items()
+                 if alias in row and row.get(field) in (None, "")}
     question = row.get("question")
     if not isinstance(question, str) or not question.strip():
         raise FaqError(f"{where}: missing 'question'")
@@ -262,6 +279,7 @@ def _row_to_dict(row: dict[str, Any], where: str) -> dict[str, Any]:
 
 def parse_jsonl(text: str, source: str) -> list[dict[str, Any]]:
     rows = []
+    names: set[str] = set()
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -275,6 +293,8 @@ def parse_jsonl(text: str, source: str) -> list[dict[str, Any]]:
         if not isinstance(row, dict):
             raise FaqError(f"{where}: expected a JSON object")
         rows.append(_row_to_dict(row, where) | {"line": number})
+        names.update(row)
+    _ignored_fields(names, source)
     return rows
 
 
@@ -293,6 +313,7 @@ def parse_csv(text: str, source: str) -> list[dict[str, Any]]:
             rows.append(_row_to_dict(row, where) | {"line": reader.line_num})
     except csv.Error as exc:
         raise FaqError(f"{source}:{reader.line_num}: bad CSV ({exc})") from None
+    _ignored_fields(header, source)
     return rows
 
 

@@ -185,6 +185,27 @@ def test_jsonl_source(tmp_path):
     assert entries[1].resources == () and entries[1].line == 2
 
 
+def test_course_faq_exports_text_and_section_are_read_and_other_fields_named(tmp_path, caplog):
+    """Course FAQ exports call the answer `text` and the module `section`; those are read as ours, and
+    a field nothing reads is named in a warning instead of silently dropping what it holds."""
+    rows = [{"course": "ml", "section": "Module 4: Docker", "question": "Port already allocated?",
+             "text": "Stop the other container.", "document": "a1b2"},
+            {"question": "Which Python?", "answer": "3.12", "text": "not this one", "section": "Module 1: Setup"}]
+    faq = write(tmp_path / "faq.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+    with caplog.at_level("WARNING", logger="indexer.faq"):
+        entries = load_entries([faq])
+    assert [(e.answer, e.category) for e in entries] == [("Stop the other container.", "Module 4: Docker"),
+                                                         ("3.12", "Module 1: Setup")]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "ignored field(s) course, document" in warned[0] and str(faq) in warned[0]
+
+    csv_faq = write(tmp_path / "faq.csv", "Question,Text,Section\nPort already allocated?,Stop it.,Docker\n")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="indexer.faq"):
+        (entry,) = load_entries([csv_faq])
+    assert (entry.answer, entry.category) == ("Stop it.", "Docker") and not caplog.records
+
+
 def test_csv_source_with_pipe_separated_urls(tmp_path):
     faq = write(tmp_path / "faq.csv",
                 "Question,Answer,URLs,ID,Category\n"
