@@ -505,7 +505,7 @@ class Searcher:
         source = _EVIDENCE_SOURCE[unit.kind]
         last_good = stale.get(unit.url, "") if source == "resource" else ""
         text = unit.text
-        if unit.kind == "entry" and entry.category and text.startswith(entry.category + " "):
+        if unit.kind == "entry" and entry.category and text.startswith(f"{entry.category} {entry.question}"):
             text = text[len(entry.category) + 1:]  # the section leads the profile for search, not on the card
         evidence = Evidence(source=source, text=text, url=unit.url, highlights=highlight_spans(prepared.terms, text),
                             stale=bool(last_good), last_good=last_good)

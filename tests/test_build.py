@@ -380,6 +380,15 @@ def test_section_headings_go_into_the_entry_profile_only_when_they_differ(tmp_pa
     assert top.id == image and top.category == "Module 4: Deploying with Docker"
     assert top.evidence.text.startswith("How do I make the image smaller?"), top.evidence
 
+    # One heading over the whole FAQ leads no profile, so a question that begins with its words is shown whole.
+    single = tmp_path / "single.md"
+    single.write_text("# Docker\n\n**Q: Docker won't start on my laptop**\n\nRestart the daemon with systemctl.\n\n"
+                      "**Q: How big may an image be?**\n\nUnder two gigabytes.\n", "utf-8")
+    build_index([single], index_dir=tmp_path / "single", cache_dir=tmp_path / "cache", settings=SETTINGS, offline=True)
+    shown = Searcher(store.load(tmp_path / "single"), embedder).search(
+        "docker won't start on my laptop, restart the daemon with systemctl").results[0].evidence.text
+    assert shown.startswith("Docker won't start on my laptop Restart the daemon"), shown
+
 
 # -- failures leave the index alone ---------------------------------------------------------------
 
