@@ -233,17 +233,17 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
         best = np.flatnonzero(scored & (rank == 0))
         focus_best[row[best]] = np.asarray(focus)[active[best]]
 
+    def pick(values: np.ndarray, fallback: np.ndarray | float) -> np.ndarray:
+        return np.where(np.isfinite(values), values, fallback)
+
     def impute(direct: np.ndarray, cosines: np.ndarray) -> np.ndarray:
         # A lexical-only candidate whose direct units were not dense candidates: its weakest plausible cosine.
         if np.isfinite(direct).all():
             return direct
-        floor = np.nanmin(np.where(np.isfinite(cosines), cosines, np.nan)) if np.isfinite(cosines).any() else 0.0
-        return np.where(np.isfinite(direct), direct, floor)
+        return pick(direct, np.nanmin(np.where(np.isfinite(cosines), cosines, np.nan))
+                    if np.isfinite(cosines).any() else 0.0)
 
     cand_direct = impute(d_direct, dense)
-
-    def pick(values: np.ndarray, impute: np.ndarray) -> np.ndarray:
-        return np.where(np.isfinite(values), values, impute)
 
     cols: dict[str, np.ndarray] = {
         "d_question": pick(d["question"], cand_direct),
