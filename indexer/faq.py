@@ -154,9 +154,10 @@ def _heading(raw: str) -> tuple[int, str] | None:
     return (len(m.group("hashes")), m.group("text").rstrip("#").rstrip() or m.group("text")) if m else None
 
 
-def _entry_question(raw: str) -> str | None:
-    """The question a line starts, or None: a wholly bold line or a heading ending in `?`."""
-    heading_text = (_heading(raw) or (0, ""))[1]
+def _entry_question(raw: str, heading: tuple[int, str] | None) -> str | None:
+    """The question a line starts, or None: a wholly bold line or a heading ending in `?` (`heading`:
+    the line's `_heading`)."""
+    heading_text = heading[1] if heading else ""
     bold = _BOLD_LINE.match(raw)
     question = bold.group("text") if bold else heading_text if heading_text.endswith("?") else None
     if question is None:
@@ -175,11 +176,12 @@ def parse_markdown(text: str, source: str) -> list[dict[str, Any]]:
     section: list[tuple[int, str]] = []
     section_title = ""
     for number, raw in enumerate(text.splitlines(), start=1):
+        heading = _heading(raw)
         if section and not in_fence:
             if not raw.strip():
                 section.append((number, raw))
                 continue
-            if _entry_question(raw) or _heading(raw):  # over an entry, or over a deeper section
+            if heading or _entry_question(raw, heading):  # over a deeper section, or over an entry
                 category = section_title
             elif drafts:
                 drafts[-1].body.extend(section)
@@ -191,11 +193,11 @@ def parse_markdown(text: str, source: str) -> list[dict[str, Any]]:
                 drafts[-1].body.append((number, raw))
                 fenced.add(number)
             continue
-        level, heading_text = _heading(raw) or (0, "")
+        level, heading_text = heading or (0, "")
         if level == 1:
             category = strip_emphasis(heading_text)
             continue
-        question = _entry_question(raw)
+        question = _entry_question(raw, heading)
         if question is not None:
             drafts.append(_Draft(question=question, category=category, line=number))
             continue
