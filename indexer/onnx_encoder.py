@@ -98,17 +98,26 @@ def source_files(transformer: Path, *, hashed: bool = True) -> dict[str, dict[st
     return out
 
 
-def _changed_source(recorded: dict[str, Any], model: str) -> str | None:
+def _current_sources(model: str) -> tuple[Path, dict[str, dict[str, Any]]] | None:
+    """The model's `transformer_folder` and its source files' size and mtime (not hashed); None when the
+    model is not a readable folder here, so there is nothing to compare an export with."""
+    try:
+        transformer = transformer_folder(model)
+        return transformer, source_files(transformer, hashed=False)
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def _changed_source(recorded: dict[str, Any], current: tuple[Path, dict[str, dict[str, Any]]] | None) -> str | None:
     """The first recorded source file that is no longer what the export was made from, or None.
+    `current`: the model's `_current_sources`.
 
     Same size and mtime: unchanged, without reading it (the app's start stays fast). Otherwise the
     file's SHA-256 decides, so a copy or a reinstall of the same weights is not taken for new ones.
     """
-    try:
-        transformer = transformer_folder(model)
-        now = source_files(transformer, hashed=False)
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return None  # the model is not a readable folder here: nothing to compare with
+    if current is None:
+        return None
+    transformer, now = current
     for name, then in recorded.items():
         current = now.get(name)
         if current is None:
@@ -231,19 +240,16 @@ def changed_weights(model: str, cache_dir: Path) -> str | None:
         return None
     if meta.get("source") != model:
         return None
-    changed = _changed_source(meta.get("files") or {}, model)
-    if changed is None:
-        _record_moved_stats(meta_path, meta, model)
+    current = _current_sources(model)
+    changed = _changed_source(meta.get("files") or {}, current)
+    if changed is None and current is not None:
+        _record_moved_stats(meta_path, meta, current[1])
     return changed
 
 
-def _record_moved_stats(meta_path: Path, meta: dict[str, Any], model: str) -> None:
-    """Write the source files' current size and mtime into the export's `encoder.json` where they moved
-    (the caller has found their bytes unchanged); atomically."""
-    try:
-        now = source_files(transformer_folder(model), hashed=False)
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return
+def _record_moved_stats(meta_path: Path, meta: dict[str, Any], now: dict[str, dict[str, Any]]) -> None:
+    """Write the source files' current size and mtime (`now`) into the export's `encoder.json` where they
+    moved (the caller has found their bytes unchanged); atomically."""
     files = meta.get("files") or {}
     moved = {name: {**then, **now[name]} for name, then in files.items() if name in now and _moved(now[name], then)}
     if not moved:
@@ -267,7 +273,8 @@ def export_problem(folder: Path, model: str) -> str | None:
     missing = [name for name in (MODEL_FILE, TOKENIZER_FILE) if not (Path(folder) / name).is_file()]
     if missing:
         return f"{folder} lacks {', '.join(missing)}"
-    changed = _changed_source(meta.get("files") or {}, model)  # an export from before `files`: not checked
+    # An export from before `files`: not checked.
+    changed = _changed_source(meta.get("files") or {}, _current_sources(model))
     return f"{folder} was exported from an earlier {changed} of {model!r}" if changed else None
 
 
