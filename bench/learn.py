@@ -29,9 +29,10 @@ from indexer.threshold import calibrate, is_answer
 C = 0.3
 #: The features the ranker reads: per unit kind, the best direct cosine from the FAQ's centre (c_direct: dev
 #: leave-one-set-out mean MRR 0.9195 -> 0.9227, no row behind the better reference, at C 0.03, 0.1 and 0.3
-#: alike), page breadth and focus, and the lexical lead over the best other entry. The dense lead, the z-scores and the gaps restate what the softmax over the candidates
-#: already compares (each entry against its rivals); leaving the dense lead out was the one change that
-#: removed every top-1 loss leave-one-set-out (dev halves).
+#: alike), page breadth and focus, and the lexical lead over the best other entry. The dense lead, the
+#: z-scores and the gaps restate what the softmax over the candidates already compares (each entry against
+#: its rivals); leaving the dense lead out was the one change that removed every top-1 loss
+#: leave-one-set-out (dev halves).
 RANKER_FEATURES = ("d_question", "d_entry", "d_answer", "d_title", "d_passage", "d_pages", "c_direct", "l_direct",
                    "l_passage", "lead_lexical", "page_size", "focus_best")
 #: Signs the coefficients are held to, so that more evidence never lowers the probability: a closer
