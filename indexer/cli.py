@@ -108,7 +108,7 @@ def cli(verbose: int) -> None:
 
 @cli.command(short_help='Build or update the index from the FAQ and its pages.')
 @click.option("--faq", "faq_paths", multiple=True, type=click.Path(path_type=Path),
-              help="FAQ file (.md, .jsonl, .csv) or folder; repeatable. Default: data/faq.md")
+              help="FAQ file (.md, .jsonl, .json, .csv) or folder; repeatable. Default: data/faq.md")
 @index_dir_option
 @cache_dir_option
 @click.option("--offline", is_flag=True, help="Do not touch the network: use cached pages only.")

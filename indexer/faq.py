@@ -28,7 +28,7 @@ from .text import site_name
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".jsonl": "jsonl", ".csv": "csv"}
+SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".jsonl": "jsonl", ".json": "json", ".csv": "csv"}
 
 _BOLD_LINE = re.compile(r"^\s*(\*\*|__)(?P<text>.+?)\1\s*:?\s*$")
 # Linear in the line's length (a closing `###` is stripped in code, not by a lazy pattern that
@@ -218,7 +218,7 @@ def parse_markdown(text: str, source: str) -> list[dict[str, Any]]:
             if broken:  # a link the user meant, whose address cannot be one: say so, do not drop it
                 check_url(broken.group("url"), f"{source}:{number}")
         rows.append({"question": d.question, "answer": _answer_text(d.body), "category": d.category,
-                     "resources": resources, "line": d.line})
+                     "resources": resources, "line": d.line, "where": f"{source}:{d.line}"})
     return rows
 
 
@@ -244,8 +244,9 @@ def _titles_field(value: Any, where: str) -> list[str]:
                    f"not {type(value).__name__}")
 
 
-#: The fields a JSONL or CSV row is read for.
-FIELDS = ("question", "answer", "urls", "titles", "id", "category")
+#: The fields a JSON, JSONL or CSV row is read for. `course` tells courses apart when one file holds
+#: several (a course FAQ export): see `_qualify_by_course`.
+FIELDS = ("question", "answer", "urls", "titles", "id", "category", "course")
 #: Other names FAQ exports give the same fields (a course FAQ's `text` and `section`): read as ours
 #: when the row does not have ours.
 FIELD_ALIASES = {"text": "answer", "section": "category"}
@@ -276,7 +277,7 @@ def _row_to_dict(row: dict[str, Any], where: str) -> dict[str, Any]:
     return {"question": repair_text(question.strip()), "answer": repair_text(str(answer).strip()),
             "category": repair_text(str(row.get("category") or "").strip()),
             "id": str(row["id"]).strip() if row.get("id") not in (None, "") else None,
-            "resources": resources}
+            "course": repair_text(str(row.get("course") or "").strip()), "resources": resources, "where": where}
 
 
 def parse_jsonl(text: str, source: str) -> list[dict[str, Any]]:
@@ -296,6 +297,55 @@ def parse_jsonl(text: str, source: str) -> list[dict[str, Any]]:
             raise FaqError(f"{where}: expected a JSON object")
         rows.append(_row_to_dict(row, where) | {"line": number})
         names.update(row)
+    _ignored_fields(names, source)
+    return rows
+
+
+#: The keys under which a JSON FAQ file keeps its entries: `{"documents": [...]}`, or a list of
+#: such groups, one per course (`[{"course": "...", "documents": [...]}, ...]`, a course FAQ export).
+ENTRY_LISTS = ("documents", "entries", "faq", "questions", "items")
+
+
+def _entry_list(group: dict[str, Any]) -> list[Any] | None:
+    return next((group[k] for k in ENTRY_LISTS if isinstance(group.get(k), list)), None)
+
+
+def _json_items(data: Any, source: str) -> list[tuple[str, Any]]:
+    """Each entry of a JSON FAQ file, in file order, with the course it is filed under ('' for none)."""
+    if isinstance(data, dict) and _entry_list(data) is not None:
+        data = [data]
+    if not isinstance(data, list):
+        raise FaqError(f"{source}: expected a JSON array of entries, or an object with a list under one of "
+                       f"{', '.join(ENTRY_LISTS)}")
+    items: list[tuple[str, Any]] = []
+    for item in data:
+        group = _entry_list(item) if isinstance(item, dict) and "question" not in item else None
+        if group is None:
+            items.append(("", item))
+        else:
+            course = str(item.get("course") or item.get("name") or "")
+            items.extend((course, entry) for entry in group)
+    return items
+
+
+def parse_json(text: str, source: str) -> list[dict[str, Any]]:
+    """One JSON document: an array of entries (the JSONL fields), or of groups of them by course."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FaqError(f"{source}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise FaqError(f"{source}: JSON nested too deeply") from None
+    rows = []
+    names: set[str] = set()
+    for number, (course, item) in enumerate(_json_items(data, source), start=1):
+        where = f"{source}: entry {number}"
+        if not isinstance(item, dict):
+            raise FaqError(f"{where}: expected a JSON object")
+        if course and not item.get("course"):
+            item = item | {"course": course}
+        rows.append(_row_to_dict(item, where) | {"line": number})
+        names.update(item)
     _ignored_fields(names, source)
     return rows
 
@@ -324,7 +374,7 @@ def faq_files(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
         if not files:
-            raise FaqError(f"{path}: folder holds no FAQ file (.md, .jsonl, .csv)")
+            raise FaqError(f"{path}: folder holds no FAQ file ({', '.join(SUFFIXES)})")
         return files
     if not path.exists():
         raise FaqError(f"{path}: no such file")
@@ -344,8 +394,17 @@ def read_source(path: Path) -> list[dict[str, Any]]:
         raise FaqError(f"{path}:{line}: not UTF-8 text") from None
     if fmt == "markdown":
         text = repair_text(text)
-    parser = {"markdown": parse_markdown, "jsonl": parse_jsonl, "csv": parse_csv}[fmt]
-    return parser(text, str(path))
+    parser = {"markdown": parse_markdown, "jsonl": parse_jsonl, "json": parse_json, "csv": parse_csv}[fmt]
+    return _qualify_by_course(parser(text, str(path)))
+
+
+def _qualify_by_course(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One file holding several courses' FAQs (each with its own "How do I join?") names the course in
+    each entry's category, which is searched and shown with it; a file of one course is left as is."""
+    if len({row.get("course") for row in rows if row.get("course")}) < 2:
+        return rows
+    return [row | {"category": " · ".join(p for p in (row["course"], row["category"]) if p)}
+            if row.get("course") else row for row in rows]
 
 
 def load_entries(paths: Iterable[Path]) -> list[Entry]:
@@ -366,7 +425,7 @@ def load_entries(paths: Iterable[Path]) -> list[Entry]:
             given = row.get("id")
             if given:
                 if given in explicit:
-                    raise FaqError(f"{path}:{row['line']}: duplicate id {given!r}")
+                    raise FaqError(f"{row['where']}: duplicate id {given!r}")
                 explicit.add(given)
         sources.append((path, rows))
     seen: set[str] = set(explicit)

@@ -197,13 +197,49 @@ def test_course_faq_exports_text_and_section_are_read_and_other_fields_named(tmp
     assert [(e.answer, e.category) for e in entries] == [("Stop the other container.", "Module 4: Docker"),
                                                          ("3.12", "Module 1: Setup")]
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warned) == 1 and "ignored field(s) course, document" in warned[0] and str(faq) in warned[0]
+    assert len(warned) == 1 and "ignored field(s) document" in warned[0] and str(faq) in warned[0]
 
     csv_faq = write(tmp_path / "faq.csv", "Question,Text,Section\nPort already allocated?,Stop it.,Docker\n")
     caplog.clear()
     with caplog.at_level("WARNING", logger="indexer.faq"):
         (entry,) = load_entries([csv_faq])
     assert (entry.answer, entry.category) == ("Stop it.", "Docker") and not caplog.records
+
+
+def test_json_course_export_is_read_and_several_courses_are_told_apart(tmp_path):
+    """A course FAQ export is one JSON document: a list of courses, each with its `documents`. Two
+    courses in one file each have their own "How do I join?", so the course leads the category; a
+    file of one course keeps its sections as they are."""
+    export = [{"course": "data-engineering", "documents": [
+                  {"question": "How do I join?", "text": "Register on the form.", "section": "General"},
+                  {"question": "Docker port in use?", "text": "Stop postgres.", "section": "Module 1", "id": "de-1"}]},
+              {"course": "ml", "documents": [
+                  {"question": "How do I join?", "text": "Just start watching.", "section": "General"}]}]
+    faq = write(tmp_path / "documents.json", json.dumps(export, indent=2))
+    entries = load_entries([faq])
+    assert [(e.id, e.category, e.answer) for e in entries] == [
+        ("how-do-i-join", "data-engineering · General", "Register on the form."),
+        ("de-1", "data-engineering · Module 1", "Stop postgres."),
+        ("how-do-i-join-2", "ml · General", "Just start watching.")]
+    assert entries[2].line == 3  # the entry's position in the file
+
+    one_course = write(tmp_path / "one.json", json.dumps({"course": "ml", "documents": export[1]["documents"]}))
+    assert [e.category for e in load_entries([one_course])] == ["General"]
+    flat = write(tmp_path / "flat.json", json.dumps([{"question": "What is a GPU?", "answer": "A processor."}]))
+    assert [e.answer for e in load_entries([flat])] == ["A processor."]
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[{"question": "Q?"},\n {"question": }]', "bad.json:2: invalid JSON"),
+    ('{"name": "not a FAQ"}', "bad.json: expected a JSON array of entries"),
+    ('[{"question": "Q?"}, "just text"]', "bad.json: entry 2: expected a JSON object"),
+    ('[{"question": "A?", "id": "x"}, {"question": "B?", "id": "x"}]', "bad.json: entry 2: duplicate id 'x'"),
+])
+def test_bad_json_faq_is_one_line_naming_the_file_and_entry(tmp_path, text, message):
+    faq = write(tmp_path / "bad.json", text)
+    with pytest.raises(FaqError) as err:
+        load_entries([faq])
+    assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def test_csv_source_with_pipe_separated_urls(tmp_path):
