@@ -103,10 +103,16 @@ def entry_units(entry: Entry, documents: dict[str, Document], count_tokens: Toke
     section = entry.category if with_category else ""
     if entry.answer or entry.resources or section:
         # The entry as a whole (its section, question, answer, link titles): context a lone question
-        # lacks. The section goes first so that a long answer cut to fit never drops it.
-        profile = " ".join(p for p in [section, entry.question, entry.answer, *(r.title for r in entry.resources)]
-                           if p)
-        units.append(Unit(entry.id, "entry", fit_tokens(profile, count_tokens, settings.chunk.max_tokens)))
+        # lacks. The section is searched, first so that a long answer cut to fit never drops it, but
+        # not shown: the card shows the entry's own words.
+        searched = fit_tokens(" ".join(p for p in [section, entry.question, entry.answer,
+                                                     *(r.title for r in entry.resources)] if p),
+                              count_tokens, settings.chunk.max_tokens)
+        if section:
+            shown = " ".join(searched.split()[len(section.split()):])
+            units.append(Unit(entry.id, "entry", shown, embed_text=searched, lexical_text=searched))
+        else:
+            units.append(Unit(entry.id, "entry", searched))
     for passage in chunk_text(entry.answer, count_tokens, settings.chunk):
         units.append(Unit(entry.id, "answer", passage))
     for resource in entry.resources:

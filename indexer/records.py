@@ -85,8 +85,11 @@ class Unit:
     kind: UnitKind
     text: str
     url: str = ""
-    #: What is embedded; may carry context (the page title) beyond `text`.
+    #: What is embedded; may carry context (the page title, the section) beyond `text`.
     embed_text: str = ""
+    #: What BM25 reads, when more than `text`: the profile's section (a module's name finds its
+    #: entries), never a page title (repeated over every passage of a page, it outweighs them).
+    lexical_text: str = ""
 
     @property
     def hash(self) -> str:

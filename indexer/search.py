@@ -504,10 +504,8 @@ class Searcher:
         dead, stale = self.link_marks
         source = _EVIDENCE_SOURCE[unit.kind]
         last_good = stale.get(unit.url, "") if source == "resource" else ""
-        text = unit.text
-        if unit.kind == "entry" and entry.category and text.startswith(f"{entry.category} {entry.question}"):
-            text = text[len(entry.category) + 1:]  # the section leads the profile for search, not on the card
-        evidence = Evidence(source=source, text=text, url=unit.url, highlights=highlight_spans(prepared.terms, text),
+        evidence = Evidence(source=source, text=unit.text, url=unit.url,
+                            highlights=highlight_spans(prepared.terms, unit.text),
                             stale=bool(last_good), last_good=last_good)
         urls = {r.url for r in entry.resources}
         return Result(id=entry.id, question=entry.question, answer=entry.answer, category=entry.category,

@@ -159,7 +159,7 @@ def write_search_side(build_dir: Path, entries: Sequence[Entry], units: Sequence
     vectors = np.asarray(vectors, dtype=np.float32)
     np.save(build_dir / FOCUS_FILE, passage_focus(vectors, layout))
     save_centroid(build_dir, Centroid.of(vectors, layout))
-    Lexical([u.text for u in units]).save(build_dir / LEXICAL_DIR)
+    Lexical([u.lexical_text or u.text for u in units]).save(build_dir / LEXICAL_DIR)
 
 
 def save_centroid(build_dir: Path, centroid: Centroid) -> None:
