@@ -191,7 +191,9 @@ class Searcher:
     def _stored_lexical(stored: store.StoredIndex) -> Lexical | None:
         folder = stored.path / store.LEXICAL_DIR
         if not folder.is_dir():
-            return None  # an index from before the build saved its BM25 side: made in memory
+            # An index from before the build saved its BM25 side: made in memory, from the shown text
+            # (a sectioned FAQ's profiles then miss their section words until the next build).
+            return None
         try:
             return Lexical.load(folder)
         except (OSError, ValueError, KeyError) as exc:
