@@ -36,10 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     counts = Counter(f"{r.set} / {r.family}" for r in dev)
     ranker = replace(ranker, trained={
         "by": "bench/train_ranker.py", "date": now(), "revision": git_revision(),
-        "model": "softmax over each query's candidate entries with a 'none' option of score 0 (conditional "
-                 "logit), L2, C=%g, standardised features, coefficients held to signs %s" % (
-                     learn.C, "(>= 0 except page_size <= 0)"),
-        "examples": "every candidate entry of each dev query; out-of-scope queries' answer is 'none'",
+        "model": "softmax over each query's %d best candidate entries with a 'none' option of score 0 "
+                 "(conditional logit), L2, C=%g, standardised features, coefficients held to signs %s" % (
+                     ranker.rivals, learn.C, "(>= 0 except page_size <= 0)"),
+        "examples": "the best candidate entries of each dev query (by a first fit over all of them); "
+                    "out-of-scope queries' answer is 'none'",
         "weighting": "every (set, family) weighs the same; each of its queries equally",
         "threshold": "fixed probability %.2f (bench/learn.py ANSWER_PROBABILITY: chosen leave-one-set-out "
                      "on the dev halves)" % learn.ANSWER_PROBABILITY,

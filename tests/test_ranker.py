@@ -52,6 +52,28 @@ def test_probabilities_are_a_softmax_over_the_candidates_with_a_none_option():
     assert alone > p[0], "a rival candidate must take probability from the top one"
 
 
+def test_unrelated_entries_beyond_the_rivals_do_not_lower_the_answer_probability():
+    """A bigger FAQ holds more entries that have nothing to do with a query; over all candidates each
+    took a small share of probability, so the same query was refused more often on a bigger FAQ."""
+    r = ranker.load()
+    assert r.rivals == 20
+    col = FEATURES.index("d_question")
+    close = np.zeros((r.rivals, len(FEATURES)))
+    close[:, col] = np.linspace(0.8, 0.4, r.rivals)
+    unrelated = np.zeros((500, len(FEATURES)))
+    unrelated[:, col] = 0.05
+    small, big = r.probabilities(close), r.probabilities(np.vstack([close, unrelated]))
+    np.testing.assert_allclose(big[:r.rivals], small)
+    assert (big[r.rivals:] < small.min()).all(), "an unrelated entry still ranks below the rivals"
+    every = replace(r, rivals=0)
+    assert every.probabilities(np.vstack([close, unrelated]))[0] < every.probabilities(close)[0]
+
+
+def test_a_ranker_file_without_rivals_compares_every_candidate(tmp_path):
+    data = {k: v for k, v in shipped().items() if k != "rivals"}
+    assert ranker.load(write(tmp_path, data)).rivals == 0
+
+
 def test_the_softmax_does_not_overflow():
     p = ranker.softmax_with_none(np.array([800.0, 799.0, -800.0]))
     assert np.isfinite(p).all() and p[0] > p[1] > p[2] >= 0 and p.sum() <= 1 + 1e-12
@@ -65,7 +87,7 @@ def test_a_saved_ranker_reads_back_identically(tmp_path):
     again = ranker.load(path)
     np.testing.assert_array_equal(again.coef, r.coef)
     np.testing.assert_array_equal(again.mean, r.mean)
-    assert again.intercept == r.intercept and again.features == r.features
+    assert again.intercept == r.intercept and again.features == r.features and again.rivals == r.rivals
 
 
 def test_a_missing_ranker_file_is_a_clear_error(tmp_path):
@@ -87,6 +109,9 @@ def test_a_missing_ranker_file_is_a_clear_error(tmp_path):
     (lambda d: {**d, "intercept": "high"}, "'intercept' must be a finite number"),
     (lambda d: {**d, "answer_threshold": 1.5}, "'answer_threshold' is a probability"),
     (lambda d: {k: v for k, v in d.items() if k != "answer_threshold"}, "'answer_threshold' must be a finite"),
+    (lambda d: {**d, "rivals": -1}, "'rivals' must be a whole number"),
+    (lambda d: {**d, "rivals": 2.5}, "'rivals' must be a whole number"),
+    (lambda d: {**d, "rivals": True}, "'rivals' must be a whole number"),
 ])
 def test_a_malformed_ranker_file_is_a_clear_error_naming_it(tmp_path, mangle, message):
     path = write(tmp_path, mangle(shipped()))
@@ -115,3 +140,26 @@ def test_a_bad_ranker_stops_the_cli_with_one_line(tmp_path, monkeypatch):
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "bad-ranker.json" in lines[0], proc.stderr
+
+
+def test_training_fits_over_each_querys_best_candidates():
+    """bench/learn.py fits over all candidates, then over each query's best `rivals` by that fit, and
+    ships the number: search compares the same candidates the fit did."""
+    from bench import learn
+    from bench.collect import Record
+
+    rng = np.random.default_rng(0)
+    col = FEATURES.index("d_question")
+    records = []
+    for q in range(60):
+        matrix = rng.normal(0.1, 0.05, (40, len(FEATURES)))
+        expected = None if q % 5 == 0 else f"e{q % 40}"
+        if expected:
+            matrix[q % 40, col] += 0.4  # the right entry's question is the closest
+        records.append(Record("s", f"f{q % 3}", "dev", f"q{q}", expected, [f"e{i}" for i in range(40)], matrix))
+    fitted = learn.fit_ranker(records, rivals=10)
+    assert fitted.rivals == 10 and dict(zip(fitted.features, fitted.coef))["d_question"] > 0
+    best = learn.best_candidates(records[1], fitted, 10)
+    assert len(best.entry_ids) == 10 and "e1" in best.entry_ids
+    assert best.entry_ids == sorted(best.entry_ids, key=records[1].entry_ids.index), "original order kept"
+    np.testing.assert_array_equal(best.matrix, records[1].matrix[[records[1].entry_ids.index(e) for e in best.entry_ids]])
