@@ -420,7 +420,9 @@ def load_entries(paths: Iterable[Path]) -> list[Entry]:
     for path in files:
         rows = read_source(path)
         if not rows:
-            raise FaqError(f"{path}: no FAQ entries found (an entry starts with a bold line or a '## ...?' heading)")
+            hint = (" (an entry starts with a bold line or a '## ...?' heading)"
+                    if SUFFIXES.get(path.suffix.lower(), "markdown") == "markdown" else "")
+            raise FaqError(f"{path}: no FAQ entries found{hint}")
         for row in rows:
             given = row.get("id")
             if given:

@@ -76,7 +76,8 @@ class LearnedRanker:
         return x @ self.coef + self.intercept
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
-        """P(each row answers), the rows being all the candidates of one query, "none" the remaining mass."""
+        """P(each row answers), the rows being all the candidates of one query: its best `rivals` and "none"
+        share the mass; a row beyond them is scored against the same sum (so below each of them)."""
         return softmax_with_none(self.logits(matrix), self.rivals)
 
     def to_dict(self) -> dict[str, Any]:

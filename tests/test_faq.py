@@ -234,12 +234,13 @@ def test_json_course_export_is_read_and_several_courses_are_told_apart(tmp_path)
     ('{"name": "not a FAQ"}', "bad.json: expected a JSON array of entries"),
     ('[{"question": "Q?"}, "just text"]', "bad.json: entry 2: expected a JSON object"),
     ('[{"question": "A?", "id": "x"}, {"question": "B?", "id": "x"}]', "bad.json: entry 2: duplicate id 'x'"),
+    ('{"documents": []}', "bad.json: no FAQ entries found"),
 ])
 def test_bad_json_faq_is_one_line_naming_the_file_and_entry(tmp_path, text, message):
     faq = write(tmp_path / "bad.json", text)
     with pytest.raises(FaqError) as err:
         load_entries([faq])
-    assert message in str(err.value) and "\n" not in str(err.value)
+    assert message in str(err.value) and "\n" not in str(err.value) and "bold line" not in str(err.value)
 
 
 def test_csv_source_with_pipe_separated_urls(tmp_path):
