@@ -18,7 +18,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 import ftfy
@@ -280,25 +280,36 @@ def _row_to_dict(row: dict[str, Any], where: str) -> dict[str, Any]:
             "course": repair_text(str(row.get("course") or "").strip()), "resources": resources, "where": where}
 
 
-def parse_jsonl(text: str, source: str) -> list[dict[str, Any]]:
+def _decode_json(text: str, where: Callable[[int], str]) -> Any:
+    """`text` as JSON; an error names `where(line)` of the fault."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FaqError(f"{where(exc.lineno)}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise FaqError(f"{where(1)}: JSON nested too deeply (an entry is one flat object)") from None
+
+
+def _json_rows(items: Iterable[tuple[str, int, Any]], source: str) -> list[dict[str, Any]]:
+    """Rows from decoded JSON entries, each given with where it is and its line (or position)."""
     rows = []
     names: set[str] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{source}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise FaqError(f"{where}: invalid JSON ({exc.msg})") from None
-        except RecursionError:
-            raise FaqError(f"{where}: JSON nested too deeply (an entry is one flat object)") from None
-        if not isinstance(row, dict):
+    for where, line, item in items:
+        if not isinstance(item, dict):
             raise FaqError(f"{where}: expected a JSON object")
-        rows.append(_row_to_dict(row, where) | {"line": number})
-        names.update(row)
+        rows.append(_row_to_dict(item, where) | {"line": line})
+        names.update(item)
     _ignored_fields(names, source)
     return rows
+
+
+def parse_jsonl(text: str, source: str) -> list[dict[str, Any]]:
+    def entries() -> Iterable[tuple[str, int, Any]]:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                where = f"{source}:{number}"
+                yield where, number, _decode_json(line, lambda _: where)
+    return _json_rows(entries(), source)
 
 
 #: The keys under which a JSON FAQ file keeps its entries: `{"documents": [...]}`, or a list of
@@ -310,44 +321,29 @@ def _entry_list(group: dict[str, Any]) -> list[Any] | None:
     return next((group[k] for k in ENTRY_LISTS if isinstance(group.get(k), list)), None)
 
 
-def _json_items(data: Any, source: str) -> list[tuple[str, Any]]:
-    """Each entry of a JSON FAQ file, in file order, with the course it is filed under ('' for none)."""
+def _json_entries(data: Any, source: str) -> list[Any]:
+    """Each entry of a JSON FAQ file, in file order; an entry of a course's group carries its `course`."""
     if isinstance(data, dict) and _entry_list(data) is not None:
         data = [data]
     if not isinstance(data, list):
         raise FaqError(f"{source}: expected a JSON array of entries, or an object with a list under one of "
                        f"{', '.join(ENTRY_LISTS)}")
-    items: list[tuple[str, Any]] = []
+    entries: list[Any] = []
     for item in data:
         group = _entry_list(item) if isinstance(item, dict) and "question" not in item else None
         if group is None:
-            items.append(("", item))
-        else:
-            course = str(item.get("course") or item.get("name") or "")
-            items.extend((course, entry) for entry in group)
-    return items
+            entries.append(item)
+            continue
+        course = str(item.get("course") or item.get("name") or "")
+        entries += [{"course": course} | entry if course and isinstance(entry, dict) and not entry.get("course")
+                    else entry for entry in group]
+    return entries
 
 
 def parse_json(text: str, source: str) -> list[dict[str, Any]]:
     """One JSON document: an array of entries (the JSONL fields), or of groups of them by course."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FaqError(f"{source}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-    except RecursionError:
-        raise FaqError(f"{source}: JSON nested too deeply") from None
-    rows = []
-    names: set[str] = set()
-    for number, (course, item) in enumerate(_json_items(data, source), start=1):
-        where = f"{source}: entry {number}"
-        if not isinstance(item, dict):
-            raise FaqError(f"{where}: expected a JSON object")
-        if course and not item.get("course"):
-            item = item | {"course": course}
-        rows.append(_row_to_dict(item, where) | {"line": number})
-        names.update(item)
-    _ignored_fields(names, source)
-    return rows
+    entries = _json_entries(_decode_json(text, lambda line: f"{source}:{line}"), source)
+    return _json_rows(((f"{source}: entry {n}", n, entry) for n, entry in enumerate(entries, start=1)), source)
 
 
 def parse_csv(text: str, source: str) -> list[dict[str, Any]]:
