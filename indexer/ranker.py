@@ -10,8 +10,8 @@ option with the fixed score 0, so
 
 the sum running over the query's `rivals` best candidates (20), not all of them.
 Over all of them the probability fell as the FAQ grew: each entry that has
-nothing to do with the query still adds its small share (together about as
-much as "none" on the dev FAQs of 35 to 125 entries). The course FAQ's
+nothing to do with the query still adds its small share (on StackFAQ's 113
+entries, together about as much as "none"). The course FAQ's
 answerable dev queries were refused 3.8% of the time on its own 60 entries and
 6.7% with 138 other FAQs' entries beside them; over the best 20, 3.3% and 3.3%.
 
