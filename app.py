@@ -52,6 +52,8 @@ TOP_K = 8
 #: Related (or, without an answer, nearest) entries shown before "show more".
 RELATED_SHOWN = 3
 EXAMPLES_SHOWN = 3
+#: The section picker's first choice, offered when the FAQ has several sections (courses, modules).
+ALL_SECTIONS = "All sections"
 #: The two views; the label is also the `?view=` value of a deep link (`?view=Browse`).
 VIEWS = ["Search", "Browse"]
 log = logging.getLogger("faq_app")
@@ -371,6 +373,7 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
     searcher = load_searcher(token, manifest)
     if searcher is None:
         return
+    section = section_choice(searcher)
     if not query:
         shown = examples(token, searcher)
         if shown:
@@ -380,7 +383,7 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
                 row.button(md_escape(text), key=f"example_{i}", on_click=set_query, args=(text,), type="secondary")
         return
     try:
-        response = run_search(*token, query, TOP_K)
+        response = run_search(*token, query, TOP_K, section)
     except Exception:
         log.exception("search failed for a query")
         st.error("The search failed. Please try again in a moment; if it keeps failing, tell the course team.")
@@ -388,6 +391,15 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
     show_response(response, query, searcher)
     # After the result is drawn: the write (a synced SQLite commit, ~20 ms) is not part of the learner's wait.
     log_query(token[1], response)
+
+
+def section_choice(searcher: Searcher) -> str | None:
+    """The section to search in, offered when the FAQ has several (courses, modules); None: all."""
+    sections = searcher.sections()
+    if len(sections) < 2:
+        return None
+    choice = st.selectbox("Search in", [ALL_SECTIONS, *sections], key="section", label_visibility="collapsed")
+    return None if choice == ALL_SECTIONS else choice
 
 
 def show_response(response: SearchResponse, query: str, searcher: Searcher) -> None:

@@ -38,8 +38,9 @@ def _user_errors():
     from .ranker import RankerError
     from .store import IndexError_
     from .insights import PeriodError
+    from .search import UnknownSection
     from .threshold import ThresholdError
-    return (FaqError, IndexError_, ModelError, RankerError, ThresholdError, PeriodError)
+    return (FaqError, IndexError_, ModelError, RankerError, ThresholdError, PeriodError, UnknownSection)
 
 
 _FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
@@ -202,8 +203,10 @@ def _print_human(response) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line, per query.")
 @click.option("--threshold", type=float, default=None,
               help="Answer threshold to use instead of the index's (calibrated or default).")
+@click.option("--section", default=None, metavar="NAME",
+              help="Search only the entries of this section (a FAQ heading, or a course of a multi-course FAQ).")
 def search(query: tuple[str, ...], index_dir: Path, cache_dir: Path, top_k: int, as_json: bool,
-           threshold: float | None) -> None:
+           threshold: float | None, section: str | None) -> None:
     """Find the FAQ entries that answer a question; exit 1 when none is answered.
 
     With no QUERY, reads one query a line from stdin (with a prompt on a terminal). Each entry is
@@ -214,15 +217,18 @@ def search(query: tuple[str, ...], index_dir: Path, cache_dir: Path, top_k: int,
         faq-search search "what is log loss"
         faq-search search --json -k 3 "why exp in softmax"
         printf 'relu\\nlearning rate\\n' | faq-search search --json
+        faq-search search --section ml-zoomcamp "port already allocated"
     """
     from .search import Searcher
 
     searcher = _run(Searcher.open, index_dir, threshold=threshold, cache_dir=cache_dir)
+    if section:
+        _run(searcher.in_section, section)  # an unknown section is one line naming the ones there are
     answered = False
     for q in [" ".join(query)] if query else _stdin_queries():
         if not q:
             continue
-        response = searcher.search(q, top_k=top_k)
+        response = searcher.search(q, top_k=top_k, section=section)
         answered |= response.answered
         if as_json:
             click.echo(json.dumps(response.to_dict(), ensure_ascii=False))

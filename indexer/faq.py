@@ -394,12 +394,16 @@ def read_source(path: Path) -> list[dict[str, Any]]:
     return _qualify_by_course(parser(text, str(path)))
 
 
+#: Between a course and its section in the category of a multi-course FAQ's entry ("ml · General").
+COURSE_SEPARATOR = " · "
+
+
 def _qualify_by_course(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One file holding several courses' FAQs (each with its own "How do I join?") names the course in
     each entry's category, which is searched and shown with it; a file of one course is left as is."""
     if len({row.get("course") for row in rows if row.get("course")}) < 2:
         return rows
-    return [row | {"category": " · ".join(p for p in (row["course"], row["category"]) if p)}
+    return [row | {"category": COURSE_SEPARATOR.join(p for p in (row["course"], row["category"]) if p)}
             if row.get("course") else row for row in rows]
 
 

@@ -24,6 +24,7 @@ from . import fusion, store
 from . import ranker as ranker_file
 from .config import PARALLEL_LEXICAL_UNITS, SearchSettings, Settings
 from .embed import Embedder
+from .faq import COURSE_SEPARATOR
 from .features import KINDS, Centroid, EntryFeatures, Layout, entry_features, passage_focus
 from .lexical import Lexical, highlight_spans
 from .onnx_encoder import OnnxEncoder, load_query_encoder
@@ -104,6 +105,11 @@ class Candidates:
     #: The dense cosines measured from the FAQ's centre (features.Centroid); None without a query vector.
     centred: np.ndarray | None = None
 
+    def only(self, keep: np.ndarray) -> "Candidates":
+        """The candidates where `keep` (one bool per candidate) is true."""
+        return Candidates(self.units[keep], self.dense[keep], self.lexical[keep],
+                          None if self.centred is None else self.centred[keep])
+
 
 @dataclass
 class Scored:
@@ -137,6 +143,10 @@ class Scored:
 
 class ModelMismatch(store.IndexError_):
     pass
+
+
+class UnknownSection(ValueError):
+    """A section to search in that the index does not have; the message lists the ones it has."""
 
 
 _workers: ThreadPoolExecutor | None = None
@@ -186,6 +196,8 @@ class Searcher:
         self._focus: np.ndarray | None = stored.focus
         self._centroid: Centroid | None = stored.centroid
         self._links: tuple[set[str], dict[str, str]] | None = None
+        self._sections: list[str] | None = None
+        self._section_masks: dict[str, np.ndarray] = {}
 
     @staticmethod
     def _stored_lexical(stored: store.StoredIndex) -> Lexical | None:
@@ -267,6 +279,26 @@ class Searcher:
             raise ModelMismatch(f"{index_dir}: model {built_with!r} gives {embedder.dimension}-d vectors, the index "
                                 f"holds {stored.manifest.get('dimension')}-d; rebuild the index")
         return cls(stored, embedder, settings.search, threshold=threshold)
+
+    def sections(self) -> list[str]:
+        """The index's sections in FAQ order: its entries' categories and, in a multi-course FAQ
+        ("ml · General"), each course before its own sections."""
+        if self._sections is None:
+            self._sections = list(dict.fromkeys(s for c in self.stored.entries.categories() if c
+                                                for s in (c.split(COURSE_SEPARATOR)[0], c)))
+        return self._sections
+
+    def in_section(self, section: str) -> np.ndarray:
+        """One bool per entry: whether it is filed under `section` (a course holds its sections)."""
+        mask = self._section_masks.get(section)
+        if mask is None:
+            mask = np.array([c == section or c.startswith(section + COURSE_SEPARATOR)
+                             for c in self.stored.entries.categories()], dtype=bool)
+            if not mask.any():
+                raise UnknownSection(f"no section {section!r} in this index (sections: "
+                                     f"{'; '.join(self.sections()) or 'none'})")
+            self._section_masks[section] = mask
+        return mask
 
     def clear_caches(self) -> None:
         """Forget what earlier queries left cached (typo repairs, shown unit rows, highlight analyses), so
@@ -469,9 +501,14 @@ class Searcher:
         return [int(e) for e in (best if positions is None else positions[best])]
 
     # -- public -------------------------------------------------------------------
-    def search(self, query: str, *, top_k: int | None = None) -> SearchResponse:
+    def search(self, query: str, *, top_k: int | None = None, section: str | None = None) -> SearchResponse:
+        """The best entries for `query`; with `section`, among that section's entries only (a course of a
+        multi-course FAQ): they compete with each other alone, for the ranking and for "no good answer"."""
         top_k = top_k or self.settings.top_k
+        in_section = self.in_section(section) if section else None
         prepared, found = self._retrieve(query)
+        if found is not None and in_section is not None:
+            found = found.only(in_section[self.unit_entry[found.units]])
         if found is None:
             return SearchResponse(query=query, answered=False, results=[], threshold=self.threshold)
         scored = self.score(prepared, found=found)

@@ -168,6 +168,22 @@ def test_search_shows_results_with_resources_evidence_and_logs_the_query(app_env
     assert len(QueryLog(app_env).queries()) == 2
 
 
+def test_a_faq_of_several_sections_can_be_searched_in_one(app_env, app_index):
+    """Learners of one course (or module) search its entries only; the best answer elsewhere is not shown."""
+    from indexer import store
+
+    tools = {e.id for e in store.load(app_index.index_dir).entries.values() if e.category == "Tools and setup"}
+    at = search(new_app(), "what is log loss")
+    assert at.selectbox(key="section").options == ["All sections", "Neural networks", "Tools and setup"]
+    assert card_ids(at)[0] == "what-is-cross-entropy-loss"
+    at.selectbox(key="section").select("Tools and setup").run()
+    assert_no_trace(at)
+    assert shown_ids(at) and set(shown_ids(at)) <= tools
+    assert any("no good answer" in h.value for h in at.main.html if "faq-notice" in h.value)
+    at.selectbox(key="section").select("All sections").run()
+    assert card_ids(at)[0] == "what-is-cross-entropy-loss"
+
+
 def test_evidence_from_a_page_links_to_its_source(app_env, app_index):
     at = search(new_app(), "alternates the momentum coefficient every other mini-batch")
     assert_no_trace(at)
@@ -359,6 +375,7 @@ def test_a_rebuild_elsewhere_is_picked_up_on_the_next_run(tmp_path, monkeypatch)
     monkeypatch.setenv("FAQ_APP_DB", str(tmp_path / "app.sqlite"))
     at = search(new_app(), "weight decay")
     assert shown_ids(at) == ["what-is-dropout"]
+    assert not [box for box in at.selectbox if box.key == "section"], "one section: nothing to pick"
     faq.write_text(faq.read_text("utf-8") + "\n**Q: What is weight decay?**\n\nAn L2 penalty on weights.\n", "utf-8")
     build(faq, index_dir, cache_dir, offline=True)  # e.g. `python -m indexer build` in a terminal
     at.run()

@@ -417,3 +417,12 @@ def test_search_json_marks_a_gone_pages_stale_copy(tmp_path, onnx_cache):
                    "otter-shaped plot of minus log p")
     assert f"from its last good copy, fetched {last_good[:10]}" in readable.stdout
     assert "[dead link]" in readable.stdout
+
+
+def test_search_in_a_section_and_an_unknown_section_is_one_line(cli_index):
+    proc = run("search", "--json", "--section", "Basics", "--index-dir", str(cli_index.index), "what is log loss")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["results"][0]["id"] == "what-is-cross-entropy-loss"
+    proc = run("search", "--section", "Advanced", "--index-dir", str(cli_index.index), "what is log loss")
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert stderr_lines(proc) == ["Error: no section 'Advanced' in this index (sections: Basics)"]

@@ -356,3 +356,44 @@ def test_entry_rows_are_read_for_the_results_shown_and_all_at_once_when_listed(s
     assert table[SOFTMAX].resources and "no-such-entry" not in table and table.get("no-such-entry") is None
     with pytest.raises(KeyError):
         table["no-such-entry"]
+
+
+def test_a_section_search_ranks_among_that_sections_entries_only(tmp_path, embedder):
+    """A multi-course FAQ has one "How do I join?" per course; a learner of one course searches in it, and
+    its entries compete among themselves, for the ranking and for "no good answer"."""
+    import json
+
+    from indexer import store
+    from indexer.search import UnknownSection
+
+    export = [{"course": "data-engineering", "documents": [
+                  {"question": "How do I join the course?", "text": "Register with the form before the start date.",
+                   "section": "General"},
+                  {"question": "The postgres port is already allocated", "text": "Stop the local postgres service.",
+                   "section": "Module 1: Docker"}]},
+              {"course": "ml", "documents": [
+                  {"question": "How do I join the course?", "text": "No registration: just start the videos.",
+                   "section": "General"},
+                  {"question": "How do I deploy a model with Flask?", "text": "Wrap predict in a Flask route.",
+                   "section": "Module 5: Deployment"}]}]
+    faq = tmp_path / "documents.json"
+    faq.write_text(json.dumps(export), "utf-8")
+    build_index([faq], index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", settings=SETTINGS, offline=True)
+    s = Searcher(store.load(tmp_path / "index"), embedder)
+    assert s.sections() == ["data-engineering", "data-engineering · General", "data-engineering · Module 1: Docker",
+                            "ml", "ml · General", "ml · Module 5: Deployment"]
+
+    everywhere = s.search("how can I join the course")
+    assert {r.id for r in everywhere.results[:2]} == {"how-do-i-join-the-course", "how-do-i-join-the-course-2"}
+    ml = s.search("how can I join the course", section="ml")
+    assert ml.results[0].id == "how-do-i-join-the-course-2" and ml.answered
+    assert {r.category for r in ml.results} <= {"ml · General", "ml · Module 5: Deployment"}
+    # Alone in its section, the entry does not share its probability with the other course's twin.
+    assert ml.results[0].score > max(r.score for r in everywhere.results if r.id == "how-do-i-join-the-course-2")
+    module = s.search("port already allocated", section="data-engineering · Module 1: Docker")
+    assert [r.id for r in module.results] == ["the-postgres-port-is-already-allocated"]
+    # The answer is in another course: within this one, the FAQ has none.
+    assert not s.search("the postgres port is already allocated", section="ml").answered
+
+    with pytest.raises(UnknownSection, match=r"no section 'python' in this index \(sections: data-engineering; "):
+        s.search("how can I join", section="python")

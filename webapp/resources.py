@@ -124,9 +124,9 @@ def rebuilder() -> Rebuilder:
 
 
 @st.cache_data(show_spinner=False, max_entries=2000)
-def run_search(path: str, build_id: str, query: str, top_k: int) -> SearchResponse:
+def run_search(path: str, build_id: str, query: str, top_k: int, section: str | None = None) -> SearchResponse:
     """The searcher's response, cached per build (st.cache_data pickles it: plain dataclasses)."""
-    return get_searcher(path, build_id).search(query, top_k=top_k)
+    return get_searcher(path, build_id).search(query, top_k=top_k, section=section)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
