@@ -54,6 +54,19 @@ def test_highlight_html_tolerates_bad_spans_and_cuts_long_text():
     assert len(out) < 260
 
 
+def test_backticked_code_is_shown_as_code_and_stays_escaped():
+    """Course FAQs quote commands and error messages in backticks; they are shown as code, their text
+    escaped, a highlighted word inside kept, and a mark that would cross a backtick leaves it literal."""
+    text = "`docker: Error <b>` then run `docker ps`"
+    assert html.highlight_html(text, [[1, 7], [37, 39]]) == (
+        "<code><mark>docker</mark>: Error &lt;b&gt;</code> then run <code>docker <mark>ps</mark></code>")
+    assert html.highlight_html("don`t stop") == "don`t stop"  # one backtick is not code
+    assert html.highlight_html("`a <mark>` b") == "<code>a &lt;mark&gt;</code> b"  # markup in the text is text
+    assert "<code>" not in html.highlight_html("`half", [[0, 3]]) and "<code>" not in html.text_html("`a\nb`")
+    assert html.highlight_html("`alloc`ated", [[3, 9]]) == "`al<mark>loc`at</mark>ed"
+    assert html.text_html("Run `pip install x`.") == "<p>Run <code>pip install x</code>.</p>"
+
+
 def test_text_html_paragraphs_links_and_escaping():
     out = html.text_html("First <b>para</b> see https://example.com/x.\n\nSecond javascript:alert(1) line")
     assert out.count("<p>") == 2

@@ -226,7 +226,7 @@ def related_html(results: Sequence[Result], threshold: float, *, query_key: str 
         count = f'<span class="faq-count">{n_res} link{"s" if n_res != 1 else ""}</span>' if n_res else ""
         items.append(f'<li class="faq-rel-item" data-entry="{esc(r.id)}">'
                      f'<a class="faq-rel-q" href="{esc(entry_href(r.id, q=query))}" target="_self">'
-                     f"{esc(r.question)}</a>{relevance_html(rel, explain=False)}{count}</li>")
+                     f"{highlight_html(r.question)}</a>{relevance_html(rel, explain=False)}{count}</li>")
     return f'<ul class="faq-related" data-q="{esc(query_key)}">{"".join(items)}</ul>' if items else ""
 
 
@@ -245,7 +245,7 @@ def entry_card_html(entry: Entry) -> str:
     category = entry.category or ""
     cat_html = f'<div class="faq-meta"><span class="faq-cat">{esc(category)}</span></div>' if category else ""
     return (f'<div class="faq-card faq-entry-card" data-entry="{esc(entry.id)}">'
-            f'<div class="faq-head"><div class="faq-q">{esc(entry.question)}</div></div>'
+            f'<div class="faq-head"><div class="faq-q">{highlight_html(entry.question)}</div></div>'
             f"{cat_html}{entry_body_html(entry)}</div>")
 
 
@@ -263,7 +263,7 @@ def browse_html(groups: Sequence[tuple[str, Sequence[Entry]]], *, expanded: bool
             count = f'<span class="faq-count">{n_res} link{"s" if n_res != 1 else ""}</span>' if n_res else ""
             items.append(
                 f'<details class="faq-item" id="{esc(entry.id)}"{" open" if expanded else ""}>'
-                f'<summary><span class="faq-item-q">{esc(entry.question)}</span>{count}</summary>'
+                f'<summary><span class="faq-item-q">{highlight_html(entry.question)}</span>{count}</summary>'
                 f'<div class="faq-item-body">{entry_body_html(entry, dead)}'
                 f'<div class="faq-foot"><a href="{esc(entry_href(entry.id, view=view, filter=filter_text))}" '
                 f'target="_self">Open this entry</a>'

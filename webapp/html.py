@@ -190,7 +190,13 @@ def text_html(text: Any, spans: Iterable[Sequence[int]] | None = None) -> str:
     return "".join(f"<p>{p}</p>" for p in paragraphs)
 
 
+# `code` in FAQ text (a command, an error message), after escaping (a backtick is not escaped). The
+# only markup allowed in between is a whole <mark>…</mark> of ours, so the tags always nest.
+_CODE = re.compile(r"`((?:[^`<\n]|<mark>[^`<\n]*</mark>)+)`")
+
+
 def _marked(text: str, start: int, end: int, marks: list[tuple[int, int]]) -> str:
+    """text[start:end] escaped, `marks` in <mark>, `code` spans in <code>."""
     pieces, pos = [], start
     for s, e in marks:
         s, e = max(s, start), min(e, end)
@@ -200,4 +206,4 @@ def _marked(text: str, start: int, end: int, marks: list[tuple[int, int]]) -> st
         pieces.append(f"<mark>{esc(text[s:e])}</mark>")
         pos = e
     pieces.append(esc(text[pos:end]))
-    return "".join(pieces)
+    return _CODE.sub(r"<code>\1</code>", "".join(pieces))
