@@ -39,6 +39,7 @@ test: install browser
 
 bench: install browser
 	$(BIN)/python -m bench.quality
+	$(BIN)/python -m bench.faq_size
 	$(BIN)/python -m bench.embed_speed
 	$(BIN)/python -m bench.offline_build
 	$(BIN)/python -m bench.app_latency

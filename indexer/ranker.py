@@ -11,9 +11,10 @@ option with the fixed score 0, so
 the sum running over the query's `rivals` best candidates (20), not all of them.
 Over all of them the probability fell as the FAQ grew: each entry that has
 nothing to do with the query still adds its small share (on StackFAQ's 113
-entries, together about as much as "none"). The course FAQ's
-answerable dev queries were refused 3.8% of the time on its own 60 entries and
-6.7% with 138 other FAQs' entries beside them; over the best 20, 3.3% and 3.3%.
+entries, together about as much as "none"). `python -m bench.faq_size`: compared
+with all candidates, the course FAQ's answerable dev queries are refused 4.3% of
+the time on its own 60 entries and 5.7% with 121 other FAQs' entries beside
+them; over the best 20, 3.3% and 2.9%.
 
 This is a conditional (multinomial) logit over the query's candidates, trained
 by `bench/train_ranker.py` on the pooled development halves of every

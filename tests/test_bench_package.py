@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("calibrate", "embed_speed", "offline_build", "quality", "ray_embed", "scale", "train_ranker")
+SCRIPTS = ("calibrate", "embed_speed", "faq_size", "offline_build", "quality", "ray_embed", "scale", "train_ranker")
 
 
 def test_no_bench_module_shadows_an_installed_package() -> None:
@@ -17,7 +17,7 @@ def test_no_bench_module_shadows_an_installed_package() -> None:
 
 
 def test_every_script_runs_as_a_module() -> None:
-    for script in ("quality", "ray_embed", "scale", "train_ranker"):
+    for script in ("faq_size", "quality", "ray_embed", "scale", "train_ranker"):
         out = subprocess.run([sys.executable, "-m", f"bench.{script}", "--help"], cwd=ROOT, capture_output=True,
                              text=True, timeout=120)
         assert out.returncode == 0 and "usage:" in out.stdout, (script, out.stderr[-2000:])
