@@ -26,8 +26,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from bench.common import OUT, SetUnavailable, command_line, git_revision, machine_line, now, update_section
 from bench.evalsets import COURSE_FAQ, SHIPPED_FAQ, EvalSet, ensure_index, open_set, prepare_stackfaq
 
@@ -43,34 +41,18 @@ def indexes(work_dir: Path) -> list[tuple[str, list[Path]]]:
     return out + [("+ stackfaq", [COURSE_FAQ, *stackfaq]), ("+ stackfaq + shipped", [COURSE_FAQ, *stackfaq, SHIPPED_FAQ])]
 
 
-def dev_cases(work_dir: Path) -> list[tuple[str, str | None]]:
-    """(query, expected id or None) of every course family's dev half."""
-    from indexer.evaluate import read_cases
-
+def dev_halves(work_dir: Path) -> list[Path]:
+    """The case file of every course family's dev half."""
     with open_set("course", work_dir) as eset:
-        return [(c.query, c.expected) for dev, _test in eset.families().values() for c in read_cases(dev)]
-
-
-def score(searcher, cases: list[tuple[str, str | None]]) -> dict[str, float]:
-    rr, top1, refused_ans, refused_oos = [], [], [], []
-    for query, expected in cases:
-        response = searcher.search(query, top_k=10)
-        if expected is None:
-            refused_oos.append(not response.answered)
-            continue
-        ids = [r.id for r in response.results]
-        rr.append(1 / (ids.index(expected) + 1) if expected in ids else 0.0)
-        top1.append(bool(ids) and ids[0] == expected)
-        refused_ans.append(not response.answered)
-    return {"top1": float(np.mean(top1)), "mrr": float(np.mean(rr)), "refused_answerable": float(np.mean(refused_ans)),
-            "refused_oos": float(np.mean(refused_oos)) if refused_oos else float("nan"), "answerable": len(rr),
-            "oos": len(refused_oos)}
+        return [dev for dev, _test in eset.families().values()]
 
 
 def run(work_dir: Path) -> list[dict]:
+    from indexer.evaluate import evaluate, read_cases, resolve_expected
     from indexer.search import Searcher
 
-    cases = dev_cases(work_dir)
+    halves = [(path, read_cases(path)) for path in dev_halves(work_dir)]
+    cases = [c for _path, file_cases in halves for c in file_cases]
     rows = []
     for name, faqs in indexes(work_dir):
         folder = work_dir / "faq-size" / name.replace(" ", "").replace("+", "plus-")
@@ -78,10 +60,16 @@ def run(work_dir: Path) -> list[dict]:
                        fresh_cache=False, note="")
         ensure_index(eset)
         searcher = Searcher.open(eset.index_dir)
+        expected = [e for path, file_cases in halves
+                    for e in resolve_expected(file_cases, searcher.stored.entries, str(path))]
         for rivals in (searcher.ranker.rivals, 0):
             s = searcher.with_settings(searcher.settings)
             s.ranker = dataclasses.replace(searcher.ranker, rivals=rivals)
-            rows.append({"index": name, "entries": len(searcher.entry_ids), "rivals": rivals, **score(s, cases)})
+            report = evaluate(s, cases, expected)  # what `python -m indexer eval` reports
+            rows.append({"index": name, "entries": len(searcher.entry_ids), "rivals": rivals, "top1": report.top1,
+                         "mrr": report.mrr, "refused_answerable": report.refused_answerable,
+                         "refused_oos": report.refused_unanswerable, "answerable": report.answerable,
+                         "oos": report.unanswerable})
             print(f"[faq_size] {name}: {rows[-1]}", file=sys.stderr, flush=True)
     return rows
 
