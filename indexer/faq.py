@@ -377,8 +377,13 @@ def faq_files(path: Path) -> list[Path]:
     return [path]
 
 
+def source_format(path: Path) -> str:
+    """How a FAQ file is read, by its suffix: anything unknown is markdown."""
+    return SUFFIXES.get(path.suffix.lower(), "markdown")
+
+
 def read_source(path: Path) -> list[dict[str, Any]]:
-    fmt = SUFFIXES.get(path.suffix.lower(), "markdown")
+    fmt = source_format(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -421,7 +426,7 @@ def load_entries(paths: Iterable[Path]) -> list[Entry]:
         rows = read_source(path)
         if not rows:
             hint = (" (an entry starts with a bold line or a '## ...?' heading)"
-                    if SUFFIXES.get(path.suffix.lower(), "markdown") == "markdown" else "")
+                    if source_format(path) == "markdown" else "")
             raise FaqError(f"{path}: no FAQ entries found{hint}")
         for row in rows:
             given = row.get("id")

@@ -119,11 +119,11 @@ def _changed_source(recorded: dict[str, Any], current: tuple[Path, dict[str, dic
         return None
     transformer, now = current
     for name, then in recorded.items():
-        current = now.get(name)
-        if current is None:
+        stat = now.get(name)
+        if stat is None:
             return name
-        if _moved(current, then):
-            if current["size"] != then.get("size") or _sha256(transformer / name) != then.get("sha256"):
+        if _moved(stat, then):
+            if stat["size"] != then.get("size") or _sha256(transformer / name) != then.get("sha256"):
                 return name
     return None
 
