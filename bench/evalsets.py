@@ -275,11 +275,8 @@ def open_set(name: str, work_dir: Path = OUT) -> Iterator[EvalSet]:
             pages = sorted(HTML_FIXTURES.glob("readability/*/source.html"))
             yield EvalSet(name, faq, dev, test, folder, offline=False, fresh_cache=False, note=NOTES[name],
                           extra_inputs=pages)
-    elif name == "stackfaq":
-        faq, dev, test = prepare_stackfaq(work_dir)
-        yield EvalSet(name, faq, dev, test, folder, offline=True, fresh_cache=False, note=NOTES[name])
-    elif name == "course":
-        faq, dev, test = prepare_course(work_dir)
+    elif name in ("stackfaq", "course"):  # JSONL FAQs with written answers, built offline
+        faq, dev, test = {"stackfaq": prepare_stackfaq, "course": prepare_course}[name](work_dir)
         yield EvalSet(name, faq, dev, test, folder, offline=True, fresh_cache=False, note=NOTES[name])
     else:
         raise ValueError(f"unknown set {name!r} (known: {', '.join(SET_NAMES)})")

@@ -10,9 +10,10 @@ background thread. Tests program its routes and then look at what it saw:
 Conditional GETs are answered with 304 (If-None-Match first, If-Modified-Since
 only when no If-None-Match was sent, as RFC 9110 says). Routes can redirect,
 fail (500/503, whole server or one path), answer a scripted sequence (429 with
-Retry-After, then the page), answer every unknown path alike (`set_fallback`), stall before or while sending, trickle their
-headers for ever, send bodies of any size (declared or chunked, gzip-encoded),
-any content type, robots.txt rules, and the shared readability fixture pages.
+Retry-After, then the page), answer every unknown path alike (`set_fallback`),
+stall before or while sending, trickle their headers for ever, send bodies of
+any size (declared or chunked, gzip-encoded), any content type, robots.txt
+rules, and the shared readability fixture pages.
 """
 
 from __future__ import annotations
