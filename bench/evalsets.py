@@ -41,8 +41,10 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
+
+import numpy as np
 
 from bench.common import BENCH, OUT, ROOT, SHARED, SetUnavailable, StaticServer
 
@@ -52,16 +54,23 @@ SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course")
 #: The query families of each FAQ: (family name, query file in bench/eval or None for the set's own
 #: split). A family is one way of asking (hand-written mixes, hard paraphrases, answer-derived
 #: questions, short and misspelt queries); leave-one-set-out holds out one family at a time.
+#: In place of a file: the family is cut from the FAQ's own written answers (`answer_cuts`).
+CUT_FROM_ANSWERS = ":answers"
 FAMILIES = {
     "shipped": (("shipped-queries", "shipped_faq.jsonl"), ("shipped-paraphrases", "shipped_paraphrases.jsonl"),
                 ("shipped-short", "shipped_short.jsonl")),
     "articles": (("articles-queries", "articles.jsonl"), ("articles-answers", "articles_answers.jsonl"),
                  ("articles-short", "articles_short.jsonl")),
     "stackfaq": (("stackfaq-rephrasings", None), ("stackfaq-answers", "stackfaq_answers.jsonl"),
-                 ("stackfaq-short", "stackfaq_short.jsonl")),
+                 ("stackfaq-short", "stackfaq_short.jsonl"), ("stackfaq-cuts", CUT_FROM_ANSWERS)),
     "course": (("course-answers", "course_answers.jsonl"), ("course-paraphrases", "course_paraphrases.jsonl"),
-               ("course-short", "course_short.jsonl")),
+               ("course-short", "course_short.jsonl"), ("course-cuts", CUT_FROM_ANSWERS)),
 }
+#: `answer_cuts`: one window of up to CUT_WORDS words from one sentence of CUT_SENTENCE_WORDS words of each
+#: written answer, drawn with CUT_SEED.
+CUT_WORDS = 10
+CUT_SENTENCE_WORDS = (8, 25)
+CUT_SEED = 0
 FAMILIES["shipped-online"] = FAMILIES["shipped"]
 EVAL = BENCH / "eval"
 SHIPPED_FAQ = ROOT / "data" / "faq.md"
@@ -112,6 +121,29 @@ def split_halves(cases: Path, folder: Path, stem: str = "") -> tuple[Path, Path]
     dev = _write_if_changed(folder / f"{prefix}dev.jsonl", "".join(line + "\n" for line in halves[0]))
     test = _write_if_changed(folder / f"{prefix}test.jsonl", "".join(line + "\n" for line in halves[1]))
     return dev, test
+
+
+def answer_cuts(entries: Sequence[Any], seed: int = CUT_SEED) -> list[dict[str, Any]]:
+    """Queries of words pasted from the answers: {"query", "expected"} for each entry with a written answer.
+
+    One window of up to CUT_WORDS words of one answer sentence, drawn with a fixed seed (the same on
+    every run). Not questions a learner would type ("...this is an official extension developed by"):
+    they isolate the case of an error message or a sentence pasted from an answer, where BM25 finds
+    the entry and the dense side, over a long passage, barely does.
+    """
+    from indexer.chunk import split_sentences
+
+    rng = np.random.default_rng(seed)
+    low, high = CUT_SENTENCE_WORDS
+    cuts = []
+    for entry in entries:
+        sentences = [s for s in split_sentences(entry.answer or "") if low <= len(s.split()) <= high]
+        if not sentences:
+            continue
+        words = sentences[rng.integers(len(sentences))].split()
+        start = rng.integers(max(1, len(words) - CUT_WORDS))
+        cuts.append({"query": " ".join(words[start:start + CUT_WORDS]), "expected": entry.id})
+    return cuts
 
 
 def _repo_set(faq: Path, cases: str, folder: Path) -> Prepared:
@@ -218,6 +250,12 @@ class EvalSet:
             if filename is None:
                 if self.test_cases is not None:
                     out[family] = (self.dev_cases, self.test_cases)
+            elif filename == CUT_FROM_ANSWERS:
+                from indexer.faq import load_entries
+
+                cuts = _write_if_changed(self.folder / f"{family}.jsonl",
+                                         _jsonl(answer_cuts(load_entries(self.faq_paths))))
+                out[family] = split_halves(cuts, self.folder, family)
             elif (EVAL / filename).exists():
                 out[family] = split_halves(EVAL / filename, self.folder, family)
         return out

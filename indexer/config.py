@@ -66,6 +66,15 @@ FAISS_QUERY_THREADS = 1
 #: BM25 (~2 ms) then costs next to nothing. Below it the lexical side takes a fraction of a millisecond,
 #: less than handing it to a thread costs (measured at the seed's size: no gain).
 PARALLEL_LEXICAL_UNITS = 20_000
+#: Words pasted from an entry's text (an error message, a sentence of its answer): the share of the
+#: query's runs of PHRASE_TERMS consecutive terms (stop words left out, as BM25 reads them) that one of
+#: the entry's own units (question, answer, link titles; not page passages, where a broad page holds
+#: any common phrase of its topic) holds in the same order (indexer/lexical.py `phrase_share`).
+#: Two-term runs ("google drive") recur across a FAQ's entries and misled StackFAQ's rephrasings; three
+#: rarely match by chance. Only the PHRASE_UNITS best BM25 units of a query are read (a unit's terms cost
+#: ~0.1 ms the first time, then are cached with the highlighted texts): pasted words rank their unit high.
+PHRASE_TERMS = 3
+PHRASE_UNITS = 16
 #: Texts whose words (folded, stemmed, with offsets) are kept for highlighting, and unit rows kept
 #: from SQLite, per process: the entries people ask about are shown again and again.
 HIGHLIGHT_CACHE_TEXTS = 4096

@@ -24,7 +24,11 @@ another:
   passage is about its own entry (its cosine to the entry's own text, computed
   once per index: `passage_focus`);
 - where the query stands among the candidates: z-scores, the gap to the best
-  entry and the lead over the best other entry (the margin an answer needs).
+  entry and the lead over the best other entry (the margin an answer needs);
+- how much of the query an entry's own text holds word for word (`phrase`: runs
+  of three terms in order, indexer/lexical.py `phrase_share`), the evidence of
+  words pasted from an answer, which BM25's bag of words cannot tell from a
+  chance overlap and the dense side, over a long passage, barely sees.
 
 A kind an entry lacks (no written answer, no fetched page) takes the entry's
 best direct match instead, so that missing page text neither helps nor hurts.
@@ -48,7 +52,7 @@ FEATURES = (
     "d_question", "d_entry", "d_answer", "d_title", "d_passage", "d_pages", "d_best", "c_direct",
     "l_direct", "l_passage", "l_best",
     "z_dense", "z_lexical", "gap_dense", "gap_lexical", "lead_dense", "lead_lexical",
-    "has_pages", "page_size", "focus_best",
+    "has_pages", "page_size", "focus_best", "phrase",
 )
 
 
@@ -170,7 +174,7 @@ class Centroid:
 
 def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
                    focus: np.ndarray | None = None, *, units: np.ndarray | None = None,
-                   centred: np.ndarray | None = None) -> EntryFeatures:
+                   centred: np.ndarray | None = None, phrase: np.ndarray | None = None) -> EntryFeatures:
     """FEATURES for every candidate entry from unit scores.
 
     `dense`: each unit's cosine (-inf where the unit was not a dense candidate or its kind is
@@ -179,7 +183,7 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     `units`: the unit ids `dense` and `lexical` hold (ascending), every other unit being
     neither a dense nor a lexical candidate; None: they hold every unit of the index.
     `centred`: the same units' cosines from the FAQ's centre (`Centroid.cosines`); None: from the
-    origin, i.e. `dense` itself.
+    origin, i.e. `dense` itself. `phrase`: the same units' `phrase_share` (0 where not read; None: 0).
     """
     centred = np.asarray(dense if centred is None else centred, dtype=np.float64)
     dense = np.asarray(dense, dtype=np.float64)
@@ -197,7 +201,8 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     unit_entry = layout.unit_entry[active]
     order = np.lexsort((-dense[keep], unit_entry))
     active, keep, unit_entry = active[order], keep[order], unit_entry[order]
-    dense, lexical, centred = dense[keep], lexical[keep], centred[keep]
+    phrase = np.zeros(len(dense)) if phrase is None else np.asarray(phrase, dtype=np.float64)
+    dense, lexical, centred, phrase = dense[keep], lexical[keep], centred[keep], phrase[keep]
     layout = layout.subset(active)
     new_entry = np.concatenate(([True], unit_entry[1:] != unit_entry[:-1]))
     starts = np.flatnonzero(new_entry)
@@ -214,6 +219,7 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     c_direct = entry_max(centred, ~passage, -np.inf)
     l_direct = entry_max(lexical, ~passage, 0.0)  # BM25 shares are >= 0: 0 is "no match"
     l_passage = entry_max(lexical, passage, 0.0)
+    phrase_best = np.maximum.reduceat(phrase, starts)
     has_pages = (passages_per_entry > 0).astype(np.float64)
     page_size = np.log1p(passages_per_entry)
     # Each entry's scored passages in order, best first: the mean of the TOP_PASSAGES best, and the
@@ -258,6 +264,7 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
         "has_pages": has_pages,
         "page_size": page_size,
         "focus_best": focus_best,
+        "phrase": phrase_best,
     }
     cols["d_best"] = np.maximum(cand_direct, cols["d_passage"])
     cols["l_best"] = np.maximum(cols["l_direct"], cols["l_passage"])

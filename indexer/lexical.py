@@ -21,7 +21,8 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-from .config import HIGHLIGHT_CACHE_TEXTS, LEXICAL_PRUNE_POSTINGS, TYPO_CACHE_WORDS, TYPO_CANDIDATES, TYPO_CUTOFF
+from .config import (HIGHLIGHT_CACHE_TEXTS, LEXICAL_PRUNE_POSTINGS, PHRASE_TERMS, TYPO_CACHE_WORDS, TYPO_CANDIDATES,
+                     TYPO_CUTOFF)
 from .text import fold
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,31 @@ def highlight_spans(query_terms: Sequence[str], text: str) -> list[list[int]]:
     return [list(span) for span in sorted(s for t in set(query_terms) for s in spans.get(t, ()))]
 
 
+def phrases(query_terms: Sequence[str]) -> frozenset[tuple[str, ...]]:
+    """The runs of PHRASE_TERMS consecutive terms of a sequence of terms (none when it is shorter)."""
+    return frozenset(zip(*(query_terms[i:] for i in range(PHRASE_TERMS))))
+
+
+@lru_cache(maxsize=HIGHLIGHT_CACHE_TEXTS)
+def _text_phrases(text: str) -> frozenset[tuple[str, ...]]:
+    return phrases(terms(text))
+
+
+def phrase_share(query_phrases: frozenset[tuple[str, ...]], text: str) -> float:
+    """Share of the query's runs of terms (`phrases`) that `text` holds in the same order.
+
+    BM25 ignores word order, so a query pasted from an answer and a paraphrase that happens to
+    share its words score alike; an unbroken run of three terms is rarely shared by chance.
+    """
+    if not query_phrases:
+        return 0.0
+    return len(query_phrases & _text_phrases(text)) / len(query_phrases)
+
+
 def forget_highlights() -> None:
-    """Drop the analysed passages `highlight_spans` keeps (a benchmark times queries as new)."""
+    """Drop the analysed passages `highlight_spans` and `phrase_share` keep (a benchmark times queries as new)."""
     _spans_by_stem.cache_clear()
+    _text_phrases.cache_clear()
 
 
 def _trigrams(word: str) -> set[str]:

@@ -22,11 +22,11 @@ import numpy as np
 
 from . import fusion, store
 from . import ranker as ranker_file
-from .config import PARALLEL_LEXICAL_UNITS, SearchSettings, Settings
+from .config import PARALLEL_LEXICAL_UNITS, PHRASE_UNITS, SearchSettings, Settings
 from .embed import Embedder
 from .faq import COURSE_SEPARATOR
 from .features import KINDS, Centroid, EntryFeatures, Layout, entry_features, passage_focus
-from .lexical import Lexical, highlight_spans
+from .lexical import Lexical, highlight_spans, phrase_share, phrases
 from .onnx_encoder import OnnxEncoder, load_query_encoder
 from .query import PreparedQuery, fit_query, prepare
 from .records import Entry, Resource, Unit
@@ -483,9 +483,24 @@ class Searcher:
             positions, best, _ = self.best_units(found.units, self.weigh(matches, found.units))
             return Scored(n_entries, self.n_units, positions, best, found.units, matches)
         features = entry_features(found.dense, found.lexical, self.layout, self.focus, units=found.units,
-                                  centred=found.centred)
+                                  centred=found.centred, phrase=self._phrase_shares(prepared, found))
         scores = np.asarray(fusion.fuse_entries(features, s, self.ranker), dtype=np.float64)
         return Scored(n_entries, self.n_units, features.entries, scores, found.units, matches, features)
+
+    def _phrase_shares(self, prepared: PreparedQuery, found: Candidates) -> np.ndarray:
+        """Per candidate unit, how much of the query it holds word for word (`lexical.phrase_share`), read
+        for the PHRASE_UNITS best BM25 units of the entries' own text (0 for the others and for page
+        passages: config.PHRASE_TERMS says why)."""
+        out = np.zeros(len(found.units), dtype=np.float64)
+        wanted = phrases(prepared.terms)
+        hits = np.flatnonzero((found.lexical > 0) & ~self.is_passage[found.units])
+        if not wanted or not len(hits):
+            return out
+        if len(hits) > PHRASE_UNITS:
+            hits = hits[np.argpartition(-found.lexical[hits], PHRASE_UNITS - 1)[:PHRASE_UNITS]]
+        units = self.stored.units_at(found.units[hits])
+        out[hits] = [phrase_share(wanted, unit.text) for unit in units]
+        return out
 
     @staticmethod
     def rank(scores: np.ndarray, k: int, positions: np.ndarray | None = None) -> list[int]:

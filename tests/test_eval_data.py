@@ -65,3 +65,18 @@ def test_course_faq_has_its_modules_and_near_duplicates(tmp_path: Path) -> None:
     assert all(e.answer.strip() and not e.resources for e in entries.values())
     rows = [json.loads(line) for line in (EVAL / "course_faq.jsonl").read_text("utf-8").splitlines()]
     assert [r["id"] for r in rows] == [f"c-{n:02d}" for n in range(1, 61)]
+
+
+def test_answer_cuts_are_windows_of_each_written_answer_and_the_same_every_run(tmp_path: Path) -> None:
+    from bench.evalsets import CUT_WORDS, answer_cuts
+
+    entries = list(_entries("bench/eval/course_faq.jsonl", tmp_path).values())
+    cuts = answer_cuts(entries)
+    assert cuts == answer_cuts(entries), "drawn with a fixed seed"
+    by_id = {e.id: e for e in entries}
+    assert len(cuts) >= 50 and len({c["expected"] for c in cuts}) == len(cuts), "at most one per entry"
+    for cut in cuts:
+        words = cut["query"].split()
+        assert 1 <= len(words) <= CUT_WORDS
+        assert cut["query"] in " ".join(by_id[cut["expected"]].answer.split()), "word for word from its answer"
+    assert answer_cuts(entries, seed=1) != cuts

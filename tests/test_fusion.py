@@ -51,6 +51,17 @@ def test_leads_and_gaps_measure_the_margin_over_the_other_entries():
     assert f["lead_lexical"] == {0: 0.0, 1: 0.0, 2: 0.0} and f["z_lexical"] == {0: 0.0, 1: 0.0, 2: 0.0}
 
 
+def test_phrase_is_the_entrys_best_unit_share_of_the_query_held_word_for_word():
+    lexical = [0, 0, 0.5, 0, 0, 0.2, 0, 0, 0, 0, 0.4]
+    phrase = [0, 0, 0.25, 0, 0, 0, 0, 0, 0, 0, 1.0]  # entry 0: a passage; entry 2: its answer, pasted
+    f = entry_features(np.array([0.2, 0.3, 0.5, 0.7, 0.1, 0.6, 0.4, 0.65, 0.1, 0.2, 0.15], np.float32),
+                       np.array(lexical, np.float32), LAYOUT, phrase=np.array(phrase))
+    got = dict(zip(f.entries.tolist(), f.column("phrase").tolist()))
+    assert got == {0: 0.25, 1: 0.0, 2: 1.0}
+    without, _ = features([0.2, 0.3, 0.5, 0.7, 0.1, 0.6, 0.4, 0.65, 0.1, 0.2, 0.15], lexical)
+    assert without["phrase"] == {0: 0.0, 1: 0.0, 2: 0.0}, "not given: no unit holds the query"
+
+
 def test_only_entries_some_retriever_found_are_candidates():
     dense = [NEG] * 5 + [0.6, 0.4, NEG, NEG, NEG, NEG]
     lexical = [0] * 10 + [0.3]

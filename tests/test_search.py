@@ -248,6 +248,28 @@ def test_evidence_is_the_entry_text_that_matched_best(searcher):
     assert searcher.units[best].text == result.evidence.text
 
 
+def _phrase_by_entry(searcher: Searcher, query: str) -> dict[str, float]:
+    features = searcher.score(searcher.prepare(query)).features
+    return {searcher.entry_ids[e]: v for e, v in zip(features.entries, features.column("phrase"))}
+
+
+def test_words_pasted_from_an_answer_are_read_as_such_and_find_their_entry(searcher):
+    pasted = "raise the rate every batch and pick one a little below where the loss starts"
+    phrase = _phrase_by_entry(searcher, pasted)
+    assert phrase[LEARNING_RATE] == 1.0 and max(v for e, v in phrase.items() if e != LEARNING_RATE) == 0.0
+    assert top(searcher, pasted) == LEARNING_RATE
+    # A paraphrase shares no run of three words, whatever words it shares.
+    assert max(_phrase_by_entry(searcher, "the loss starts to climb when I raise the rate").values()) < 1.0
+
+
+def test_words_pasted_from_a_linked_page_are_not_read_as_an_entrys_own(searcher):
+    # A broad page holds any common phrase of its topic ("gradient descent algorithm"): only the
+    # entry's own text counts here.
+    phrase = _phrase_by_entry(searcher, "applies the chain rule layer by layer from the loss back")
+    assert phrase and max(phrase.values()) == 0.0
+    assert top(searcher, "applies the chain rule layer by layer from the loss back") == BACKPROP
+
+
 # -- the saved search side --------------------------------------------------------------------------
 
 def test_an_index_without_its_saved_search_side_opens_and_answers_the_same(site, searcher, tmp_path):
