@@ -12,9 +12,9 @@ the sum running over the query's `rivals` best candidates (20), not all of them.
 Over all of them the probability fell as the FAQ grew: each entry that has
 nothing to do with the query still adds its small share (on StackFAQ's 113
 entries, together about as much as "none"). `python -m bench.faq_size`: compared
-with all candidates, the course FAQ's answerable dev queries are refused 4.3% of
-the time on its own 60 entries and 5.7% with 121 other FAQs' entries beside
-them; over the best 20, 3.3% and 2.9%.
+with all candidates, the course FAQ's answerable dev queries are refused 3.8% of
+the time on its own 60 entries and 5.9% with 121 other FAQs' entries beside
+them; over the best 20, 2.9% and 2.5%.
 
 This is a conditional (multinomial) logit over the query's candidates, trained
 by `bench/train_ranker.py` on the pooled development halves of every
