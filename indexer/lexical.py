@@ -53,7 +53,11 @@ def words(text: str) -> list[tuple[str, int, int]]:
 
 
 def terms(text: str) -> list[str]:
-    return [stem(w) for w, _, _ in words(text)]
+    """The stems BM25 reads, in text order: `words` without their offsets, stemmed in one call (a
+    passage's terms are read for every query whose best units it is among, `phrase_share`)."""
+    # An ASCII text is folded whole (lower case), the common case; any other word by word, as `words` does.
+    found = _WORD.findall(text.lower()) if text.isascii() else map(fold, _WORD.findall(text))
+    return _stemmer.stemWords([w for w in found if w not in _STOP and not (w.isdigit() and len(w) < 3)])
 
 
 @lru_cache(maxsize=HIGHLIGHT_CACHE_TEXTS)
