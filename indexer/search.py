@@ -125,6 +125,8 @@ class Scored:
     unit_matches: np.ndarray
     #: The entry-level evidence, for entry fusions (None for unit fusions and single-signal modes).
     features: EntryFeatures | None = None
+    #: Per candidate unit, how much of the query it holds word for word (None where not read).
+    unit_phrase: np.ndarray | None = None
 
     @property
     def entries(self) -> np.ndarray:
@@ -482,10 +484,11 @@ class Searcher:
         if not self._uses_features:
             positions, best, _ = self.best_units(found.units, self.weigh(matches, found.units))
             return Scored(n_entries, self.n_units, positions, best, found.units, matches)
+        phrase = self._phrase_shares(prepared, found)
         features = entry_features(found.dense, found.lexical, self.layout, self.focus, units=found.units,
-                                  centred=found.centred, phrase=self._phrase_shares(prepared, found))
+                                  centred=found.centred, phrase=phrase)
         scores = np.asarray(fusion.fuse_entries(features, s, self.ranker), dtype=np.float64)
-        return Scored(n_entries, self.n_units, features.entries, scores, found.units, matches, features)
+        return Scored(n_entries, self.n_units, features.entries, scores, found.units, matches, features, phrase)
 
     def _phrase_shares(self, prepared: PreparedQuery, found: Candidates) -> np.ndarray:
         """Per candidate unit, how much of the query it holds word for word (`lexical.phrase_share`), read
@@ -542,13 +545,17 @@ class Searcher:
 
         Kind weights and the ranker say how far a unit kind is trusted to rank an
         entry; what to show as the reason is the text that matched best, so a page
-        passage that explains the answer wins over a terse link title.
+        passage that explains the answer wins over a terse link title. Words pasted
+        from the entry's text come first: the unit holding most of them word for word
+        (`Scored.unit_phrase`), where the learner sees their own words again.
         Ties go to the lowest unit id; an entry without a scored unit shows its first.
         """
         unit_entry = self.unit_entry[scored.units]
         shown = []
         for entry_pos in entry_positions:
             own = np.flatnonzero(unit_entry == entry_pos)
+            if len(own) and scored.unit_phrase is not None and scored.unit_phrase[own].max() > 0:
+                own = own[scored.unit_phrase[own] == scored.unit_phrase[own].max()]
             best = own[np.argmax(scored.unit_matches[own])] if len(own) else -1
             shown.append(int(scored.units[best]) if best >= 0 and np.isfinite(scored.unit_matches[best])
                          else int(self.entry_units(entry_pos)[0]))

@@ -262,6 +262,29 @@ def test_words_pasted_from_an_answer_are_read_as_such_and_find_their_entry(searc
     assert max(_phrase_by_entry(searcher, "the loss starts to climb when I raise the rate").values()) < 1.0
 
 
+def test_the_evidence_shown_for_pasted_words_is_the_passage_that_holds_them(tmp_path, embedder):
+    """A learner asks in the FAQ's words and pastes a line from deep in a long answer: the question
+    matches best, but the reason to show is the passage they quoted."""
+    import json
+
+    from indexer import store
+
+    steps = [f"Step {n}: check that the container on port {5000 + n} is stopped before you start another one "
+             f"with the same mapping, since Docker gives each host port to one container only." for n in range(30)]
+    pasted = "restart Docker Desktop and run docker system prune to clear the stale networks"
+    answer = " ".join(steps) + f" If the daemon still refuses, {pasted}."
+    rows = [{"id": "ports", "question": "How do I fix Docker port errors?", "answer": answer},
+            {"id": "env", "question": "How do I install the course environment?", "answer": "Use conda."}]
+    faq = tmp_path / "faq.jsonl"
+    faq.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    build_index([faq], index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", settings=SETTINGS, offline=True)
+    s = Searcher(store.load(tmp_path / "index"), embedder)
+    assert sum(u.entry_id == "ports" and u.kind == "answer" for u in s.units) > 2, "a long answer, in passages"
+    result = s.search(f"How do I fix Docker port errors? {pasted}").results[0]
+    assert result.id == "ports"
+    assert pasted in " ".join(result.evidence.text.split())
+
+
 def test_words_pasted_from_a_linked_page_are_not_read_as_an_entrys_own(searcher):
     # A broad page holds any common phrase of its topic ("gradient descent algorithm"): only the
     # entry's own text counts here.
