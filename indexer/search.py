@@ -497,7 +497,7 @@ class Searcher:
         out = np.zeros(len(found.units), dtype=np.float64)
         wanted = phrases(prepared.terms)
         hits = np.flatnonzero((found.lexical > 0) & ~self.is_passage[found.units])
-        if not wanted or not len(hits):
+        if not len(wanted) or not len(hits):
             return out
         if len(hits) > PHRASE_UNITS:
             hits = hits[np.argpartition(-found.lexical[hits], PHRASE_UNITS - 1)[:PHRASE_UNITS]]
