@@ -199,16 +199,17 @@ def on_vote(key: str, query: str, entry_id: str, rank: int) -> None:
         st.toast("Thanks! Your feedback helps improve the FAQ.", icon=":material/thumb_up:")
 
 
-def log_query(build_id: str, response: SearchResponse) -> None:
-    """One row per query asked in this session (reruns for feedback clicks are not new queries)."""
-    key = (build_id, response.query)
+def log_query(build_id: str, response: SearchResponse, section: str | None) -> None:
+    """One row per query asked in this session (reruns for feedback clicks are not new queries; the same
+    query in another section is)."""
+    key = (build_id, response.query, section)
     if st.session_state.get("_logged") == key:
         return
     st.session_state["_logged"] = key
     store = get_store(str(db_path()))
     if store is not None:
         try:
-            store.log_response(response)
+            store.log_response(response, section)
         except sqlite3.Error as exc:
             log.warning("query not logged: %s", exc)
 
@@ -390,7 +391,7 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
         return
     show_response(response, query, searcher)
     # After the result is drawn: the write (a synced SQLite commit, ~20 ms) is not part of the learner's wait.
-    log_query(token[1], response)
+    log_query(token[1], response, section)
 
 
 def section_choice(searcher: Searcher) -> str | None:

@@ -388,7 +388,8 @@ def insights(index_dir: Path, cache_dir: Path, db: Path | None, since: str, top:
     for g in report.unanswered[:top]:
         others = [q for q in g.queries if q != g.name][:2]
         also = f"  (also: {'; '.join(others)})" if others else ""
-        click.echo(f"  {g.size:>4}  {g.name}  [newest {g.newest[:10]}]{also}")
+        where = f"; in {g.sections_text()}" if g.sections else ""
+        click.echo(f"  {g.size:>4}  {g.name}  [newest {g.newest[:10]}{where}]{also}")
     if report.top_entries:
         click.echo("\nEntries that answered most:")
         for _, question, n in report.top_entries[:top]:

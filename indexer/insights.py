@@ -69,6 +69,13 @@ class QueryGroup:
     newest: str
     #: Distinct wordings, most asked first.
     queries: list[str] = field(default_factory=list)
+    #: How many of the askings were kept to one section (a course of a multi-course FAQ), by section, most
+    #: first; askings over all sections are not counted.
+    sections: dict[str, int] = field(default_factory=dict)
+
+    def sections_text(self) -> str:
+        """ "ml 8, data-engineering 4", or "" when no asking was kept to a section."""
+        return ", ".join(f"{name} {n}" for name, n in self.sections.items())
 
 
 @dataclass
@@ -118,9 +125,9 @@ class Insights:
         return data
 
 
-def group_by_meaning(asked: Sequence[tuple[str, str]], vectors: np.ndarray,
+def group_by_meaning(asked: Sequence[tuple[str, ...]], vectors: np.ndarray,
                      max_distance: float = GROUP_DISTANCE) -> list[QueryGroup]:
-    """Group (query, timestamp) askings whose wordings are close in meaning; biggest groups first.
+    """Group (query, timestamp[, section]) askings whose wordings are close in meaning; biggest groups first.
 
     `vectors` holds one unit-length embedding per *distinct* wording, in the order of first appearance
     (`distinct_wordings(asked)`).
@@ -140,18 +147,23 @@ def group_by_meaning(asked: Sequence[tuple[str, str]], vectors: np.ndarray,
     key_of = {wording_key(q): i for i, q in enumerate(wordings)}
     counts: Counter[int] = Counter()
     newest: dict[int, str] = {}
-    for query, ts in asked:
+    sections: dict[int, Counter[str]] = defaultdict(Counter)
+    for query, ts, *section in asked:
         i = key_of[wording_key(query)]
         counts[i] += 1
         newest[i] = max(newest.get(i, ""), ts or "")
+        if section and section[0]:
+            sections[i][section[0]] += 1
     groups = []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
         sims = vectors[members] @ vectors[members].T
         central = members[int(np.argmax(sims.sum(axis=1)))]
         ordered = sorted(members, key=lambda i: (-counts[i], wordings[i]))
+        in_sections = sum((sections[i] for i in members), Counter())
         groups.append(QueryGroup(name=wordings[central], size=int(sum(counts[i] for i in members)),
-                                 newest=max(newest[i] for i in members), queries=[wordings[i] for i in ordered]))
+                                 newest=max(newest[i] for i in members), queries=[wordings[i] for i in ordered],
+                                 sections=dict(sorted(in_sections.items(), key=lambda kv: (-kv[1], kv[0])))))
     return sorted(groups, key=lambda g: (-g.size, -_epoch(g.newest), g.name))
 
 
@@ -160,10 +172,10 @@ def wording_key(query: str) -> str:
     return " ".join(re.findall(r"\w+", fold(query)))
 
 
-def distinct_wordings(asked: Sequence[tuple[str, str]]) -> list[str]:
+def distinct_wordings(asked: Sequence[tuple[str, ...]]) -> list[str]:
     """Each wording once (`wording_key`), as first asked, in order of first appearance."""
     seen: dict[str, str] = {}
-    for query, _ in asked:
+    for query, *_ in asked:
         seen.setdefault(wording_key(query), " ".join(query.split()))
     return list(seen.values())
 
@@ -181,7 +193,7 @@ def gather(querylog: QueryLog, since: datetime, *, questions: Mapping[str, str],
     cutoff = since.astimezone(timezone.utc).isoformat(timespec="seconds")
     rows = querylog.rows("queries", cutoff)
     per_day: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    unsure: list[tuple[str, str]] = []
+    unsure: list[tuple[str, str, str | None]] = []
     top: Counter[str] = Counter()
     for r in rows:
         day = per_day[(r["ts"] or "")[:10]]
@@ -190,7 +202,7 @@ def gather(querylog: QueryLog, since: datetime, *, questions: Mapping[str, str],
         if r["n_results"] == 0:
             continue  # nothing to search for ("the", "???"): not a question the FAQ missed
         if not r["answered"] or confidence_level(r["top_score"], threshold) in UNSURE_LEVELS:
-            unsure.append((r["query"], r["ts"]))
+            unsure.append((r["query"], r["ts"], r.get("section")))
         elif r["top_id"]:
             top[r["top_id"]] += 1
     wordings = distinct_wordings(unsure)

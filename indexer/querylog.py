@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS queries (
     top_id TEXT,
     top_score REAL,
     answered INTEGER NOT NULL,
-    n_results INTEGER NOT NULL
+    n_results INTEGER NOT NULL,
+    section TEXT
 );
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -124,6 +125,10 @@ class QueryLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db, db:
             db.executescript(_SCHEMA)
+            # A log written before searches could be kept to one section (course): add the column, NULL
+            # (all sections) for the queries already there.
+            if "section" not in {row[1] for row in db.execute("PRAGMA table_info(queries)")}:
+                db.execute("ALTER TABLE queries ADD COLUMN section TEXT")
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work(db)` in one transaction. A database deleted or emptied while the app runs is created again;
@@ -148,17 +153,19 @@ class QueryLog:
 
     # -- writes ---------------------------------------------------------------
     def log_query(self, query: str, *, top_id: str | None, top_score: float | None, answered: bool,
-                  n_results: int) -> int:
+                  n_results: int, section: str | None = None) -> int:
         return self._write(
-            "INSERT INTO queries (ts, query, top_id, top_score, answered, n_results) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO queries (ts, query, top_id, top_score, answered, n_results, section) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (utc_now(), clip_query(query), top_id, None if top_score is None else float(top_score), int(bool(answered)),
-             int(n_results)))
+             int(n_results), section or None))
 
-    def log_response(self, response: SearchResponse) -> int:
-        """Log one search as the searcher returned it: the query, its top result, whether answered."""
+    def log_response(self, response: SearchResponse, section: str | None = None) -> int:
+        """Log one search as the searcher returned it: the query, its top result, whether answered, and the
+        section (course) it was kept to (None: all)."""
         top = response.results[0] if response.results else None
         return self.log_query(response.query, top_id=top.id if top else None, top_score=top.score if top else None,
-                              answered=response.answered, n_results=len(response.results))
+                              answered=response.answered, n_results=len(response.results), section=section)
 
     def record_vote(self, query: str, entry_id: str, vote: int, *, rank: int | None = None,
                     replaces: CastVote | None = None) -> CastVote:

@@ -84,14 +84,15 @@ def server():
 
 
 def seed_query_log(path: Path, suggestion: str = "what is dropout"):
-    """A query log as the app leaves it: three askings about dropout and one about CUDA that the FAQ did not
-    answer, one answered question with a thumbs-down, and one suggestion."""
+    """A query log as the app leaves it: three askings about dropout and one about CUDA (in the section "ml")
+    that the FAQ did not answer, one answered question with a thumbs-down, and one suggestion."""
     from indexer.querylog import QueryLog
 
     log = QueryLog(path)
-    for q in ("what is dropout", "how does dropout work", "dropout regularization explained",
-              "how to install cuda on ubuntu"):
+    for q in ("what is dropout", "how does dropout work", "dropout regularization explained"):
         log.log_query(q, top_id=None, top_score=0.02, answered=False, n_results=5)
+    log.log_query("how to install cuda on ubuntu", top_id=None, top_score=0.02, answered=False, n_results=5,
+                  section="ml")  # searched in one course of the FAQ
     log.log_query("what is log loss", top_id="what-is-cross-entropy-loss", top_score=0.93, answered=True,
                   n_results=5)
     log.record_vote("what is log loss", "what-is-cross-entropy-loss", -1)

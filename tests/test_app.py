@@ -182,6 +182,9 @@ def test_a_faq_of_several_sections_can_be_searched_in_one(app_env, app_index):
     assert any("no good answer" in h.value for h in at.main.html if "faq-notice" in h.value)
     at.selectbox(key="section").select("All sections").run()
     assert card_ids(at)[0] == "what-is-cross-entropy-loss"
+    # The same question in another section is a new search, logged with the section it was kept to.
+    logged = [(r["query"], r["section"]) for r in reversed(QueryLog(app_env).queries())]
+    assert logged == [("what is log loss", None), ("what is log loss", "Tools and setup"), ("what is log loss", None)]
 
 
 def test_evidence_from_a_page_links_to_its_source(app_env, app_index):

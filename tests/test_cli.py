@@ -293,9 +293,11 @@ def test_insights_and_forget_over_a_query_log(cli_index, tmp_path):
     report = json.loads(js.stdout)
     assert report["queries"] == 5 and report["answered"] == 1
     assert [(g["size"], "dropout" in g["name"]) for g in report["unanswered"]] == [(3, True), (1, False)]
+    assert [g["sections"] for g in report["unanswered"]] == [{}, {"ml": 1}]
     assert report["votes"][0]["down_queries"] == ["what is log loss"]
     text = run("insights", "--db", str(db), "--index-dir", str(cli_index.index), "--since", "7d")
     assert text.returncode == 0 and "grouped by meaning" in text.stdout and "20% answered" in text.stdout
+    assert "; in ml 1]" in text.stdout
     assert run("insights", "--since", "lately", "--db", str(db), "--index-dir", str(cli_index.index)).returncode != 0
 
     asked = run("forget", "--db", str(db), stdin="n\n")

@@ -57,6 +57,28 @@ def test_group_by_meaning_edge_cases():
     assert [(g.name, g.size) for g in one] == [("only one", 1)]
 
 
+def test_a_group_counts_the_sections_its_questions_were_asked_in():
+    asked = [("what is dropout", "2026-11-01T00:00:00+00:00", "ml"),
+             ("What is dropout?", "2026-11-02T00:00:00+00:00", "ml"),
+             ("what is dropout", "2026-11-03T00:00:00+00:00", "deep-learning"),
+             ("what is dropout", "2026-11-04T00:00:00+00:00", None)]  # over all sections: not counted
+    (group,) = group_by_meaning(asked, np.array([[1.0, 0.0]]))
+    assert (group.size, group.sections) == (4, {"ml": 2, "deep-learning": 1})
+    assert group.sections_text() == "ml 2, deep-learning 1"
+    plain = group_by_meaning([(q, ts) for q, ts, _ in asked], np.array([[1.0, 0.0]]))
+    assert plain[0].sections == {} and plain[0].sections_text() == ""
+
+
+def test_gather_reads_the_section_each_question_was_asked_in(tmp_path, embedder):
+    log = QueryLog(tmp_path / "app.sqlite")
+    log.log_query("docker port is already allocated", top_id=None, top_score=0.05, answered=False, n_results=3,
+                  section="data-engineering")
+    log.log_query("docker port is already allocated", top_id=None, top_score=0.05, answered=False, n_results=3)
+    report = gather(log, datetime.now(timezone.utc) - timedelta(days=1), questions={}, threshold=0.2,
+                    embed=embedder.encode)
+    assert [(g.size, g.sections) for g in report.unanswered] == [(2, {"data-engineering": 1})]
+
+
 def test_gather_sums_up_the_period(tmp_path, embedder):
     path = tmp_path / "app.sqlite"
     log = QueryLog(path)

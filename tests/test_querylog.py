@@ -60,7 +60,7 @@ def test_feedback_store_keeps_nothing_personal(tmp_path):
     tables = ("queries", "feedback", "suggestions")
     columns = {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in tables}
     db.close()
-    assert columns == {"queries": ["id", "ts", "query", "top_id", "top_score", "answered", "n_results"],
+    assert columns == {"queries": ["id", "ts", "query", "top_id", "top_score", "answered", "n_results", "section"],
                        "feedback": ["id", "ts", "query", "entry_id", "vote", "rank"],
                        "suggestions": ["id", "ts", "query"]}
 
@@ -150,3 +150,21 @@ def test_a_write_waits_for_another_writer_then_goes_through(tmp_path, monkeypatc
     log.record_suggestion("while locked")
     assert [r["query"] for r in log.suggestions()] == ["while locked"]
     other.close()
+
+
+def test_a_search_kept_to_one_section_is_logged_with_it_and_an_older_log_gains_the_column(tmp_path):
+    path = tmp_path / "app.sqlite"
+    old = sqlite3.connect(path)  # a log written before searches could be kept to a section
+    old.execute("CREATE TABLE queries (id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, query TEXT NOT NULL, "
+                "top_id TEXT, top_score REAL, answered INTEGER NOT NULL, n_results INTEGER NOT NULL)")
+    old.execute("INSERT INTO queries (ts, query, top_id, top_score, answered, n_results) "
+                "VALUES ('2026-11-20T10:00:00+00:00', 'how do I join', 'join', 0.9, 1, 3)")
+    old.commit()
+    old.close()
+    store = QueryLog(path, retention_days=36500)
+    store.log_query("docker port taken", top_id="ports", top_score=0.2, answered=False, n_results=2, section="ml")
+    store.log_query("what is dropout", top_id=None, top_score=None, answered=False, n_results=0, section="")
+    rows = {r["query"]: r["section"] for r in store.rows("queries")}
+    assert rows == {"how do I join": None, "docker port taken": "ml", "what is dropout": None}
+    QueryLog(path, retention_days=36500)  # opening it again adds nothing twice
+    assert len(store.rows("queries")) == 3

@@ -208,3 +208,18 @@ def test_links_html_lists_what_needs_the_maintainer_as_text():
     assert out.index("faq-mt-state-dead") < out.index("faq-mt-state-redirected")
     assert "last good 2026-10-01" in out and 'href="https://new.example/c"' in out and "1 other link fine" in out
     assert "All 1 link fine" in maintainer.links_html(link_health(report[:1]))
+
+
+def test_unanswered_groups_say_which_sections_they_were_asked_in_as_text():
+    from indexer.insights import Insights, QueryGroup
+
+    groups = [QueryGroup(name="docker port taken", size=3, newest="2026-11-20T10:00:00+00:00",
+                         queries=["docker port taken"], sections={HOSTILE: 2, "ml": 1}),
+              QueryGroup(name="what is dropout", size=1, newest="2026-11-19T10:00:00+00:00",
+                         queries=["what is dropout"])]
+    report = Insights(since="2026-11-01", queries=4, answered=0, per_day=[], scores=[], unanswered=groups,
+                      top_entries=[], votes=[], suggestions=[])
+    markup = maintainer.unanswered_html(report)
+    assert_inert(markup)
+    assert "in &lt;script&gt;" in markup and ", ml 1" in markup
+    assert markup.count(" · in ") == 1, "a group asked over all sections names none"

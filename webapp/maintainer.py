@@ -298,8 +298,10 @@ def unanswered_html(report: Insights, limit: int = 15) -> str:
     for g in report.unanswered[:limit]:
         wordings = "".join(f"<li>{esc(q)}</li>" for q in g.queries[:10])
         more = f"<li>… and {len(g.queries) - 10} more wordings</li>" if len(g.queries) > 10 else ""
+        where = f" · in {g.sections_text()}" if g.sections else ""
+        detail = esc(f"newest {g.newest[:10]}{where}")
         items.append(f'<details class="faq-mt-group"><summary><b>{_n(g.size, "asked", "asked")}</b>: '
-                     f'{esc(g.name)} <span class="faq-mt-detail">newest {esc(g.newest[:10])}</span></summary>'
+                     f'{esc(g.name)} <span class="faq-mt-detail">{detail}</span></summary>'
                      f'<ul class="faq-pp">{wordings}{more}</ul></details>')
     hidden = len(report.unanswered) - limit
     tail = f'<p class="faq-mt-detail">… and {hidden} smaller groups (faq-search insights lists all).</p>' \
