@@ -73,7 +73,7 @@ PARALLEL_LEXICAL_UNITS = 20_000
 #: Two-term runs ("google drive") recur across a FAQ's entries and misled StackFAQ's rephrasings; three
 #: rarely match by chance. Only the PHRASE_UNITS best BM25 units of a query are read (a unit's terms cost
 #: ~0.05 ms the first time, then are cached, 1 kB each): pasted words rank their unit high. Read for every
-#: query, they add ~1 ms where none is cached (StackFAQ, 702 units), nothing where all are.
+#: query, they add ~1 ms where none is cached (StackFAQ, 702 units), ~0.2 ms where all are.
 PHRASE_TERMS = 3
 PHRASE_UNITS = 16
 #: Texts whose words (folded, stemmed, with offsets) are kept for highlighting, and unit rows kept
