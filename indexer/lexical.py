@@ -41,14 +41,18 @@ def stem(word: str) -> str:
     return _stemmer.stemWord(word)
 
 
+def _searched(word: str) -> bool:
+    """Whether a folded word is searched: not a stop word, nor a number of one or two digits."""
+    return word not in _STOP and not (word.isdigit() and len(word) < 3)
+
+
 def words(text: str) -> list[tuple[str, int, int]]:
     """(folded word, start, end) for each word of `text`, offsets into the original text."""
     out = []
     for m in _WORD.finditer(text):
         w = fold(m.group(0))
-        if w in _STOP or (w.isdigit() and len(w) < 3):
-            continue
-        out.append((w, m.start(), m.end()))
+        if _searched(w):
+            out.append((w, m.start(), m.end()))
     return out
 
 
@@ -57,7 +61,7 @@ def terms(text: str) -> list[str]:
     passage's terms are read for every query whose best units it is among, `phrase_share`)."""
     # An ASCII text is folded whole (lower case), the common case; any other word by word, as `words` does.
     found = _WORD.findall(text.lower()) if text.isascii() else map(fold, _WORD.findall(text))
-    return _stemmer.stemWords([w for w in found if w not in _STOP and not (w.isdigit() and len(w) < 3)])
+    return _stemmer.stemWords([w for w in found if _searched(w)])
 
 
 @lru_cache(maxsize=HIGHLIGHT_CACHE_TEXTS)
