@@ -554,8 +554,9 @@ class Searcher:
         shown = []
         for entry_pos in entry_positions:
             own = np.flatnonzero(unit_entry == entry_pos)
-            if len(own) and scored.unit_phrase is not None and scored.unit_phrase[own].max() > 0:
-                own = own[scored.unit_phrase[own] == scored.unit_phrase[own].max()]
+            held = scored.unit_phrase[own] if scored.unit_phrase is not None and len(own) else None
+            if held is not None and held.max() > 0:
+                own = own[held == held.max()]
             best = own[np.argmax(scored.unit_matches[own])] if len(own) else -1
             shown.append(int(scored.units[best]) if best >= 0 and np.isfinite(scored.unit_matches[best])
                          else int(self.entry_units(entry_pos)[0]))
