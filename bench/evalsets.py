@@ -24,6 +24,10 @@ Each `prepare_*` function returns `(faq_paths, dev_cases_path, test_cases_path)`
   written from the entries' answers (`bench/eval/course_answers.jsonl`), halves as
   for shipped. The one set with many near-duplicate entries (three Docker errors,
   two certificate rules), as in a real course FAQ.
+- **dataeng**: `bench/eval/dataeng_faq.jsonl`, a second course FAQ written for this project
+  (48 entries of a data-engineering course, written answers, no links), built offline like
+  course. It came after every choice made on the other sets, so its families are the first
+  check of those choices on a FAQ no setting was tuned on; then it joins the dev pool.
 
 `open_set(name)` wraps a set with what its build needs (the local server for
 articles) and `ensure_index` builds its index, or reuses it when nothing that
@@ -50,7 +54,7 @@ from bench.common import BENCH, OUT, ROOT, SHARED, SetUnavailable, StaticServer
 
 log = logging.getLogger(__name__)
 
-SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course")
+SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng")
 #: The query families of each FAQ: (family name, query file in bench/eval or None for the set's own
 #: split). A family is one way of asking (hand-written mixes, hard paraphrases, answer-derived
 #: questions, short and misspelt queries); leave-one-set-out holds out one family at a time.
@@ -65,6 +69,8 @@ FAMILIES = {
                  ("stackfaq-short", "stackfaq_short.jsonl"), ("stackfaq-cuts", CUT_FROM_ANSWERS)),
     "course": (("course-answers", "course_answers.jsonl"), ("course-paraphrases", "course_paraphrases.jsonl"),
                ("course-short", "course_short.jsonl"), ("course-cuts", CUT_FROM_ANSWERS)),
+    "dataeng": (("dataeng-answers", "dataeng_answers.jsonl"), ("dataeng-paraphrases", "dataeng_paraphrases.jsonl"),
+                ("dataeng-short", "dataeng_short.jsonl"), ("dataeng-cuts", CUT_FROM_ANSWERS)),
 }
 #: `answer_cuts`: one window of up to CUT_WORDS words from one sentence of CUT_SENTENCE_WORDS words of each
 #: written answer, drawn with CUT_SEED.
@@ -77,6 +83,7 @@ SHIPPED_FAQ = ROOT / "data" / "faq.md"
 HTML_FIXTURES = SHARED / "fixtures" / "html"
 SEED_PAGES = SHARED / "fixtures" / "seed-pages"
 COURSE_FAQ = EVAL / "course_faq.jsonl"
+DATAENG_FAQ = EVAL / "dataeng_faq.jsonl"
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10
@@ -172,6 +179,11 @@ def prepare_articles(base_url: str, work_dir: Path = OUT) -> Prepared:
 def prepare_course(work_dir: Path = OUT) -> Prepared:
     """The course FAQ (this project's own text) and its answer-derived queries."""
     return _repo_set(COURSE_FAQ, "course_answers.jsonl", Path(work_dir) / "course")
+
+
+def prepare_dataeng(work_dir: Path = OUT) -> Prepared:
+    """The data-engineering course FAQ (this project's own text) and its answer-derived queries."""
+    return _repo_set(DATAENG_FAQ, "dataeng_answers.jsonl", Path(work_dir) / "dataeng")
 
 
 def online_faq(dest: Path, stack: contextlib.ExitStack) -> Path:
@@ -281,6 +293,9 @@ NOTES = {
                 "dev half = rephrasings before '*', test half = after; thresholds calibrated on the dev half only",
     "course": "A course FAQ written for this project (60 entries, six modules, near-duplicate entries, written answers, "
               "no links), built offline; queries written from the answers. Same dev/test halves as shipped",
+    "dataeng": "A second course FAQ written for this project (48 entries of a data-engineering course, six modules, "
+               "near-duplicate entries, written answers, no links), built offline; queries written from the answers. "
+               "Same dev/test halves as shipped",
 }
 
 
@@ -313,8 +328,9 @@ def open_set(name: str, work_dir: Path = OUT) -> Iterator[EvalSet]:
             pages = sorted(HTML_FIXTURES.glob("readability/*/source.html"))
             yield EvalSet(name, faq, dev, test, folder, offline=False, fresh_cache=False, note=NOTES[name],
                           extra_inputs=pages)
-    elif name in ("stackfaq", "course"):  # JSONL FAQs with written answers, built offline
-        faq, dev, test = {"stackfaq": prepare_stackfaq, "course": prepare_course}[name](work_dir)
+    elif name in ("stackfaq", "course", "dataeng"):  # JSONL FAQs with written answers, built offline
+        prepare = {"stackfaq": prepare_stackfaq, "course": prepare_course, "dataeng": prepare_dataeng}[name]
+        faq, dev, test = prepare(work_dir)
         yield EvalSet(name, faq, dev, test, folder, offline=True, fresh_cache=False, note=NOTES[name])
     else:
         raise ValueError(f"unknown set {name!r} (known: {', '.join(SET_NAMES)})")

@@ -29,6 +29,9 @@ QUERY_FILES = {
     "course_answers.jsonl": "bench/eval/course_faq.jsonl",
     "course_paraphrases.jsonl": "bench/eval/course_faq.jsonl",
     "course_short.jsonl": "bench/eval/course_faq.jsonl",
+    "dataeng_answers.jsonl": "bench/eval/dataeng_faq.jsonl",
+    "dataeng_paraphrases.jsonl": "bench/eval/dataeng_faq.jsonl",
+    "dataeng_short.jsonl": "bench/eval/dataeng_faq.jsonl",
 }
 
 
@@ -52,19 +55,20 @@ def test_every_expected_names_an_entry_and_both_kinds_are_there(name: str, tmp_p
 
 def test_every_query_file_is_covered() -> None:
     files = {p.name for p in EVAL.glob("*.jsonl")}
-    faqs = {"articles_faq.jsonl", "course_faq.jsonl"}
+    faqs = {"articles_faq.jsonl", "course_faq.jsonl", "dataeng_faq.jsonl"}
     stackfaq = {p for p in files if p.startswith("stackfaq_")}
     assert files - faqs - stackfaq == set(QUERY_FILES)
 
 
-def test_course_faq_has_its_modules_and_near_duplicates(tmp_path: Path) -> None:
-    """The course set exists to tell similar entries apart: six modules, several entries each."""
-    entries = _entries("bench/eval/course_faq.jsonl", tmp_path)
+@pytest.mark.parametrize(("name", "prefix", "size"), [("course_faq.jsonl", "c", 60), ("dataeng_faq.jsonl", "d", 48)])
+def test_course_faqs_have_their_modules_and_near_duplicates(name: str, prefix: str, size: int, tmp_path: Path) -> None:
+    """The course sets exist to tell similar entries apart: six modules, several entries each."""
+    entries = _entries(f"bench/eval/{name}", tmp_path)
     categories = [e.category for e in entries.values()]
-    assert len(entries) == 60 and len(set(categories)) == 6
+    assert len(entries) == size and len(set(categories)) == 6
     assert all(e.answer.strip() and not e.resources for e in entries.values())
-    rows = [json.loads(line) for line in (EVAL / "course_faq.jsonl").read_text("utf-8").splitlines()]
-    assert [r["id"] for r in rows] == [f"c-{n:02d}" for n in range(1, 61)]
+    rows = [json.loads(line) for line in (EVAL / name).read_text("utf-8").splitlines()]
+    assert [r["id"] for r in rows] == [f"{prefix}-{n:02d}" for n in range(1, size + 1)]
 
 
 def test_answer_cuts_are_windows_of_each_written_answer_and_the_same_every_run(tmp_path: Path) -> None:
