@@ -25,6 +25,11 @@ another:
   once per index: `passage_focus`);
 - where the query stands among the candidates: z-scores, the gap to the best
   entry and the lead over the best other entry (the margin an answer needs);
+- the lexical lead as far as the dense side backs it (`lead_backed`: the positive
+  lead times the entry's best positive cosine): in a small FAQ one word that a
+  single entry shares with the query ("layer", "square root") gives that entry a
+  wide BM25 lead whether or not it is about the query; read alone, that lead
+  answered such queries with confidence;
 - how much of the query an entry's own text holds word for word (`phrase`: runs
   of three terms in order, indexer/lexical.py `phrase_share`), the evidence of
   words pasted from an answer, which BM25's bag of words cannot tell from a
@@ -51,7 +56,7 @@ TOP_PASSAGES = 3
 FEATURES = (
     "d_question", "d_entry", "d_answer", "d_title", "d_passage", "d_pages", "d_best", "c_direct",
     "l_direct", "l_passage", "l_best",
-    "z_dense", "z_lexical", "gap_dense", "gap_lexical", "lead_dense", "lead_lexical",
+    "z_dense", "z_lexical", "gap_dense", "gap_lexical", "lead_dense", "lead_lexical", "lead_backed",
     "has_pages", "page_size", "focus_best", "phrase",
 )
 
@@ -274,6 +279,7 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     cols["gap_lexical"] = cols["l_best"] - cols["l_best"].max()
     cols["lead_dense"] = _lead(cols["d_best"])
     cols["lead_lexical"] = _lead(cols["l_best"])
+    cols["lead_backed"] = np.maximum(cols["lead_lexical"], 0.0) * np.maximum(cols["d_best"], 0.0)
     matrix = np.empty((n, len(FEATURES)))
     for j, name in enumerate(FEATURES):
         matrix[:, j] = cols[name]

@@ -51,6 +51,21 @@ def test_leads_and_gaps_measure_the_margin_over_the_other_entries():
     assert f["lead_lexical"] == {0: 0.0, 1: 0.0, 2: 0.0} and f["z_lexical"] == {0: 0.0, 1: 0.0, 2: 0.0}
 
 
+def test_the_backed_lead_is_the_lexical_lead_only_as_far_as_the_dense_side_backs_it():
+    dense = [0.2, 0.3, 0.5, 0.7, 0.1, 0.6, 0.4, 0.65, 0.1, 0.2, 0.15]
+    lexical = [0, 0, 0.9, 0, 0, 0.2, 0, 0, 0, 0, 0]
+    f, _ = features(dense, lexical)
+    assert f["lead_lexical"] == pytest.approx({0: 0.7, 1: -0.7, 2: -0.9})
+    assert f["lead_backed"] == pytest.approx({0: 0.7 * 0.7, 1: 0.0, 2: 0.0}), "a trailing entry has no lead"
+    # The same words matched by an entry whose every unit points away from the query back nothing.
+    f, _ = features(dense[:8] + [-0.1, -0.2, -0.15], [0] * 10 + [0.9])
+    assert f["lead_lexical"][2] == pytest.approx(0.9) and f["d_best"][2] == pytest.approx(-0.1)
+    assert f["lead_backed"][2] == 0.0
+    # With the dense side behind it, the lead counts in full measure of the cosine.
+    f, _ = features([0.2, 0.3, 0.5, 0.7, 0.1, 0.6, 0.4, 0.65, 0.1, 0.2, 0.9], [0] * 10 + [0.9])
+    assert f["lead_backed"][2] == pytest.approx(0.9 * 0.9)
+
+
 def test_phrase_is_the_entrys_best_unit_share_of_the_query_held_word_for_word():
     lexical = [0, 0, 0.5, 0, 0, 0.2, 0, 0, 0, 0, 0.4]
     phrase = [0, 0, 0.25, 0, 0, 0, 0, 0, 0, 0, 1.0]  # entry 0: a passage; entry 2: its answer, pasted

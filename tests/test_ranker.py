@@ -74,6 +74,26 @@ def test_a_ranker_file_without_rivals_compares_every_candidate(tmp_path):
     assert ranker.load(write(tmp_path, data)).rivals == 0
 
 
+def test_a_lexical_lead_counts_as_far_as_the_dense_side_backs_it():
+    """One word that a single entry of a small FAQ shares with the query gives it a wide BM25 lead,
+    whether or not the entry is about the query: the shipped weights trust that lead only with a close
+    dense match behind it."""
+    from indexer.features import Layout, entry_features
+
+    layout = Layout.of([0, 1, 2], ["question"] * 3, 3)
+    r = ranker.load()
+
+    def gain(cosine: float) -> float:
+        """What the lexical match adds to entry 0's log-odds, its question at `cosine` to the query."""
+        dense = np.array([cosine, 0.1, 0.05], np.float32)
+        logit = [r.logits(entry_features(dense, np.array([share, 0, 0], np.float32), layout).matrix)[0]
+                 for share in (0.0, 0.6)]
+        return logit[1] - logit[0]
+
+    assert gain(0.7) > gain(0.3) > gain(-0.1) > 0
+    assert gain(0.7) > 1.5 * gain(-0.1)
+
+
 def test_the_softmax_does_not_overflow():
     p = ranker.softmax_with_none(np.array([800.0, 799.0, -800.0]))
     assert np.isfinite(p).all() and p[0] > p[1] > p[2] >= 0 and p.sum() <= 1 + 1e-12
