@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO_ROOT
 from indexer import ranker
 from indexer.config import SearchSettings
-from indexer.features import FEATURES
+from indexer.features import FEATURES, Layout, entry_features
 from indexer.ranker import RankerError
 
 
@@ -78,8 +78,6 @@ def test_a_lexical_lead_counts_as_far_as_the_dense_side_backs_it():
     """One word that a single entry of a small FAQ shares with the query gives it a wide BM25 lead,
     whether or not the entry is about the query: the shipped weights trust that lead only with a close
     dense match behind it."""
-    from indexer.features import Layout, entry_features
-
     layout = Layout.of([0, 1, 2], ["question"] * 3, 3)
     r = ranker.load()
 
