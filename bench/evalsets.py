@@ -28,6 +28,9 @@ Each `prepare_*` function returns `(faq_paths, dev_cases_path, test_cases_path)`
   (48 entries of a data-engineering course, written answers, no links), built offline like
   course. It came after every choice made on the other sets, so its families are the first
   check of those choices on a FAQ no setting was tuned on; then it joins the dev pool.
+- **mlops**: `bench/eval/mlops_faq.jsonl`, a third (72 entries of an MLOps course), written
+  when every other test half had been seen: the one unseen check of the shipped settings
+  (bench/eval/README.md says what it decides), then part of the dev pool.
 
 `open_set(name)` wraps a set with what its build needs (the local server for
 articles) and `ensure_index` builds its index, or reuses it when nothing that
@@ -54,7 +57,7 @@ from bench.common import BENCH, OUT, ROOT, SHARED, SetUnavailable, StaticServer
 
 log = logging.getLogger(__name__)
 
-SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng")
+SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng", "mlops")
 #: The query families of each FAQ: (family name, query file in bench/eval or None for the set's own
 #: split). A family is one way of asking (hand-written mixes, hard paraphrases, answer-derived
 #: questions, short and misspelt queries); leave-one-set-out holds out one family at a time.
@@ -71,6 +74,8 @@ FAMILIES = {
                ("course-short", "course_short.jsonl"), ("course-cuts", CUT_FROM_ANSWERS)),
     "dataeng": (("dataeng-answers", "dataeng_answers.jsonl"), ("dataeng-paraphrases", "dataeng_paraphrases.jsonl"),
                 ("dataeng-short", "dataeng_short.jsonl"), ("dataeng-cuts", CUT_FROM_ANSWERS)),
+    "mlops": (("mlops-answers", "mlops_answers.jsonl"), ("mlops-paraphrases", "mlops_paraphrases.jsonl"),
+              ("mlops-short", "mlops_short.jsonl"), ("mlops-cuts", CUT_FROM_ANSWERS)),
 }
 #: `answer_cuts`: one window of up to CUT_WORDS words from one sentence of CUT_SENTENCE_WORDS words of each
 #: written answer, drawn with CUT_SEED.
@@ -83,7 +88,11 @@ SHIPPED_FAQ = ROOT / "data" / "faq.md"
 HTML_FIXTURES = SHARED / "fixtures" / "html"
 SEED_PAGES = SHARED / "fixtures" / "seed-pages"
 COURSE_FAQ = EVAL / "course_faq.jsonl"
-DATAENG_FAQ = EVAL / "dataeng_faq.jsonl"
+#: The FAQs written for this project (JSONL, written answers, no links; built offline): name -> (FAQ file,
+#: the query family whose halves stand for the set's own dev / test cases).
+REPO_FAQS = {"course": (COURSE_FAQ, "course_answers.jsonl"),
+             "dataeng": (EVAL / "dataeng_faq.jsonl", "dataeng_answers.jsonl"),
+             "mlops": (EVAL / "mlops_faq.jsonl", "mlops_answers.jsonl")}
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10
@@ -176,14 +185,10 @@ def prepare_articles(base_url: str, work_dir: Path = OUT) -> Prepared:
     return [faq], dev, test
 
 
-def prepare_course(work_dir: Path = OUT) -> Prepared:
-    """The course FAQ (this project's own text) and its answer-derived queries."""
-    return _repo_set(COURSE_FAQ, "course_answers.jsonl", Path(work_dir) / "course")
-
-
-def prepare_dataeng(work_dir: Path = OUT) -> Prepared:
-    """The data-engineering course FAQ (this project's own text) and its answer-derived queries."""
-    return _repo_set(DATAENG_FAQ, "dataeng_answers.jsonl", Path(work_dir) / "dataeng")
+def prepare_repo_faq(name: str, work_dir: Path = OUT) -> Prepared:
+    """One of REPO_FAQS (this project's own text) and its answer-derived queries."""
+    faq, cases = REPO_FAQS[name]
+    return _repo_set(faq, cases, Path(work_dir) / name)
 
 
 def online_faq(dest: Path, stack: contextlib.ExitStack) -> Path:
@@ -296,6 +301,9 @@ NOTES = {
     "dataeng": "A second course FAQ written for this project (48 entries of a data-engineering course, six modules, "
                "near-duplicate entries, written answers, no links), built offline; queries written from the answers. "
                "Same dev/test halves as shipped",
+    "mlops": "A third course FAQ written for this project (72 entries of an MLOps course, six categories, "
+             "near-duplicate entries, written answers of one line to a code snippet, no links), built offline; "
+             "queries written from the answers. Same dev/test halves as shipped",
 }
 
 
@@ -328,9 +336,8 @@ def open_set(name: str, work_dir: Path = OUT) -> Iterator[EvalSet]:
             pages = sorted(HTML_FIXTURES.glob("readability/*/source.html"))
             yield EvalSet(name, faq, dev, test, folder, offline=False, fresh_cache=False, note=NOTES[name],
                           extra_inputs=pages)
-    elif name in ("stackfaq", "course", "dataeng"):  # JSONL FAQs with written answers, built offline
-        prepare = {"stackfaq": prepare_stackfaq, "course": prepare_course, "dataeng": prepare_dataeng}[name]
-        faq, dev, test = prepare(work_dir)
+    elif name == "stackfaq" or name in REPO_FAQS:  # JSONL FAQs with written answers, built offline
+        faq, dev, test = prepare_stackfaq(work_dir) if name == "stackfaq" else prepare_repo_faq(name, work_dir)
         yield EvalSet(name, faq, dev, test, folder, offline=True, fresh_cache=False, note=NOTES[name])
     else:
         raise ValueError(f"unknown set {name!r} (known: {', '.join(SET_NAMES)})")
