@@ -65,7 +65,7 @@ SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dat
 CUT_FROM_ANSWERS = ":answers"
 FAMILIES = {
     "shipped": (("shipped-queries", "shipped_faq.jsonl"), ("shipped-paraphrases", "shipped_paraphrases.jsonl"),
-                ("shipped-short", "shipped_short.jsonl")),
+                ("shipped-short", "shipped_short.jsonl"), ("shipped-vocab", "shipped_vocab.jsonl")),
     "articles": (("articles-queries", "articles.jsonl"), ("articles-answers", "articles_answers.jsonl"),
                  ("articles-short", "articles_short.jsonl")),
     "stackfaq": (("stackfaq-rephrasings", None), ("stackfaq-answers", "stackfaq_answers.jsonl"),

@@ -23,6 +23,7 @@ QUERY_FILES = {
     "shipped_faq.jsonl": "data/faq.md",
     "shipped_paraphrases.jsonl": "data/faq.md",
     "shipped_short.jsonl": "data/faq.md",
+    "shipped_vocab.jsonl": "data/faq.md",
     "articles.jsonl": "bench/eval/articles_faq.jsonl",
     "articles_answers.jsonl": "bench/eval/articles_faq.jsonl",
     "articles_short.jsonl": "bench/eval/articles_faq.jsonl",
