@@ -31,6 +31,8 @@ Each `prepare_*` function returns `(faq_paths, dev_cases_path, test_cases_path)`
 - **mlops**: `bench/eval/mlops_faq.jsonl`, a third (72 entries of an MLOps course), written
   when every other test half had been seen: the one unseen check of the shipped settings
   (bench/eval/README.md says what it decides), then part of the dev pool.
+- **llm**: `bench/eval/llm_faq.jsonl`, a fourth (60 entries of a course on LLM applications),
+  written after the MLOps FAQ's check, for the same use.
 
 `open_set(name)` wraps a set with what its build needs (the local server for
 articles) and `ensure_index` builds its index, or reuses it when nothing that
@@ -57,7 +59,7 @@ from bench.common import BENCH, OUT, ROOT, SHARED, SetUnavailable, StaticServer
 
 log = logging.getLogger(__name__)
 
-SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng", "mlops")
+SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng", "mlops", "llm")
 #: The query families of each FAQ: (family name, query file in bench/eval or None for the set's own
 #: split). A family is one way of asking (hand-written mixes, hard paraphrases, answer-derived
 #: questions, short and misspelt queries); leave-one-set-out holds out one family at a time.
@@ -76,6 +78,8 @@ FAMILIES = {
                 ("dataeng-short", "dataeng_short.jsonl"), ("dataeng-cuts", CUT_FROM_ANSWERS)),
     "mlops": (("mlops-answers", "mlops_answers.jsonl"), ("mlops-paraphrases", "mlops_paraphrases.jsonl"),
               ("mlops-short", "mlops_short.jsonl"), ("mlops-cuts", CUT_FROM_ANSWERS)),
+    "llm": (("llm-answers", "llm_answers.jsonl"), ("llm-paraphrases", "llm_paraphrases.jsonl"),
+            ("llm-short", "llm_short.jsonl"), ("llm-cuts", CUT_FROM_ANSWERS)),
 }
 #: `answer_cuts`: one window of up to CUT_WORDS words from one sentence of CUT_SENTENCE_WORDS words of each
 #: written answer, drawn with CUT_SEED.
@@ -92,7 +96,8 @@ COURSE_FAQ = EVAL / "course_faq.jsonl"
 #: the query family whose halves stand for the set's own dev / test cases).
 REPO_FAQS = {"course": (COURSE_FAQ, "course_answers.jsonl"),
              "dataeng": (EVAL / "dataeng_faq.jsonl", "dataeng_answers.jsonl"),
-             "mlops": (EVAL / "mlops_faq.jsonl", "mlops_answers.jsonl")}
+             "mlops": (EVAL / "mlops_faq.jsonl", "mlops_answers.jsonl"),
+             "llm": (EVAL / "llm_faq.jsonl", "llm_answers.jsonl")}
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10
@@ -304,6 +309,9 @@ NOTES = {
     "mlops": "A third course FAQ written for this project (72 entries of an MLOps course, six categories, "
              "near-duplicate entries, written answers of one line to a code snippet, no links), built offline; "
              "queries written from the answers. Same dev/test halves as shipped",
+    "llm": "A fourth course FAQ written for this project (60 entries of a course on LLM applications, six "
+           "categories, near-duplicate entries, written answers, no links), built offline; queries written from "
+           "the answers. Same dev/test halves as shipped",
 }
 
 

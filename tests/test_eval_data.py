@@ -36,6 +36,9 @@ QUERY_FILES = {
     "mlops_answers.jsonl": "bench/eval/mlops_faq.jsonl",
     "mlops_paraphrases.jsonl": "bench/eval/mlops_faq.jsonl",
     "mlops_short.jsonl": "bench/eval/mlops_faq.jsonl",
+    "llm_answers.jsonl": "bench/eval/llm_faq.jsonl",
+    "llm_paraphrases.jsonl": "bench/eval/llm_faq.jsonl",
+    "llm_short.jsonl": "bench/eval/llm_faq.jsonl",
 }
 
 
@@ -59,13 +62,13 @@ def test_every_expected_names_an_entry_and_both_kinds_are_there(name: str, tmp_p
 
 def test_every_query_file_is_covered() -> None:
     files = {p.name for p in EVAL.glob("*.jsonl")}
-    faqs = {"articles_faq.jsonl", "course_faq.jsonl", "dataeng_faq.jsonl", "mlops_faq.jsonl"}
+    faqs = {"articles_faq.jsonl", "course_faq.jsonl", "dataeng_faq.jsonl", "mlops_faq.jsonl", "llm_faq.jsonl"}
     stackfaq = {p for p in files if p.startswith("stackfaq_")}
     assert files - faqs - stackfaq == set(QUERY_FILES)
 
 
 @pytest.mark.parametrize(("name", "prefix", "size"), [("course_faq.jsonl", "c", 60), ("dataeng_faq.jsonl", "d", 48),
-                                                        ("mlops_faq.jsonl", "m", 72)])
+                                                        ("mlops_faq.jsonl", "m", 72), ("llm_faq.jsonl", "l", 60)])
 def test_course_faqs_have_their_modules_and_near_duplicates(name: str, prefix: str, size: int, tmp_path: Path) -> None:
     """The course sets exist to tell similar entries apart: six modules, several entries each."""
     entries = _entries(f"bench/eval/{name}", tmp_path)
