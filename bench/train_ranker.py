@@ -24,6 +24,7 @@ from bench.quality import collect
 
 
 def main(argv: list[str] | None = None) -> int:
+    from indexer.config import Settings
     from indexer.ranker import DEFAULT_PATH
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = Counter(f"{r.set} / {r.family}" for r in dev)
     ranker = replace(ranker, trained={
         "by": "bench/train_ranker.py", "date": now(), "revision": git_revision(),
+        "embedding_model": Settings().model,
         "model": "softmax over each query's %d best candidate entries with a 'none' option of score 0 "
                  "(conditional logit), L2, C=%g, standardised features, coefficients held to signs %s" % (
                      ranker.rivals, learn.C, "(>= 0 except page_size <= 0)"),

@@ -12,9 +12,9 @@ the sum running over the query's `rivals` best candidates (20), not all of them.
 Over all of them the probability fell as the FAQ grew: each entry that has
 nothing to do with the query still adds its small share (on StackFAQ's 113
 entries, together about as much as "none"). `python -m bench.faq_size`: compared
-with all candidates, the course FAQ's answerable dev queries are refused 3.8% of
-the time on its own 60 entries and 5.9% with 121 other FAQs' entries beside
-them; over the best 20, 2.9% and 2.5%.
+with all candidates, the course FAQ's answerable dev queries are refused 4.2% of
+the time on its own 60 entries and 7.1% with 121 other FAQs' entries beside
+them; over the best 20, 2.5% and 4.2%.
 
 This is a conditional (multinomial) logit over the query's candidates, trained
 by `bench/train_ranker.py` on the pooled development halves of every
@@ -80,6 +80,13 @@ class LearnedRanker:
         """P(each row answers), the rows being all the candidates of one query: its best `rivals` and "none"
         share the mass; a row beyond them is scored against the same sum (so below each of them)."""
         return softmax_with_none(self.logits(matrix), self.rivals)
+
+    @property
+    def embedding_model(self) -> str:
+        """The model whose cosines the coefficients were fitted on ("" if the file does not say): on another
+        model's scores the probabilities, and so the answer threshold, mean something else."""
+        value = self.trained.get("embedding_model")
+        return value if isinstance(value, str) else ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "features": list(self.features), "mean": self.mean.tolist(),

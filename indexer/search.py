@@ -166,6 +166,19 @@ def _in_background(work: Callable[[], Any]) -> Future:
     return _workers.submit(work)
 
 
+_warned_models: set[tuple[str, str]] = set()
+
+
+def _warn_if_fitted_on_another_model(ranker: ranker_file.LearnedRanker, stored: store.StoredIndex) -> None:
+    """Say once per process when the ranker was fitted on another model's cosines than the index's (`--model`)."""
+    fitted_on, built_with = ranker.embedding_model, str(stored.manifest.get("model") or "")
+    if fitted_on and built_with and fitted_on != built_with and (fitted_on, built_with) not in _warned_models:
+        _warned_models.add((fitted_on, built_with))
+        log.warning("%s is embedded with %s, but the ranker was fitted on %s's scores: its probabilities and "
+                    "answer threshold are not calibrated for this model (fit one with bench/train_ranker.py "
+                    "and set SearchSettings.ranker)", stored.path, built_with, fitted_on)
+
+
 class Searcher:
     """Everything loaded once: the index, the model, the BM25 side, the ranker. `search` is cheap after that."""
 
@@ -178,6 +191,8 @@ class Searcher:
         fusion.check(self.settings.fusion)
         self.ranker = (ranker_file.load(self.settings.ranker or None)
                        if self.settings.learned else None)
+        if self.ranker is not None:
+            _warn_if_fitted_on_another_model(self.ranker, stored)
         self.threshold_info: Threshold = resolve(stored.manifest, self.settings, given=threshold)
         if self.threshold_info.source == "default" and stored.manifest.get("calibration"):
             log.warning("%s: its threshold was calibrated under other search settings; using the default "

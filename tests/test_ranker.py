@@ -160,6 +160,34 @@ def test_a_bad_ranker_stops_the_cli_with_one_line(tmp_path, monkeypatch):
     assert len(lines) == 1 and "bad-ranker.json" in lines[0], proc.stderr
 
 
+def test_the_shipped_ranker_names_the_model_it_was_fitted_on():
+    from indexer.config import DEFAULT_MODEL
+
+    assert ranker.load().embedding_model == DEFAULT_MODEL
+
+
+def test_a_ranker_fitted_on_another_models_scores_is_flagged_once(tmp_path, caplog):
+    """`--model` changes the cosines the coefficients read: searching says so (once), and still searches."""
+    from indexer.build import build_index
+    from indexer.config import Settings
+    from indexer.search import Searcher
+
+    faq = tmp_path / "faq.md"
+    faq.write_text("# A\n\n**Q: What is softmax?**\n\n**Q: What is relu?**\n", "utf-8")
+    build_index([faq], index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", offline=True)
+    other = shipped()
+    other["trained"]["embedding_model"] = "someone/another-model"
+    settings = Settings(search=replace(SearchSettings(), ranker=str(write(tmp_path, other, "other.json"))))
+    with caplog.at_level("WARNING", logger="indexer.search"):
+        Searcher.open(tmp_path / "index")  # the shipped ranker: fitted on the index's own model
+        assert not [r for r in caplog.records if "fitted on" in r.getMessage()]
+        searcher = Searcher.open(tmp_path / "index", settings=settings)
+        Searcher.open(tmp_path / "index", settings=settings)
+    warnings = [r.getMessage() for r in caplog.records if "fitted on" in r.getMessage()]
+    assert len(warnings) == 1 and "someone/another-model" in warnings[0] and "all-MiniLM-L6-v2" in warnings[0]
+    assert searcher.search("softmax").results[0].question == "What is softmax?"
+
+
 def test_training_fits_over_each_querys_best_candidates():
     """bench/learn.py fits over all candidates, then over each query's best `rivals` by that fit, and
     ships the number: search compares the same candidates the fit did."""
