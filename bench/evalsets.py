@@ -92,12 +92,10 @@ SHIPPED_FAQ = ROOT / "data" / "faq.md"
 HTML_FIXTURES = SHARED / "fixtures" / "html"
 SEED_PAGES = SHARED / "fixtures" / "seed-pages"
 COURSE_FAQ = EVAL / "course_faq.jsonl"
-#: The FAQs written for this project (JSONL, written answers, no links; built offline): name -> (FAQ file,
-#: the query family whose halves stand for the set's own dev / test cases).
-REPO_FAQS = {"course": (COURSE_FAQ, "course_answers.jsonl"),
-             "dataeng": (EVAL / "dataeng_faq.jsonl", "dataeng_answers.jsonl"),
-             "mlops": (EVAL / "mlops_faq.jsonl", "mlops_answers.jsonl"),
-             "llm": (EVAL / "llm_faq.jsonl", "llm_answers.jsonl")}
+#: The FAQs written for this project (JSONL, written answers, no links; built offline). The halves of each
+#: one's first family in FAMILIES stand for the set's own dev / test cases.
+REPO_FAQS = {"course": COURSE_FAQ, "dataeng": EVAL / "dataeng_faq.jsonl", "mlops": EVAL / "mlops_faq.jsonl",
+             "llm": EVAL / "llm_faq.jsonl"}
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10
@@ -191,9 +189,9 @@ def prepare_articles(base_url: str, work_dir: Path = OUT) -> Prepared:
 
 
 def prepare_repo_faq(name: str, work_dir: Path = OUT) -> Prepared:
-    """One of REPO_FAQS (this project's own text) and its answer-derived queries."""
-    faq, cases = REPO_FAQS[name]
-    return _repo_set(faq, cases, Path(work_dir) / name)
+    """One of REPO_FAQS (this project's own text) and its first query family (the answer-derived queries)."""
+    (_, cases), *_ = FAMILIES[name]
+    return _repo_set(REPO_FAQS[name], cases, Path(work_dir) / name)
 
 
 def online_faq(dest: Path, stack: contextlib.ExitStack) -> Path:

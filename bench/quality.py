@@ -98,7 +98,8 @@ def leave_one_out(records: Sequence[Record], half: str) -> dict[str, Any]:
             for (set_name, fam), recs in rows_of(held).items():
                 ranked = rankings(config, fitted, recs)
                 table.setdefault(f"{set_name} / {fam}", {})[config] = learn.metrics(recs, ranked, fitted["threshold"])
-                reciprocal.setdefault(f"{set_name} / {fam}", {})[config] = learn.reciprocal_ranks(recs, ranked)
+                if config == "learned" or config in REFERENCES:  # what the interval against the reference reads
+                    reciprocal.setdefault(f"{set_name} / {fam}", {})[config] = learn.reciprocal_ranks(recs, ranked)
                 pooled[config] += [(rec, rk, fitted["threshold"]) for rec, rk in zip(recs, ranked)]
     return {"rows": table, "pooled": {c: pooled_refusal(v) for c, v in pooled.items()}, "params": params,
             "against_reference": {row: against_reference(table[row], rr) for row, rr in reciprocal.items()}}
