@@ -33,7 +33,7 @@ cache_dir_option = click.option(
 
 
 def _user_errors():
-    from .embed import ModelError
+    from .models import ModelError
     from .faq import FaqError
     from .ranker import RankerError
     from .store import IndexError_

