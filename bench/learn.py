@@ -19,6 +19,7 @@ from indexer.config import SearchSettings
 from indexer.evaluate import evaluate
 from indexer.features import FEATURES, EntryFeatures
 from indexer.fusion import fuse_entries
+from indexer.models import MINILM, MPNET, canonical
 from indexer.ranker import LearnedRanker
 from indexer.threshold import calibrate, is_answer
 
@@ -63,7 +64,21 @@ SIGNS = {"page_size": -1}
 #: option in a softmax over the best `RIVALS` candidates the probability means the same on any FAQ,
 #: whatever its size, so one cut-off serves all: answering wrongly costs less than refusing a learner
 #: whose answer is there (the card shows how sure it is), 0.15 ~ one to six.
-ANSWER_PROBABILITY = 0.15
+#: The probabilities are fitted on one embedding model's cosines, so the cut-off is chosen per model:
+#: for all-mpnet-base-v2 by the rule of docs/models.md, the highest of 0.10 .. 0.30 refusing at most the
+#: 4.7% of answerable dev queries that MiniLM's 0.15 refuses (thirty-one families, pooled leave-one-set-
+#: out): 0.17, refusing 42% of the out-of-scope ones at 4.6% (0.15: 39% / 4.1%, 0.18: 45% / 5.0%, 0.20: 51%
+#: / 5.4%): on these families the larger model does not refuse better than MiniLM (49% at 4.7%).
+ANSWER_PROBABILITIES = {MINILM: 0.15, MPNET: 0.17}
+ANSWER_PROBABILITY = ANSWER_PROBABILITIES[MINILM]
+
+
+def answer_probability(model: str | None = None) -> float:
+    """The fixed answer probability for rankers fitted on `model`'s scores (default: the model in use)."""
+    from indexer.config import Settings
+
+    return ANSWER_PROBABILITIES.get(canonical(model or Settings().model), ANSWER_PROBABILITY)
+
 #: How many of a query's best candidates share its softmax with "none" (indexer/ranker.py says why not
 #: all). Dev halves, leave-one-set-out, fifteen families: 20 ranked as all candidates did (mean MRR 0.9165
 #: against 0.9166, no row behind a reference) and refused 49% of the out-of-scope queries at 3.5% of the
@@ -262,7 +277,7 @@ def _fit_lists(records: Sequence[Record], features: Sequence[str], c: float, riv
     bounds = [(None, 0.0) if SIGNS.get(f, 1) < 0 else (0.0, None) for f in features]
     coef, intercept = softmax_with_none_fit(lists, c, bounds)
     return LearnedRanker(features=tuple(features), mean=mean, scale=scale, coef=coef, intercept=intercept,
-                         answer_threshold=ANSWER_PROBABILITY, rivals=rivals)
+                         answer_threshold=answer_probability(), rivals=rivals)
 
 
 def learned_rankings(records: Sequence[Record], ranker: LearnedRanker) -> list[Ranking]:

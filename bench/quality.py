@@ -11,7 +11,7 @@ scored on F, which was never seen:
 - `learned`: the softmax-with-none ranker (bench/learn.py, what bench/train_ranker.py ships);
 - every other configuration: its answer threshold (refuse at most 2% of answerable
   queries, as many out-of-scope ones as possible, every family weighing the same);
-  `learned` answers from a fixed probability (bench/learn.py ANSWER_PROBABILITY, chosen
+  `learned` answers from a fixed probability (bench/learn.py ANSWER_PROBABILITIES, chosen
   leave-one-set-out on the dev halves: fitted per fold, it swung with the hardest family).
 
 A family that appears on two indexes (the shipped FAQ offline and online) is
@@ -233,7 +233,7 @@ def render(run: dict[str, Any]) -> str:
              "- cells: top-1 / MRR@10 over the answerable queries of the row's "
              f"**{half}** half; *refused OOS / ans.*: share of out-of-scope queries refused / of answerable "
              "queries refused, at each configuration's threshold: for `learned` the fixed probability "
-             f"{learn.ANSWER_PROBABILITY:g} (bench/learn.py ANSWER_PROBABILITY), for the others fitted with the "
+             f"{learn.answer_probability(run['model']):g} (bench/learn.py ANSWER_PROBABILITIES), for the others fitted with the "
              f"rest (refuse at most {learn.MAX_REFUSED_ANSWERABLE:.0%} of answerable dev queries, then as many "
              "out-of-scope ones as possible). (n+m): answerable + out-of-scope queries.",
              "", "Configurations:", ""]

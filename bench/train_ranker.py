@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         "examples": "the best candidate entries of each dev query (by a first fit over all of them); "
                     "out-of-scope queries' answer is 'none'",
         "weighting": "every (set, family) weighs the same; each of its queries equally",
-        "threshold": "fixed probability %.2f (bench/learn.py ANSWER_PROBABILITY: chosen leave-one-set-out "
-                     "on the dev halves)" % learn.ANSWER_PROBABILITY,
+        "threshold": "fixed probability %.2f (bench/learn.py ANSWER_PROBABILITIES: chosen leave-one-set-out "
+                     "on the dev halves)" % ranker.answer_threshold,
         "dev_queries": dict(sorted(counts.items()))})
     ranker.save(args.out)
     print(f"{args.out}: {len(ranker.features)} features, threshold {ranker.answer_threshold:.4f}, "
