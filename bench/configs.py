@@ -114,7 +114,7 @@ def describe(settings: SearchSettings) -> str:
     if settings.mode == "hybrid" and settings.fusion == "rrf":
         parts.append(f"fusion=rrf (k={settings.rrf_k})")
     elif settings.mode == "hybrid" and settings.fusion == "learned":
-        parts.append("fusion=learned (indexer/ranker.json)")
+        parts.append("fusion=learned (indexer/rankers/, the model's)")
     elif settings.mode == "hybrid":
         parts.append(f"fusion={settings.fusion}, lexical_weight={settings.lexical_weight:g}")
     if settings.mode != "dense" and getattr(settings, "lexical_norm", None):

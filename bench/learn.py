@@ -1,7 +1,7 @@
 """Fit what the product tunes, from collected records (bench/collect.py): the learned ranker,
 one-weight fusions and the answer threshold, every set weighing the same.
 
-`fit_ranker` is what `bench/train_ranker.py` ships in indexer/ranker.json;
+`fit_ranker` is what `bench/train_ranker.py` ships in indexer/rankers/<model>.json;
 `bench/quality.py` calls the same functions once per left-out family.
 """
 

@@ -40,9 +40,10 @@ import numpy as np
 
 from bench import learn
 from bench.collect import DEPTH, FIXED, Ranking, Record, collect_set
-from bench.common import OUT, SetUnavailable, command_line, git_revision, machine, machine_line, now, update_section
+from bench.common import OUT, ROOT, SetUnavailable, command_line, git_revision, machine, machine_line, now, update_section
 from bench.configs import config_settings, describe
 from bench.evalsets import SET_NAMES, ensure_index, open_set
+from indexer import ranker as ranker_file
 from indexer.threshold import is_answer
 
 log = logging.getLogger("bench.quality")
@@ -239,8 +240,9 @@ def render(run: dict[str, Any]) -> str:
              "", "Configurations:", ""]
     for name in CONFIGS:
         lines.append(f"- `{name}`: {describe(config_settings(name))}")
-    lines += ["- `final` is what config.py runs: `learned` with the ranker of indexer/ranker.json, fitted on "
-              "all dev halves (bench/train_ranker.py).", ""]
+    lines += [f"- `final` is what config.py runs: `learned` with the ranker shipped for the model "
+              f"({ranker_file.for_model(run['model']).relative_to(ROOT)}), fitted on all dev halves "
+              "(bench/train_ranker.py).", ""]
     loso = run["loso"]
     lines += ["### Leave-one-set-out", "",
               "Each row's family was left out of every fit (weights, ranker, threshold) and is scored on its "
@@ -334,7 +336,6 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.monotonic()
-    from indexer import ranker as ranker_file
     from indexer.config import Settings
 
     run: dict[str, Any] = {"date": now(), "command": command_line(), "revision": git_revision(), "half": args.half,
@@ -343,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fitting and scoring {len(records)} records…", file=sys.stderr, flush=True)
     run["loso"] = leave_one_out(records, args.half)
     run["per_set"] = per_set(records, args.half)
-    shipped = ranker_file.load()
+    shipped = ranker_file.load(model=run["model"])
     write_misses(args.work_dir / "misses.txt", [r for r in records if r.half == "dev"], shipped,
                  shipped.answer_threshold)
     run["machine_line"] = machine_line(machine())

@@ -1,4 +1,4 @@
-"""Train the learned ranker on the pooled dev halves of every set and ship it as indexer/ranker.json.
+"""Train the learned ranker on the pooled dev halves of every set and ship it as indexer/rankers/<model>.json.
 
 Collects every dev query of every family (bench/collect.py), fits the softmax-with-none
 ranker (bench/learn.py, every family weighing the
@@ -7,6 +7,7 @@ same procedure does on a family it never saw is bench/quality.py's
 leave-one-set-out table.
 
     .venv/bin/python -m bench.train_ranker
+    FAQ_MODEL=sentence-transformers/all-mpnet-base-v2 .venv/bin/python -m bench.train_ranker --work-dir bench/out/mpnet
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from bench.quality import collect
 
 def main(argv: list[str] | None = None) -> int:
     from indexer.config import Settings
-    from indexer.ranker import DEFAULT_PATH
+    from indexer.ranker import shipped_path
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_PATH, help="where to write the ranker (indexer/ranker.json)")
+    parser.add_argument("--out", type=Path, default=shipped_path(Settings().model),
+                        help="where to write the ranker (indexer/rankers/<model>.json, for the model in FAQ_MODEL)")
     parser.add_argument("--work-dir", type=Path, default=OUT)
     args = parser.parse_args(argv)
     records, _ = collect(SET_NAMES, args.work_dir, rebuild=False, latency_sample=0)

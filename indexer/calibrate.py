@@ -37,6 +37,6 @@ def calibrate_index(index_dir: Path, cases_path: Path, *, max_refused_answerable
                        max_refused_answerable=max_refused_answerable)
     store.update_manifest(index_dir, {"answer_threshold": result.threshold, "calibration": result.to_dict() | {
         "cases": str(cases_path), "cases_sha256": hashlib.sha256(Path(cases_path).read_bytes()).hexdigest(),
-        "search_settings": fingerprint(searcher.settings),
+        "search_settings": fingerprint(searcher.settings, searcher.stored.manifest.get("model")),
         "calibrated_at": utc_now()}})
     return result

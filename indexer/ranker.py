@@ -43,13 +43,25 @@ from typing import Any
 
 import numpy as np
 
+from .config import DEFAULT_MODEL
 from .features import FEATURES
+from .models import canonical
 
 #: Version 2: probabilities are a softmax over the candidates with a "none" option (version 1 was
 #: an independent logistic per entry; its coefficients mean something else, so it is refused).
 FORMAT = "faq-ranker/2"
-#: The ranker the product ships (written by bench/train_ranker.py).
-DEFAULT_PATH = Path(__file__).with_name("ranker.json")
+#: The rankers the product ships, one per embedding model whose cosines they were fitted on (written by
+#: bench/train_ranker.py): `<model's short name>.json`.
+SHIPPED_DIR = Path(__file__).with_name("rankers")
+
+
+def shipped_path(model: str) -> Path:
+    """The shipped ranker file for rankers fitted on `model` (it may not exist: a model given by path)."""
+    return SHIPPED_DIR / f"{canonical(model).rstrip('/').rsplit('/', 1)[-1]}.json"
+
+
+#: The ranker fitted on the default model.
+DEFAULT_PATH = shipped_path(DEFAULT_MODEL)
 
 
 class RankerError(ValueError):
@@ -162,9 +174,17 @@ def _load_cached(path: str, mtime_ns: int, size: int) -> LearnedRanker:
     return parse(Path(path).read_bytes(), Path(path))
 
 
-def load(path: Path | str | None = None) -> LearnedRanker:
-    """The ranker at `path` (default: the shipped one), read once per file version."""
-    path = Path(path) if path else DEFAULT_PATH
+def for_model(model: str | None) -> Path:
+    """The shipped ranker for an index embedded with `model`: its own if one is shipped, else the default
+    model's (search then says that its probabilities are not calibrated for that model)."""
+    own = shipped_path(model) if model else DEFAULT_PATH
+    return own if own.exists() else DEFAULT_PATH
+
+
+def load(path: Path | str | None = None, *, model: str | None = None) -> LearnedRanker:
+    """The ranker at `path`, else the shipped one for `model` (else the default model's); read once per
+    file version."""
+    path = Path(path) if path else for_model(model)
     try:
         stat = path.stat()
     except OSError as exc:

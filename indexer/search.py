@@ -176,7 +176,7 @@ def _warn_if_fitted_on_another_model(ranker: ranker_file.LearnedRanker, stored: 
         _warned_models.add((fitted_on, built_with))
         log.warning("%s is embedded with %s, but the ranker was fitted on %s's scores: its probabilities and "
                     "answer threshold are not calibrated for this model (fit one with bench/train_ranker.py "
-                    "and set SearchSettings.ranker)", stored.path, built_with, fitted_on)
+                    "into indexer/rankers/, or set SearchSettings.ranker)", stored.path, built_with, fitted_on)
 
 
 class Searcher:
@@ -189,7 +189,7 @@ class Searcher:
         self.embedder = embedder
         self.settings = settings or SearchSettings()
         fusion.check(self.settings.fusion)
-        self.ranker = (ranker_file.load(self.settings.ranker or None)
+        self.ranker = (ranker_file.load(self.settings.ranker or None, model=stored.manifest.get("model"))
                        if self.settings.learned else None)
         if self.ranker is not None:
             _warn_if_fitted_on_another_model(self.ranker, stored)

@@ -11,7 +11,7 @@ Which threshold applies, in order (`resolve`):
 3. the index's own calibration (`python -m indexer calibrate`), while the
    scoring settings it was made under still hold (a threshold made under other
    weights sits on another scale);
-4. the default: the ranker's threshold chosen on the development halves, or
+4. the default: the threshold of the ranker for the index's model, chosen on the development halves, or
    `SearchSettings.answer_threshold` for the other fusions.
 
 The calibration rule (`calibrate`): refuse at most `max_refused_answerable`
@@ -52,22 +52,22 @@ class Threshold:
         return self.source == "calibrated"
 
 
-def fingerprint(settings: SearchSettings) -> str:
-    """Identifies a scoring configuration (the learned ranker's file included): a threshold calibrated
-    under another one is stale."""
+def fingerprint(settings: SearchSettings, model: str | None = None) -> str:
+    """Identifies a scoring configuration (the learned ranker's file for an index of `model` included): a
+    threshold calibrated under another one is stale."""
     scoring = {k: v for k, v in asdict(settings).items() if k not in _NOT_SCORING}
     if settings.learned:
         from .ranker import load
 
-        scoring["ranker_sha256"] = load(settings.ranker or None).sha256
+        scoring["ranker_sha256"] = load(settings.ranker or None, model=model).sha256
     return hashlib.sha256(json.dumps(scoring, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def default_threshold(settings: SearchSettings) -> float:
+def default_threshold(settings: SearchSettings, model: str | None = None) -> float:
     if settings.learned:
         from .ranker import load
 
-        return load(settings.ranker or None).answer_threshold
+        return load(settings.ranker or None, model=model).answer_threshold
     return settings.answer_threshold
 
 
@@ -75,7 +75,8 @@ def calibrated_threshold(manifest: dict[str, Any], settings: SearchSettings) -> 
     """The index's calibrated threshold while it still applies, i.e. under the same scoring settings."""
     calibration = manifest.get("calibration") or {}
     value = manifest.get("answer_threshold")
-    if value is None or not calibration or calibration.get("search_settings") != fingerprint(settings):
+    if value is None or not calibration or (
+            calibration.get("search_settings") != fingerprint(settings, manifest.get("model"))):
         return None
     return float(value)
 
@@ -105,7 +106,7 @@ def resolve(manifest: dict[str, Any], settings: SearchSettings, given: float | N
     calibrated = calibrated_threshold(manifest, settings)
     if calibrated is not None:
         return Threshold(calibrated, "calibrated")
-    return Threshold(default_threshold(settings), "default")
+    return Threshold(default_threshold(settings, manifest.get("model")), "default")
 
 
 def is_answer(top_score: float | None, threshold: float) -> bool:

@@ -1,4 +1,5 @@
-"""The learned ranker's file (indexer/ranker.json): loaded, applied, and refused with a clear error when bad."""
+"""The learned ranker's files (indexer/rankers/<model>.json): loaded, applied, picked by the index's model, and
+refused with a clear error when bad."""
 
 from __future__ import annotations
 
@@ -150,20 +151,45 @@ def test_a_bad_ranker_stops_the_cli_with_one_line(tmp_path, monkeypatch):
     from indexer.config import Settings
     with pytest.raises(RankerError, match="bad-ranker.json"):
         Searcher.open(tmp_path / "index", settings=Settings(search=replace(SearchSettings(), ranker=str(bad))))
-    # The CLI's searches use the shipped ranker; a broken shipped file would be named the same way:
+    # The CLI's searches use the shipped ranker of the index's model; a broken shipped file is named the same way:
+    shipped_dir = tmp_path / "broken-rankers"
+    shipped_dir.mkdir()
+    write(shipped_dir, "{not json", "all-MiniLM-L6-v2.json")
     script = ("import sys; from indexer import ranker; from pathlib import Path; "
-              f"ranker.DEFAULT_PATH = Path({str(bad)!r}); from indexer.cli import main; "
+              f"ranker.SHIPPED_DIR = Path({str(shipped_dir)!r}); from indexer.cli import main; "
               f"sys.argv = ['x', 'search', '--index-dir', {str(tmp_path / 'index')!r}, 'softmax']; main()")
     proc = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "bad-ranker.json" in lines[0], proc.stderr
+    assert len(lines) == 1 and "broken-rankers/all-MiniLM-L6-v2.json" in lines[0], proc.stderr
 
 
 def test_the_shipped_ranker_names_the_model_it_was_fitted_on():
     from indexer.config import DEFAULT_MODEL
 
     assert ranker.load().embedding_model == DEFAULT_MODEL
+
+
+def test_every_shipped_ranker_is_named_after_the_model_it_was_fitted_on():
+    from indexer.models import MPNET, canonical
+
+    files = sorted(ranker.SHIPPED_DIR.glob("*.json"))
+    assert ranker.DEFAULT_PATH in files and ranker.shipped_path(MPNET) in files
+    for path in files:
+        fitted_on = ranker.load(path).embedding_model
+        assert canonical(fitted_on) == fitted_on and ranker.shipped_path(fitted_on) == path
+
+
+def test_an_index_gets_the_ranker_of_its_own_model_else_the_default_models():
+    from indexer.config import DEFAULT_MODEL
+    from indexer.models import MPNET
+
+    assert ranker.load(model=MPNET).embedding_model == MPNET
+    assert ranker.load(model="all-mpnet-base-v2").embedding_model == MPNET  # the short name too
+    assert ranker.for_model("/home/me/my-model") == ranker.for_model(None) == ranker.DEFAULT_PATH
+    assert ranker.load(model="/home/me/my-model").embedding_model == DEFAULT_MODEL
+    # A ranker file given by the user wins over the shipped one for the model.
+    assert ranker.load(ranker.DEFAULT_PATH, model=MPNET).embedding_model == DEFAULT_MODEL
 
 
 def test_a_ranker_fitted_on_another_models_scores_is_flagged_once(tmp_path, caplog):

@@ -149,6 +149,23 @@ def test_resolve_order_given_environment_calibrated_default(monkeypatch):
     assert (resolve(calibrated, settings).value, resolve(calibrated, settings).source) == (0.4, "environment")
 
 
+def test_the_default_threshold_and_a_calibration_belong_to_the_index_model(monkeypatch):
+    """Probabilities fitted on another model's cosines mean something else: each model's ranker has its own
+    answer probability, and a threshold calibrated under one ranker does not carry over to another's."""
+    from indexer.models import MINILM, MPNET
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    settings = SearchSettings()
+    own = load_ranker(model=MPNET).answer_threshold
+    assert own != load_ranker(model=MINILM).answer_threshold
+    assert resolve({"model": MPNET}, settings).value == own
+    assert resolve({"model": MINILM}, settings).value == load_ranker().answer_threshold
+    calibrated = {"model": MINILM, "answer_threshold": 0.3,
+                  "calibration": {"search_settings": fingerprint(settings, MINILM)}}
+    assert resolve(calibrated, settings).source == "calibrated"
+    assert resolve({**calibrated, "model": MPNET}, settings).source == "default"
+
+
 def test_cli_calibrate_names_a_bad_expected_value(small_index, tmp_path):
     _, _, index_dir, _ = small_index
     bad = tmp_path / "bad.jsonl"
