@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .models import MINILM
+from .models import MINILM, canonical
 
 PROJECT_NAME = "faq-semantic-search"
 VERSION = "0.1.0"
@@ -283,3 +283,8 @@ class Settings:
     search: SearchSettings = field(default_factory=SearchSettings)
     index: IndexSettings = field(default_factory=IndexSettings)
     ray: RaySettings = field(default_factory=RaySettings)
+
+    def __post_init__(self) -> None:
+        # One name per known model ("all-mpnet-base-v2" is sentence-transformers/all-mpnet-base-v2), so that
+        # the manifest, the vector cache and the ranker agree whichever way the user spelled it.
+        object.__setattr__(self, "model", canonical(self.model))

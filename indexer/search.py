@@ -27,6 +27,7 @@ from .embed import Embedder
 from .faq import COURSE_SEPARATOR
 from .features import KINDS, Centroid, EntryFeatures, Layout, entry_features, passage_focus
 from .lexical import Lexical, highlight_spans, phrase_share, phrases
+from .models import canonical
 from .onnx_encoder import OnnxEncoder, load_query_encoder
 from .query import PreparedQuery, fit_query, prepare
 from .records import Entry, Resource, Unit
@@ -171,7 +172,7 @@ _warned_models: set[tuple[str, str]] = set()
 
 def _warn_if_fitted_on_another_model(ranker: ranker_file.LearnedRanker, stored: store.StoredIndex) -> None:
     """Say once per process when the ranker was fitted on another model's cosines than the index's (`--model`)."""
-    fitted_on, built_with = ranker.embedding_model, str(stored.manifest.get("model") or "")
+    fitted_on, built_with = canonical(ranker.embedding_model), canonical(str(stored.manifest.get("model") or ""))
     if fitted_on and built_with and fitted_on != built_with and (fitted_on, built_with) not in _warned_models:
         _warned_models.add((fitted_on, built_with))
         log.warning("%s is embedded with %s, but the ranker was fitted on %s's scores: its probabilities and "
@@ -283,7 +284,7 @@ class Searcher:
         settings = settings or Settings()
         stored = store.load(Path(index_dir))
         built_with = stored.manifest.get("model")
-        if model and model != built_with:
+        if model and canonical(model) != canonical(built_with or ""):
             raise ModelMismatch(f"{index_dir} was built with model {built_with!r}, not {model!r}; "
                                 f"rebuild with: python -m indexer build --model {model}")
         if encoder_for is not None:

@@ -41,6 +41,9 @@ def test_short_and_full_names_mean_the_same_model_and_a_path_is_kept():
     assert models.canonical("all-mpnet-base-v2") == MPNET
     assert models.canonical("/models/mine") == "/models/mine"
     assert models.resolve_model("/models/mine") == "/models/mine"
+    from indexer.config import Settings
+
+    assert Settings(model="all-mpnet-base-v2").model == MPNET  # the manifest and the cache get one name
 
 
 def test_the_default_model_is_the_packaged_minilm_folder():
@@ -105,7 +108,7 @@ def test_the_installed_mpnet_parts_give_the_models_own_weights(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not _mpnet_installed(), reason="the all-mpnet-base-v2 parts are not installed (make mpnet)")
-def test_an_index_built_with_mpnet_is_searched_with_mpnets_ranker_and_threshold(tmp_path):
+def test_an_index_built_with_mpnet_is_searched_with_mpnets_ranker_and_threshold(tmp_path, caplog):
     from indexer.build import build_index
     from indexer.config import Settings
     from indexer.ranker import load
@@ -116,8 +119,10 @@ def test_an_index_built_with_mpnet_is_searched_with_mpnets_ranker_and_threshold(
                    "**Q: What is a learning rate?**\n\nThe size of each gradient descent step.\n", "utf-8")
     build_index([faq], index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", offline=True,
                 settings=Settings(model="all-mpnet-base-v2"))
-    searcher = Searcher.open(tmp_path / "index", cache_dir=tmp_path / "cache")
-    assert searcher.stored.manifest["dimension"] == 768
+    with caplog.at_level("WARNING", logger="indexer.search"):
+        searcher = Searcher.open(tmp_path / "index", cache_dir=tmp_path / "cache", model="all-mpnet-base-v2")
+    assert not [r for r in caplog.records if "fitted on" in r.getMessage()]
+    assert searcher.stored.manifest["model"] == MPNET and searcher.stored.manifest["dimension"] == 768
     assert searcher.ranker.embedding_model == MPNET
     assert searcher.threshold == load(model=MPNET).answer_threshold != load(model=MINILM).answer_threshold
     response = searcher.search("how big should each step of the optimiser be")
