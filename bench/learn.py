@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.collect import Ranking, Record, ranking_from
-from indexer.config import SearchSettings
+from indexer.config import DEFAULT_MODEL, SearchSettings
 from indexer.evaluate import evaluate
 from indexer.features import FEATURES, EntryFeatures
 from indexer.fusion import fuse_entries
@@ -70,14 +70,14 @@ SIGNS = {"page_size": -1}
 #: out): 0.17, refusing 42% of the out-of-scope ones at 4.6% (0.15: 39% / 4.1%, 0.18: 45% / 5.0%, 0.20: 51%
 #: / 5.4%): on these families the larger model does not refuse better than MiniLM (49% at 4.7%).
 ANSWER_PROBABILITIES = {MINILM: 0.15, MPNET: 0.17}
-ANSWER_PROBABILITY = ANSWER_PROBABILITIES[MINILM]
 
 
 def answer_probability(model: str | None = None) -> float:
-    """The fixed answer probability for rankers fitted on `model`'s scores (default: the model in use)."""
+    """The fixed answer probability for rankers fitted on `model`'s scores (default: the model in use; a
+    model with none chosen gets the default model's)."""
     from indexer.config import Settings
 
-    return ANSWER_PROBABILITIES.get(canonical(model or Settings().model), ANSWER_PROBABILITY)
+    return ANSWER_PROBABILITIES.get(canonical(model or Settings().model), ANSWER_PROBABILITIES[DEFAULT_MODEL])
 
 #: How many of a query's best candidates share its softmax with "none" (indexer/ranker.py says why not
 #: all). Dev halves, leave-one-set-out, fifteen families: 20 ranked as all candidates did (mean MRR 0.9165
