@@ -80,6 +80,8 @@ FAMILIES = {
               ("mlops-short", "mlops_short.jsonl"), ("mlops-cuts", CUT_FROM_ANSWERS)),
     "llm": (("llm-answers", "llm_answers.jsonl"), ("llm-paraphrases", "llm_paraphrases.jsonl"),
             ("llm-short", "llm_short.jsonl"), ("llm-cuts", CUT_FROM_ANSWERS)),
+    "dl": (("dl-answers", "dl_answers.jsonl"), ("dl-paraphrases", "dl_paraphrases.jsonl"),
+           ("dl-short", "dl_short.jsonl"), ("dl-cuts", CUT_FROM_ANSWERS)),
 }
 #: `answer_cuts`: one window of up to CUT_WORDS words from one sentence of CUT_SENTENCE_WORDS words of each
 #: written answer, drawn with CUT_SEED.
@@ -95,7 +97,7 @@ COURSE_FAQ = EVAL / "course_faq.jsonl"
 #: The FAQs written for this project (JSONL, written answers, no links; built offline). The halves of each
 #: one's first family in FAMILIES stand for the set's own dev / test cases.
 REPO_FAQS = {"course": COURSE_FAQ, "dataeng": EVAL / "dataeng_faq.jsonl", "mlops": EVAL / "mlops_faq.jsonl",
-             "llm": EVAL / "llm_faq.jsonl"}
+             "llm": EVAL / "llm_faq.jsonl", "dl": EVAL / "dl_faq.jsonl"}
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10
@@ -262,11 +264,14 @@ class EvalSet:
     note: str
     #: Files whose content goes into the index besides the FAQ (served pages).
     extra_inputs: list[Path] = field(default_factory=list)
+    #: The query families scored on this set, as in FAMILIES (None: FAMILIES[name]).
+    family_files: Sequence[tuple[str, str | None]] | None = None
 
     def families(self) -> dict[str, tuple[Path, Path]]:
         """(dev, test) case files of each query family of this set (the set's own split first)."""
         out: dict[str, tuple[Path, Path]] = {}
-        for family, filename in FAMILIES.get(self.name, ()):
+        spec = FAMILIES.get(self.name, ()) if self.family_files is None else self.family_files
+        for family, filename in spec:
             if filename is None:
                 if self.test_cases is not None:
                     out[family] = (self.dev_cases, self.test_cases)
@@ -310,13 +315,26 @@ NOTES = {
     "llm": "A fourth course FAQ written for this project (60 entries of a course on LLM applications, six "
            "categories, near-duplicate entries, written answers, no links), built offline; queries written from "
            "the answers. Same dev/test halves as shipped",
+    "dl": "A fifth course FAQ written for this project (50 entries of a deep-learning course, five modules, "
+          "near-duplicate entries, written answers, no links), built offline; queries written from the answers, "
+          "first scored blind (bench/blind.py)",
 }
 
 
 @contextlib.contextmanager
-def open_set(name: str, work_dir: Path = OUT) -> Iterator[EvalSet]:
-    """Prepare set `name` and keep what its build needs alive (the local server) while in use."""
-    work_dir = Path(work_dir)
+def open_set(name: str, work_dir: Path = OUT,
+             families: Sequence[tuple[str, str | None]] | None = None) -> Iterator[EvalSet]:
+    """Prepare set `name` and keep what its build needs alive (the local server) while in use.
+
+    `families` replaces FAMILIES[name] (bench/blind.py scores families kept out of the tuning pool).
+    """
+    with _open_set(name, Path(work_dir)) as eset:
+        eset.family_files = families
+        yield eset
+
+
+@contextlib.contextmanager
+def _open_set(name: str, work_dir: Path) -> Iterator[EvalSet]:
     folder = work_dir / name
     if name == "shipped":
         faq, dev, test = prepare_shipped(work_dir)
