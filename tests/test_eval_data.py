@@ -39,6 +39,10 @@ QUERY_FILES = {
     "llm_answers.jsonl": "bench/eval/llm_faq.jsonl",
     "llm_paraphrases.jsonl": "bench/eval/llm_faq.jsonl",
     "llm_short.jsonl": "bench/eval/llm_faq.jsonl",
+    "shipped_paraphrases2.jsonl": "data/faq.md",
+    "dl_answers.jsonl": "bench/eval/dl_faq.jsonl",
+    "dl_paraphrases.jsonl": "bench/eval/dl_faq.jsonl",
+    "dl_short.jsonl": "bench/eval/dl_faq.jsonl",
 }
 
 
@@ -62,18 +66,21 @@ def test_every_expected_names_an_entry_and_both_kinds_are_there(name: str, tmp_p
 
 def test_every_query_file_is_covered() -> None:
     files = {p.name for p in EVAL.glob("*.jsonl")}
-    faqs = {"articles_faq.jsonl", "course_faq.jsonl", "dataeng_faq.jsonl", "mlops_faq.jsonl", "llm_faq.jsonl"}
+    faqs = {"articles_faq.jsonl", "course_faq.jsonl", "dataeng_faq.jsonl", "mlops_faq.jsonl", "llm_faq.jsonl",
+            "dl_faq.jsonl"}
     stackfaq = {p for p in files if p.startswith("stackfaq_")}
     assert files - faqs - stackfaq == set(QUERY_FILES)
 
 
-@pytest.mark.parametrize(("name", "prefix", "size"), [("course_faq.jsonl", "c", 60), ("dataeng_faq.jsonl", "d", 48),
-                                                        ("mlops_faq.jsonl", "m", 72), ("llm_faq.jsonl", "l", 60)])
-def test_course_faqs_have_their_modules_and_near_duplicates(name: str, prefix: str, size: int, tmp_path: Path) -> None:
-    """The course sets exist to tell similar entries apart: six modules, several entries each."""
+@pytest.mark.parametrize(("name", "prefix", "size", "modules"),
+                         [("course_faq.jsonl", "c", 60, 6), ("dataeng_faq.jsonl", "d", 48, 6),
+                          ("mlops_faq.jsonl", "m", 72, 6), ("llm_faq.jsonl", "l", 60, 6), ("dl_faq.jsonl", "p", 50, 5)])
+def test_course_faqs_have_their_modules_and_near_duplicates(name: str, prefix: str, size: int, modules: int,
+                                                            tmp_path: Path) -> None:
+    """The course sets exist to tell similar entries apart: five or six modules, several entries each."""
     entries = _entries(f"bench/eval/{name}", tmp_path)
     categories = [e.category for e in entries.values()]
-    assert len(entries) == size and len(set(categories)) == 6
+    assert len(entries) == size and len(set(categories)) == modules
     assert all(e.answer.strip() and not e.resources for e in entries.values())
     rows = [json.loads(line) for line in (EVAL / name).read_text("utf-8").splitlines()]
     assert [r["id"] for r in rows] == [f"{prefix}-{n:02d}" for n in range(1, size + 1)]
