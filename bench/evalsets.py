@@ -59,7 +59,7 @@ from bench.common import BENCH, OUT, ROOT, SHARED, SetUnavailable, StaticServer
 
 log = logging.getLogger(__name__)
 
-SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng", "mlops", "llm")
+SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng", "mlops", "llm", "dl")
 #: The query families of each FAQ: (family name, query file in bench/eval or None for the set's own
 #: split). A family is one way of asking (hand-written mixes, hard paraphrases, answer-derived
 #: questions, short and misspelt queries); leave-one-set-out holds out one family at a time.
@@ -67,7 +67,8 @@ SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dat
 CUT_FROM_ANSWERS = ":answers"
 FAMILIES = {
     "shipped": (("shipped-queries", "shipped_faq.jsonl"), ("shipped-paraphrases", "shipped_paraphrases.jsonl"),
-                ("shipped-short", "shipped_short.jsonl"), ("shipped-vocab", "shipped_vocab.jsonl")),
+                ("shipped-short", "shipped_short.jsonl"), ("shipped-vocab", "shipped_vocab.jsonl"),
+                ("shipped-paraphrases2", "shipped_paraphrases2.jsonl")),
     "articles": (("articles-queries", "articles.jsonl"), ("articles-answers", "articles_answers.jsonl"),
                  ("articles-short", "articles_short.jsonl")),
     "stackfaq": (("stackfaq-rephrasings", None), ("stackfaq-answers", "stackfaq_answers.jsonl"),
@@ -317,7 +318,7 @@ NOTES = {
            "the answers. Same dev/test halves as shipped",
     "dl": "A fifth course FAQ written for this project (50 entries of a deep-learning course, five modules, "
           "near-duplicate entries, written answers, no links), built offline; queries written from the answers, "
-          "first scored blind (bench/blind.py)",
+          "first scored blind (bench/blind.py). Same dev/test halves as shipped",
 }
 
 

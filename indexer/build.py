@@ -317,10 +317,14 @@ class _Stages:
             self.on_stage(self.stage, self.done, self.total)
 
 
-def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, settings: Settings = Settings(),
+def build_index(faq_paths: Sequence[Path], *, index_dir: Path, cache_dir: Path, settings: Settings | None = None,
                 offline: bool = False, refresh: bool = False, workers: int | None = None,
                 on_stage: StageCallback | None = None) -> BuildSummary:
-    """Build the index of the FAQ files `faq_paths` into `index_dir` and swap it in (see the module docstring)."""
+    """Build the index of the FAQ files `faq_paths` into `index_dir` and swap it in (see the module docstring).
+
+    `settings` defaults to Settings() read at the call, not at import, so FAQ_MODEL and the like set later count.
+    """
+    settings = settings or Settings()
     started = time.monotonic()
     stages = _Stages(on_stage)
     entries = load_entries(faq_paths)

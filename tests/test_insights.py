@@ -35,7 +35,14 @@ def test_parse_since_takes_spans_and_dates():
             parse_since(bad, NOW)
 
 
-def test_questions_are_grouped_by_meaning_with_the_real_model(embedder):
+@pytest.mark.parametrize("model", ["test", "default"])
+def test_questions_are_grouped_by_meaning_with_the_real_model(model, embedder):
+    """One distance serves both models: the suite's MiniLM and the default all-mpnet-base-v2."""
+    if model == "default":
+        from indexer.config import DEFAULT_MODEL
+        from indexer.embed import Embedder
+
+        embedder = Embedder(DEFAULT_MODEL)
     asked = [(q, f"2026-11-{10 + i % 9:02d}T10:00:00+00:00") for i, q in
              enumerate(q for qs in ASKED.values() for q in qs)]
     wordings = distinct_wordings(asked)

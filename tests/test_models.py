@@ -1,5 +1,6 @@
-"""Where a named model's files come from (indexer/models.py): the packaged MiniLM, a model joined from split
-PyPI parts and checked against its own hashes, and a folder the user gave."""
+"""Where a named model's files come from (indexer/models.py): the default all-mpnet-base-v2 joined from split
+PyPI parts and checked against its own hashes, the packaged MiniLM, and a folder the user gave. The rest of
+the suite runs on MiniLM for speed (conftest.TEST_MODEL); the default model is tested end to end here."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def test_short_and_full_names_mean_the_same_model_and_a_path_is_kept():
     assert Settings(model="all-mpnet-base-v2").model == MPNET  # the manifest and the cache get one name
 
 
-def test_the_default_model_is_the_packaged_minilm_folder():
+def test_minilm_is_the_packaged_folder():
     folder = Path(models.resolve_model("all-MiniLM-L6-v2"))
     assert (folder / "modules.json").exists() and (folder / "config.json").exists()
 
@@ -99,15 +100,6 @@ def test_mpnet_pins_cover_every_file_sentence_transformers_loads():
     assert all(len(h) == 64 for h in models.MPNET_PARTS.files.values())
 
 
-def _mpnet_installed() -> bool:
-    try:
-        [models._piece(p) for p in models.MPNET_PARTS.parts]
-    except ModelError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _mpnet_installed(), reason="the all-mpnet-base-v2 parts are not installed (make mpnet)")
 def test_the_installed_mpnet_parts_give_the_models_own_weights(tmp_path):
     folder = models.unpack(models.MPNET_PARTS, tmp_path)
     digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
@@ -115,20 +107,22 @@ def test_the_installed_mpnet_parts_give_the_models_own_weights(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _mpnet_installed(), reason="the all-mpnet-base-v2 parts are not installed (make mpnet)")
-def test_an_index_built_with_mpnet_is_searched_with_mpnets_ranker_and_threshold(tmp_path, caplog):
+def test_the_default_model_is_mpnet_searched_with_its_own_ranker_and_threshold(tmp_path, caplog, monkeypatch):
+    """What `make app` runs: no model named anywhere, so the default, end to end."""
     from indexer.build import build_index
-    from indexer.config import Settings
+    from indexer.config import DEFAULT_MODEL, Settings
     from indexer.ranker import load
     from indexer.search import Searcher
+
+    monkeypatch.delenv("FAQ_MODEL")
+    assert Settings().model == DEFAULT_MODEL == MPNET
 
     faq = tmp_path / "faq.md"
     faq.write_text("# Basics\n\n**Q: What is softmax?**\n\nIt turns scores into probabilities.\n\n"
                    "**Q: What is a learning rate?**\n\nThe size of each gradient descent step.\n", "utf-8")
-    build_index([faq], index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", offline=True,
-                settings=Settings(model="all-mpnet-base-v2"))
+    build_index([faq], index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", offline=True)
     with caplog.at_level("WARNING", logger="indexer.search"):
-        searcher = Searcher.open(tmp_path / "index", cache_dir=tmp_path / "cache", model="all-mpnet-base-v2")
+        searcher = Searcher.open(tmp_path / "index", cache_dir=tmp_path / "cache")
     assert not [r for r in caplog.records if "fitted on" in r.getMessage()]
     assert searcher.stored.manifest["model"] == MPNET and searcher.stored.manifest["dimension"] == 768
     assert searcher.ranker.embedding_model == MPNET

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import TEST_MODEL
 from indexer.build import build_index
-from indexer.config import DEFAULT_MODEL
 from indexer.embed import Embedder
 from indexer.onnx_encoder import (OnnxEncoder, export_dir, export_onnx, load_query_encoder,
                                   pipeline_info)
@@ -53,12 +53,12 @@ def exported(onnx_cache: Path) -> Path:
 
 
 def test_export_writes_model_tokenizer_and_description(exported: Path):
-    folder = export_dir(DEFAULT_MODEL, exported)
+    folder = export_dir(TEST_MODEL, exported)
     assert folder.parent == exported / "onnx"
     assert {"model.onnx", "tokenizer.json", "encoder.json"} <= {p.name for p in folder.iterdir()}
     meta = json.loads((folder / "encoder.json").read_text("utf-8"))
     files = meta.pop("files")
-    assert meta == {"source": DEFAULT_MODEL, "max_seq_length": 256, "pooling": "mean", "normalize": True,
+    assert meta == {"source": TEST_MODEL, "max_seq_length": 256, "pooling": "mean", "normalize": True,
                     "dimension": 384}
     assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(files)
     assert all(len(f["sha256"]) == 64 and f["size"] > 0 for f in files.values())
@@ -66,7 +66,7 @@ def test_export_writes_model_tokenizer_and_description(exported: Path):
 
 
 def test_vectors_and_token_counts_match_sentence_transformers(exported: Path, embedder: Embedder):
-    encoder = load_query_encoder(DEFAULT_MODEL, exported)
+    encoder = load_query_encoder(TEST_MODEL, exported)
     assert isinstance(encoder, OnnxEncoder)
     assert (encoder.name, encoder.dimension, encoder.max_tokens) == (embedder.name, embedder.dimension,
                                                                       embedder.max_tokens)
@@ -86,24 +86,24 @@ def test_vectors_and_token_counts_match_sentence_transformers(exported: Path, em
 
 def test_without_an_export_queries_use_sentence_transformers(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     with caplog.at_level(logging.INFO, logger="indexer.onnx_encoder"):
-        encoder = load_query_encoder(DEFAULT_MODEL, tmp_path)
+        encoder = load_query_encoder(TEST_MODEL, tmp_path)
     assert isinstance(encoder, Embedder)
     assert "no export at" in caplog.text
     assert not (tmp_path / "onnx").exists()  # never exported at query time
 
 
 def test_an_export_of_another_model_is_not_used(exported: Path, tmp_path: Path):
-    folder = export_dir(DEFAULT_MODEL, tmp_path)
-    shutil.copytree(export_dir(DEFAULT_MODEL, exported), folder)
+    folder = export_dir(TEST_MODEL, tmp_path)
+    shutil.copytree(export_dir(TEST_MODEL, exported), folder)
     meta = json.loads((folder / "encoder.json").read_text("utf-8"))
     (folder / "encoder.json").write_text(json.dumps({**meta, "source": "someone/else"}), "utf-8")
-    assert isinstance(load_query_encoder(DEFAULT_MODEL, tmp_path), Embedder)
+    assert isinstance(load_query_encoder(TEST_MODEL, tmp_path), Embedder)
 
 
 def test_an_export_made_from_other_weights_of_the_model_is_not_used(exported: Path, tmp_path: Path,
                                                                      caplog: pytest.LogCaptureFixture):
-    folder = export_dir(DEFAULT_MODEL, tmp_path)
-    shutil.copytree(export_dir(DEFAULT_MODEL, exported), folder)
+    folder = export_dir(TEST_MODEL, tmp_path)
+    shutil.copytree(export_dir(TEST_MODEL, exported), folder)
     meta = json.loads((folder / "encoder.json").read_text("utf-8"))
     weights = meta["files"]["model.safetensors"]
 
@@ -112,10 +112,10 @@ def test_an_export_made_from_other_weights_of_the_model_is_not_used(exported: Pa
         (folder / "encoder.json").write_text(json.dumps({**meta, "files": files}), "utf-8")
 
     recorded(mtime_ns=1)  # touched (a reinstall, a copy) but the same bytes: still the export
-    assert isinstance(load_query_encoder(DEFAULT_MODEL, tmp_path), OnnxEncoder)
+    assert isinstance(load_query_encoder(TEST_MODEL, tmp_path), OnnxEncoder)
     recorded(mtime_ns=1, sha256="0" * 64)  # other weights of the same size (a fine-tuned copy)
     with caplog.at_level(logging.INFO, logger="indexer.onnx_encoder"):
-        assert isinstance(load_query_encoder(DEFAULT_MODEL, tmp_path), Embedder)
+        assert isinstance(load_query_encoder(TEST_MODEL, tmp_path), Embedder)
     assert "exported from an earlier model.safetensors" in caplog.text
 
 
@@ -123,14 +123,14 @@ def test_the_builds_first_check_records_new_file_dates_of_the_same_weights_so_la
         exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from indexer import onnx_encoder
 
-    folder = export_dir(DEFAULT_MODEL, tmp_path)
-    shutil.copytree(export_dir(DEFAULT_MODEL, exported), folder)
+    folder = export_dir(TEST_MODEL, tmp_path)
+    shutil.copytree(export_dir(TEST_MODEL, exported), folder)
     meta = json.loads((folder / "encoder.json").read_text("utf-8"))
     weights = meta["files"]["model.safetensors"]
     files = {**meta["files"], "model.safetensors": {**weights, "mtime_ns": 1}}  # a reinstall: same bytes
     (folder / "encoder.json").write_text(json.dumps({**meta, "files": files}), "utf-8")
 
-    assert onnx_encoder.changed_weights(DEFAULT_MODEL, tmp_path) is None, "the same bytes: not new weights"
+    assert onnx_encoder.changed_weights(TEST_MODEL, tmp_path) is None, "the same bytes: not new weights"
     refreshed = json.loads((folder / "encoder.json").read_text("utf-8"))["files"]["model.safetensors"]
     assert refreshed == weights, "the file's real date, its hash unchanged"
 
@@ -138,8 +138,8 @@ def test_the_builds_first_check_records_new_file_dates_of_the_same_weights_so_la
         raise AssertionError(f"{path} hashed again")
 
     monkeypatch.setattr(onnx_encoder, "_sha256", no_hashing)
-    assert onnx_encoder.export_problem(folder, DEFAULT_MODEL) is None
-    assert isinstance(load_query_encoder(DEFAULT_MODEL, tmp_path), OnnxEncoder)
+    assert onnx_encoder.export_problem(folder, TEST_MODEL) is None
+    assert isinstance(load_query_encoder(TEST_MODEL, tmp_path), OnnxEncoder)
 
 
 def _fake_model(root: Path, modules: list[str], pooling: dict[str, bool]) -> Path:
@@ -179,7 +179,7 @@ def test_build_exports_once_and_search_uses_the_export(tmp_path: Path, caplog: p
     with caplog.at_level(logging.INFO, logger="indexer.onnx_encoder"):
         build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True)
     assert "exporting the query encoder to ONNX (once per model)" in caplog.text
-    model_file = export_dir(DEFAULT_MODEL, cache_dir) / "model.onnx"
+    model_file = export_dir(TEST_MODEL, cache_dir) / "model.onnx"
     first_mtime = model_file.stat().st_mtime_ns
 
     caplog.clear()
@@ -211,7 +211,7 @@ def test_passages_from_onnx_match_torch_and_are_truncated_alike(exported: Path, 
     place, and gives the same vectors as sentence-transformers."""
     from indexer.onnx_encoder import load_passage_encoder
 
-    encoder = load_passage_encoder(DEFAULT_MODEL, exported, batch_size=32, threads=0)
+    encoder = load_passage_encoder(TEST_MODEL, exported, batch_size=32, threads=0)
     assert isinstance(encoder, OnnxEncoder)
     texts = _seed_passages(embedder)
     counts = embedder.count_tokens(texts)
@@ -294,19 +294,19 @@ def test_new_weights_under_the_same_model_name_re_embed_every_passage(exported: 
     from indexer.onnx_encoder import changed_weights
 
     cache_dir, index_dir, faq = tmp_path / "cache", tmp_path / "index", tmp_path / "faq.md"
-    folder = export_dir(DEFAULT_MODEL, cache_dir)
-    shutil.copytree(export_dir(DEFAULT_MODEL, exported), folder)  # a copy: its record is edited below
+    folder = export_dir(TEST_MODEL, cache_dir)
+    shutil.copytree(export_dir(TEST_MODEL, exported), folder)  # a copy: its record is edited below
     faq.write_text("# Losses\n\n**Q: What is cross entropy loss?**\n\nIt compares predicted probabilities with "
                    "the true labels.\n\n**Q: Why use momentum?**\n\nIt averages past gradients.\n", "utf-8")
     first = build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True)
     again = build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True)
     assert first.vectors_embedded == again.vectors_reused == again.passages > 0 and not again.vectors_embedded
-    assert changed_weights(DEFAULT_MODEL, cache_dir) is None
+    assert changed_weights(TEST_MODEL, cache_dir) is None
 
     meta = json.loads((folder / "encoder.json").read_text("utf-8"))
     meta["files"]["model.safetensors"].update(mtime_ns=1, sha256="0" * 64)  # as if exported from other weights
     (folder / "encoder.json").write_text(json.dumps(meta), "utf-8")
-    assert changed_weights(DEFAULT_MODEL, cache_dir) == "model.safetensors"
+    assert changed_weights(TEST_MODEL, cache_dir) == "model.safetensors"
     monkeypatch.setattr(build_module, "ensure_export", lambda *args, **kwargs: None)  # no re-export here
     with caplog.at_level(logging.WARNING, logger="indexer.build"):
         after = build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True)

@@ -182,14 +182,15 @@ def test_every_shipped_ranker_is_named_after_the_model_it_was_fitted_on():
 
 def test_an_index_gets_the_ranker_of_its_own_model_else_the_default_models():
     from indexer.config import DEFAULT_MODEL
-    from indexer.models import MPNET
+    from indexer.models import MINILM, MPNET
 
+    assert ranker.load(model=MINILM).embedding_model == MINILM
     assert ranker.load(model=MPNET).embedding_model == MPNET
     assert ranker.load(model="all-mpnet-base-v2").embedding_model == MPNET  # the short name too
     assert ranker.for_model("/home/me/my-model") == ranker.for_model(None) == ranker.DEFAULT_PATH
     assert ranker.load(model="/home/me/my-model").embedding_model == DEFAULT_MODEL
     # A ranker file given by the user wins over the shipped one for the model.
-    assert ranker.load(ranker.DEFAULT_PATH, model=MPNET).embedding_model == DEFAULT_MODEL
+    assert ranker.load(ranker.shipped_path(MINILM), model=MPNET).embedding_model == MINILM
 
 
 def test_a_ranker_fitted_on_another_models_scores_is_flagged_once(tmp_path, caplog):

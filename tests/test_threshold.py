@@ -93,8 +93,8 @@ def test_calibration_is_stored_used_and_kept_by_rebuilds(small_index):
     rebuilt = read_manifest(index_dir)
     assert rebuilt["calibration"] is None, "a threshold calibrated under other scoring must not be kept"
     assert rebuilt["answer_threshold"] is None
-    # Uncalibrated, the learned ranker's own threshold applies.
-    assert Searcher.open(index_dir).threshold == load_ranker().answer_threshold
+    # Uncalibrated, the learned ranker's own threshold applies (the ranker of the index's model).
+    assert Searcher.open(index_dir).threshold == load_ranker(model=rebuilt["model"]).answer_threshold
     assert index_status(index_dir)["threshold_source"] == "default"
 
 
@@ -159,7 +159,7 @@ def test_the_default_threshold_and_a_calibration_belong_to_the_index_model(monke
     own = load_ranker(model=MPNET).answer_threshold
     assert own != load_ranker(model=MINILM).answer_threshold
     assert resolve({"model": MPNET}, settings).value == own
-    assert resolve({"model": MINILM}, settings).value == load_ranker().answer_threshold
+    assert resolve({"model": MINILM}, settings).value == load_ranker(model=MINILM).answer_threshold
     calibrated = {"model": MINILM, "answer_threshold": 0.3,
                   "calibration": {"search_settings": fingerprint(settings, MINILM)}}
     assert resolve(calibrated, settings).source == "calibrated"
