@@ -171,8 +171,9 @@ def render(run: dict[str, Any]) -> str:
         below = [row for row, r in res["rows"].items() if r["against_reference"]["mrr_high"] < 0]
         lines.append(f"- {short[m]} (answer probability {res['threshold']:g}): mean row MRR {mean:.3f}; pooled refused "
                      f"{fmt(p.get('refused_unanswerable'), 3)} OOS / {fmt(p['refused_answerable'], 3)} answerable; rows "
-                     f"behind the better reference {len(behind)} ({', '.join(behind) or 'none'}), interval wholly below "
-                     f"{len(below)}; replay vs Searcher.search differences {run['sets'][m]['replay_differs']}.")
+                     f"behind the better reference {len(behind)} ({', '.join(behind) or 'none'}), of which with the interval "
+                     f"wholly below zero {len(below)}; replay vs Searcher.search differences "
+                     f"{run['sets'][m]['replay_differs']}.")
     d = run["decision"]
     c = d["criteria"]
     lines += ["", f"Rule ({short[names[1]]} against {short[names[0]]}): "

@@ -16,7 +16,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["FAQ_ALLOW_PRIVATE"] = "1"
 #: The model the suite builds and searches with: the small one, so that the suite stays quick (every code
 #: path is the same for any model; the default, all-mpnet-base-v2, embeds about seven times slower). Tests
-#: of the default model itself (tests/test_models.py) clear FAQ_MODEL or name it.
+#: of the default model itself clear FAQ_MODEL (tests/test_models.py; tests/test_cli.py's subprocesses).
 TEST_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 os.environ["FAQ_MODEL"] = TEST_MODEL
 

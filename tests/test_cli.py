@@ -136,7 +136,10 @@ def test_status_json_and_change_detection(cli_index):
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert {"model", "dimension", "built_at", "counts", "sources"} <= set(info)
-    assert info["model"] == "sentence-transformers/all-MiniLM-L6-v2" and info["dimension"] == 384
+    # run() clears FAQ_MODEL (conftest.TEST_MODEL): the CLI's own default model, end to end.
+    from indexer.config import DEFAULT_MODEL
+
+    assert info["model"] == DEFAULT_MODEL and info["dimension"] == 768
     assert {"entries", "resources", "pages_fetched", "pages_cached", "pages_failed", "passages"} <= set(info["counts"])
     assert info["counts"]["entries"] == 3 and info["counts"]["resources"] == 3
     assert info["counts"]["pages_fetched"] == 2 and info["counts"]["pages_failed"] == 1
