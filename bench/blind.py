@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -25,7 +24,7 @@ import numpy as np
 
 from bench import learn
 from bench.collect import DEPTH, Record, collect_set
-from bench.common import OUT, SetUnavailable, command_line, git_revision, now
+from bench.common import OUT, SetUnavailable, command_line, git_revision, now, write_raw
 from bench.evalsets import FAMILIES, ensure_index, open_set
 from bench.quality import REFERENCES, against_reference, fmt, pooled_refusal, rows_of
 from indexer import ranker as ranker_file
@@ -206,9 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     run["decision"] = decide(incumbent, challenger)
     run["runtime_s"] = round(time.monotonic() - started, 1)
     print(render(run))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(run, indent=1, ensure_ascii=False, default=str), "utf-8")
-    print(f"raw numbers: {args.json}", file=sys.stderr)
+    write_raw(args.json, run)
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import json
 import os
 import platform
 import re
@@ -121,6 +122,13 @@ def update_section(name: str, body: str, path: Path = RESULTS) -> None:
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(text, "utf-8")
     os.replace(tmp, path)
+
+
+def write_raw(path: Path, run: dict) -> None:
+    """A run's raw numbers as JSON (bench/out/*.json), and say where on stderr."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(run, indent=1, ensure_ascii=False, default=str), "utf-8")
+    print(f"raw numbers: {path}", file=sys.stderr)
 
 
 # -- run context ----------------------------------------------------------------------------------

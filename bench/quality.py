@@ -29,7 +29,6 @@ interleaved on a sample of each set's queries.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -40,7 +39,8 @@ import numpy as np
 
 from bench import learn
 from bench.collect import DEPTH, FIXED, Ranking, Record, collect_set
-from bench.common import OUT, ROOT, SetUnavailable, command_line, git_revision, machine, machine_line, now, update_section
+from bench.common import (OUT, ROOT, SetUnavailable, command_line, git_revision, machine, machine_line, now,
+                          update_section, write_raw)
 from bench.configs import config_settings, describe
 from bench.evalsets import SET_NAMES, ensure_index, open_set
 from indexer import ranker as ranker_file
@@ -240,9 +240,11 @@ def render(run: dict[str, Any]) -> str:
              "", "Configurations:", ""]
     for name in CONFIGS:
         lines.append(f"- `{name}`: {describe(config_settings(name))}")
+    shipped = ranker_file.for_model(run["model"])
+    fitted_on = len(ranker_file.load(shipped).trained.get("dev_queries") or {})
     lines += [f"- `final` is what config.py runs: `learned` with the ranker shipped for the model "
-              f"({ranker_file.for_model(run['model']).relative_to(ROOT)}), fitted on all dev halves "
-              "(bench/train_ranker.py).", ""]
+              f"({shipped.relative_to(ROOT)}), fitted by bench/train_ranker.py on the dev halves of the "
+              f"{fitted_on} rows its file lists (`trained.dev_queries`).", ""]
     loso = run["loso"]
     lines += ["### Leave-one-set-out", "",
               "Each row's family was left out of every fit (weights, ranker, threshold) and is scored on its "
@@ -355,9 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         update_section("quality", text)
         print("bench/RESULTS.md: quality section rewritten", file=sys.stderr)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(run, indent=1, ensure_ascii=False, default=str), "utf-8")
-        print(f"raw numbers: {args.json}", file=sys.stderr)
+        write_raw(args.json, run)
     return 0
 
 
