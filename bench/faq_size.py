@@ -75,7 +75,10 @@ def run(work_dir: Path) -> list[dict]:
 
 
 def render(rows: list[dict]) -> str:
-    lines = [f"`{command_line()}` ({now()}; {machine_line()}; indexer at {git_revision()}). The course FAQ's dev "
+    from indexer.config import Settings
+
+    lines = [f"`{command_line()}` ({now()}; {machine_line()}; indexer at {git_revision()}; model "
+             f"{Settings().model}). The course FAQ's dev "
              f"queries ({rows[0]['answerable']} answerable, {rows[0]['oos']} out of scope) on its own index and beside "
              "other FAQs' entries, built offline; the shipped ranker over each query's best `rivals` candidates, and "
              "the same coefficients over all of them (`rivals` 0). No choice is made on these numbers.", "",
