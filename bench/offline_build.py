@@ -53,7 +53,8 @@ reruns over the cache the previous online build left. *no network*: data/faq.md 
 flags on a machine without network (every link fails); *--offline*: the same with `--offline`;
 *online*: data/faq.md with each link pointed at its seed page (../shared/fixtures/seed-pages) served on
 127.0.0.1, one server per original host. One row per variant and run of
-`.venv/bin/python -m bench.offline_build`.
+`.venv/bin/python -m bench.offline_build`; the variant names the model (rows that name none are
+all-MiniLM-L6-v2, the default until 2026-11-27).
 
 | date | machine | variant | runs | wall mean (min–max) | last build's summary |
 | --- | --- | --- | ---: | ---: | --- |"""
@@ -132,10 +133,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"online variants skipped: no {SEED_PAGES / 'urls.tsv'} (the shared test data is not here)",
                   file=sys.stderr)
 
+    from indexer.config import Settings
+
     date = now()
+    model = Settings().model.rsplit("/", 1)[-1]
     rows = []
     for variant, (walls, summary) in results.items():
-        rows.append(f"| {date} | {info['cpu']}, nproc {info['nproc']}, load {info['load_average']} | {variant} "
+        rows.append(f"| {date} | {info['cpu']}, nproc {info['nproc']}, load {info['load_average']} | {variant} ({model}) "
                     f"| {len(walls)} | {statistics.mean(walls):.1f}s ({min(walls):.1f}–{max(walls):.1f}) | {summary} |")
     print("\n".join(rows))
     if not args.no_results:
