@@ -123,8 +123,10 @@ def score(records: Sequence[Record], model: str) -> dict[str, Any]:
 def decide(incumbent: dict[str, Any], challenger: dict[str, Any]) -> dict[str, Any]:
     """The three criteria of docs/models.md, challenger against incumbent, over the rows both scored."""
     shared = [row for row in incumbent["rows"] if row in challenger["rows"]]
-    gains = {row: challenger["rows"][row]["metrics"]["learned"]["mrr"] - incumbent["rows"][row]["metrics"]["learned"]["mrr"]
-             for row in shared}
+    def mrr(scores: dict[str, Any], row: str) -> float:
+        return scores["rows"][row]["metrics"]["learned"]["mrr"]
+
+    gains = {row: mrr(challenger, row) - mrr(incumbent, row) for row in shared}
     mean_gain = float(np.mean(list(gains.values()))) if gains else float("nan")
     worst_row = min(gains, key=gains.get) if gains else None
     a, b = incumbent["pooled"], challenger["pooled"]
@@ -159,7 +161,8 @@ def render(run: dict[str, Any]) -> str:
                 continue
             mt = by["metrics"]
             cells.append(f"**{fmt(mt['learned']['mrr'])}** / {fmt(mt['dense-all']['mrr'])} / {fmt(mt['bm25']['mrr'])}")
-            cells.append(f"{fmt(mt['learned']['refused_unanswerable'], 2)} / {fmt(mt['learned']['refused_answerable'], 2)}")
+            refused = mt["learned"]
+            cells.append(f"{fmt(refused['refused_unanswerable'], 2)} / {fmt(refused['refused_answerable'], 2)}")
         lines.append(f"| {row} ({m0['answerable']}+{m0['unanswerable']}) | " + " | ".join(cells) + " |")
     lines.append("")
     for m in names:

