@@ -28,7 +28,7 @@ from bench.common import OUT, SetUnavailable, command_line, git_revision, now, w
 from bench.evalsets import FAMILIES, ensure_index, open_set
 from bench.quality import REFERENCES, against_reference, fmt, pooled_refusal, rows_of
 from indexer import ranker as ranker_file
-from indexer.models import MINILM, MPNET
+from indexer.models import MINILM, MPNET, short_name
 from indexer.threshold import is_answer
 
 log = logging.getLogger("bench.blind")
@@ -84,7 +84,7 @@ def collect(model: str, work_dir: Path) -> tuple[list[Record], dict[str, Any]]:
     ranker = ranker_file.load(model=model)
     with using_model(model):
         for set_name, families in BLIND.items():
-            print(f"[{model.split('/')[-1]} / {set_name}] preparing…", file=sys.stderr, flush=True)
+            print(f"[{short_name(model)} / {set_name}] preparing…", file=sys.stderr, flush=True)
             try:
                 with open_set(set_name, work_dir, families=families) as eset:
                     build = ensure_index(eset)
@@ -123,6 +123,7 @@ def score(records: Sequence[Record], model: str) -> dict[str, Any]:
 def decide(incumbent: dict[str, Any], challenger: dict[str, Any]) -> dict[str, Any]:
     """The three criteria of docs/models.md, challenger against incumbent, over the rows both scored."""
     shared = [row for row in incumbent["rows"] if row in challenger["rows"]]
+
     def mrr(scores: dict[str, Any], row: str) -> float:
         return scores["rows"][row]["metrics"]["learned"]["mrr"]
 
@@ -145,7 +146,7 @@ def decide(incumbent: dict[str, Any], challenger: dict[str, Any]) -> dict[str, A
 
 def render(run: dict[str, Any]) -> str:
     names = list(run["models"])
-    short = {m: m.split("/")[-1] for m in names}
+    short = {m: short_name(m) for m in names}
     lines = [f"Blind families, every line, shipped rankers ({run['date']}, {run['revision']}, `{run['command']}`).", "",
              "| set / family (answerable+OOS) | " + " | ".join(
                  f"{short[m]} final / dense-all / bm25 (MRR) | {short[m]} refused OOS / ans." for m in names) + " |",

@@ -134,9 +134,10 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
 
     from indexer.config import Settings
+    from indexer.models import short_name
 
     date = now()
-    model = Settings().model.rsplit("/", 1)[-1]
+    model = short_name(Settings().model)
     rows = []
     for variant, (walls, summary) in results.items():
         rows.append(f"| {date} | {info['cpu']}, nproc {info['nproc']}, load {info['load_average']} | {variant} ({model}) "

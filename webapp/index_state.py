@@ -7,7 +7,6 @@ tell on every run, cheaply, whether a rebuild was swapped in.
 from __future__ import annotations
 
 import logging
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -84,12 +83,6 @@ def built_at_text(iso: Any, now: datetime | None = None) -> str:
     else:
         ago = f"{round(seconds / 86400)} days ago"
     return f"{when:%Y-%m-%d %H:%M} UTC ({ago})"
-
-
-def short_model(name: Any) -> str:
-    """A model's short name (`all-MiniLM-L6-v2`); a local folder path is kept whole."""
-    name = str(name or "?")
-    return name.split("/")[-1] if "/" in name and not os.path.isabs(name) else name
 
 
 def problem_pages(report: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:

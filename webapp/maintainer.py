@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from indexer.config import SearchSettings
+from indexer.models import short_name
 from indexer.threshold import ThresholdError, calibrated_threshold, resolve
 
 from .html import esc, link_html
-from .index_state import built_at_text, short_model
+from .index_state import built_at_text
 
 if TYPE_CHECKING:  # only the types: indexer.build loads the model stack
     from indexer.build import BuildSummary
@@ -60,7 +61,7 @@ def status_html(manifest: Mapping[str, Any]) -> str:
             f"<b>{links}</b> {'link' if links == 1 else 'links'} to pages.</li>"
             f"<li>Linked pages: {page_text}.</li>"
             f"<li>Built {esc(built_at_text(manifest.get('built_at')))} with the model "
-            f"<code>{esc(short_model(manifest.get('model')))}</code>.</li></ul>")
+            f"<code>{esc(short_name(manifest.get('model')))}</code>.</li></ul>")
 
 
 def source_notes(changes: Iterable[Mapping[str, Any]]) -> list[str]:
