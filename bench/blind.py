@@ -1,12 +1,15 @@
-"""Blind families scored with what each embedding model ships: the second model decision (docs/models.md).
+"""Blind families scored with what the product ships: the decisions of docs/models.md and docs/ranker-refit.md.
 
 The families here were written after every setting had been chosen, by agents that saw no result, and
-nothing is fitted on them: every line of each is scored (no halves), each model with its shipped ranker
+nothing is fitted on them: every line of each is scored (no halves), each contender with its ranker
 file and answer probability, the condition of a new FAQ meeting the product. The rule that reads these
-numbers was committed before the families existed (docs/models.md, "A second look"); this script
-computes its three criteria and says which model it picks.
+numbers was committed before the families existed; this script computes its three criteria and says
+which contender it picks.
 
-    .venv/bin/python -m bench.blind                   # both models; raw numbers in bench/out/blind.json
+    .venv/bin/python -m bench.blind                   # the refit decision (docs/ranker-refit.md)
+    .venv/bin/python -m bench.blind --decision model  # the second model decision (docs/models.md), as taken
+
+Raw numbers go to bench/out/blind-<decision>.json.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import argparse
 import contextlib
 import logging
 import os
+import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -24,27 +29,88 @@ import numpy as np
 
 from bench import learn
 from bench.collect import DEPTH, Record, collect_set
-from bench.common import OUT, SetUnavailable, command_line, git_revision, now, write_raw
+from bench.common import OUT, ROOT, SetUnavailable, command_line, git_revision, now, write_raw
 from bench.evalsets import FAMILIES, ensure_index, open_set
-from bench.quality import REFERENCES, against_reference, fmt, pooled_refusal, rows_of
+from bench.learn import pooled_refusal
+from bench.quality import REFERENCES, against_reference, fmt, rows_of
 from indexer import ranker as ranker_file
 from indexer.models import MINILM, MPNET, short_name
 from indexer.threshold import is_answer
 
 log = logging.getLogger("bench.blind")
 
-_SHIPPED_SECOND = (("shipped-paraphrases2", "shipped_paraphrases2.jsonl"),)
-#: The blind families of each set (bench/eval/README.md says how each was written).
-BLIND = {"dl": FAMILIES["dl"], "shipped": _SHIPPED_SECOND, "shipped-online": _SHIPPED_SECOND}
-#: The incumbent first; each model's indexes live in its own work folder (as bench.quality --work-dir).
-MODELS = {MINILM: OUT, MPNET: OUT / "mpnet"}
-#: The rule of docs/models.md: mean row MRR gain, largest loss on a row, refusal slack (answerable, OOS).
-MIN_MEAN_GAIN = 0.02
-MAX_ROW_LOSS = 0.02
-MAX_MORE_ANSWERABLE_REFUSED = 0.01
-MAX_FEWER_OOS_REFUSED = 0.05
+#: Each model's indexes live in its own work folder (as bench.quality --work-dir).
+WORK_DIRS = {MINILM: OUT, MPNET: OUT / "mpnet"}
+#: The revision whose ranker files are the incumbents of both decisions (fitted on thirty-one dev families).
+INCUMBENT_REVISION = "15f6538"
 #: Queries per set replayed through the product's own Searcher.search, to check the replay is the product.
 CHECK_SAMPLE = 15
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A challenger replaces the incumbent iff (a) its mean row MRR gains at least `min_mean_gain`, (b) no
+    row loses more than `max_row_loss`, (c) its pooled refusal of answerable queries rises by at most
+    `max_more_answerable_refused` and of out-of-scope ones falls by at most `max_fewer_oos_refused`."""
+
+    min_mean_gain: float
+    max_row_loss: float = 0.02
+    max_more_answerable_refused: float = 0.01
+    max_fewer_oos_refused: float = 0.05
+
+
+@dataclass(frozen=True)
+class Contender:
+    """What one side of a decision searches with: the model its indexes are embedded with, and a ranker file."""
+
+    model: str
+    ranker: Path
+    label: str
+
+
+def ranker_at(revision: str, model: str) -> Path:
+    """The model's shipped ranker file as it was at `revision` (extracted to bench/out/rankers/<revision>/)."""
+    shipped = ranker_file.shipped_path(model)
+    relative = shipped.relative_to(ROOT).as_posix()
+    out = OUT / "rankers" / revision / shipped.name
+    raw = subprocess.run(["git", "show", f"{revision}:{relative}"], cwd=ROOT, capture_output=True, check=True).stdout
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.exists() or out.read_bytes() != raw:
+        out.write_bytes(raw)
+    return out
+
+
+def _model_pairs() -> list[tuple[Contender, Contender]]:
+    return [(Contender(MINILM, ranker_at(INCUMBENT_REVISION, MINILM), short_name(MINILM)),
+             Contender(MPNET, ranker_at(INCUMBENT_REVISION, MPNET), short_name(MPNET)))]
+
+
+def _refit_pairs() -> list[tuple[Contender, Contender]]:
+    return [(Contender(m, ranker_at(INCUMBENT_REVISION, m), f"{short_name(m)} 31 rows"),
+             Contender(m, ranker_file.shipped_path(m), f"{short_name(m)} 37 rows")) for m in (MPNET, MINILM)]
+
+
+_SHIPPED_SECOND = (("shipped-paraphrases2", "shipped_paraphrases2.jsonl"),)
+
+
+@dataclass(frozen=True)
+class Decision:
+    doc: str
+    #: The blind families of each set (bench/eval/README.md says how each was written).
+    blind: dict[str, Sequence[tuple[str, str | None]]]
+    rule: Rule
+    #: (incumbent, challenger) pairs, each decided on its own.
+    pairs: Any
+
+
+DECISIONS = {
+    "model": Decision("docs/models.md, 'A second look'",
+                      {"dl": FAMILIES["dl"], "shipped": _SHIPPED_SECOND, "shipped-online": _SHIPPED_SECOND},
+                      Rule(min_mean_gain=0.02), _model_pairs),
+    "refit": Decision("docs/ranker-refit.md",
+                      {"ab": FAMILIES["ab"], "articles": (("articles-paraphrases", "articles_paraphrases.jsonl"),)},
+                      Rule(min_mean_gain=-0.005), _refit_pairs),
+}
 
 
 @contextlib.contextmanager
@@ -78,19 +144,19 @@ def product_check(eset: Any, records: Sequence[Record], ranker: Any, threshold: 
     return differ
 
 
-def collect(model: str, work_dir: Path) -> tuple[list[Record], dict[str, Any]]:
+def collect(model: str, blind: dict[str, Any]) -> tuple[list[Record], dict[str, Any]]:
     records: list[Record] = []
     sets: dict[str, Any] = {}
-    ranker = ranker_file.load(model=model)
+    shipped = ranker_file.load(model=model)  # what Searcher.search uses: the replay is checked against it
     with using_model(model):
-        for set_name, families in BLIND.items():
+        for set_name, families in blind.items():
             print(f"[{short_name(model)} / {set_name}] preparing…", file=sys.stderr, flush=True)
             try:
-                with open_set(set_name, work_dir, families=families) as eset:
+                with open_set(set_name, WORK_DIRS[model], families=families) as eset:
                     build = ensure_index(eset)
                     recs, info = collect_set(set_name, eset)
                     info["build"] = build
-                    info["replay_differs"] = product_check(eset, recs, ranker, ranker.answer_threshold)
+                    info["replay_differs"] = product_check(eset, recs, shipped, shipped.answer_threshold)
             except SetUnavailable as exc:
                 print(f"[{set_name}] skipped: {exc}", file=sys.stderr)
                 sets[set_name] = {"skipped": str(exc)}
@@ -100,9 +166,9 @@ def collect(model: str, work_dir: Path) -> tuple[list[Record], dict[str, Any]]:
     return records, sets
 
 
-def score(records: Sequence[Record], model: str) -> dict[str, Any]:
-    """Per row: the shipped ranker (`final`) and the references, with `final`'s refusals; pooled refusal."""
-    ranker = ranker_file.load(model=model)
+def score(records: Sequence[Record], ranker_path: Path) -> dict[str, Any]:
+    """Per row: the ranker (`final`) and the references, with `final`'s refusals; pooled refusal."""
+    ranker = ranker_file.load(ranker_path)
     threshold = ranker.answer_threshold
     rows: dict[str, Any] = {}
     pooled: list[tuple[Record, Any, float]] = []
@@ -120,8 +186,8 @@ def score(records: Sequence[Record], model: str) -> dict[str, Any]:
     return {"threshold": threshold, "rows": rows, "pooled": pooled_refusal(pooled)}
 
 
-def decide(incumbent: dict[str, Any], challenger: dict[str, Any]) -> dict[str, Any]:
-    """The three criteria of docs/models.md, challenger against incumbent, over the rows both scored."""
+def decide(incumbent: dict[str, Any], challenger: dict[str, Any], rule: Rule) -> dict[str, Any]:
+    """The rule's three criteria, challenger against incumbent, over the rows both scored."""
     shared = [row for row in incumbent["rows"] if row in challenger["rows"]]
 
     def mrr(scores: dict[str, Any], row: str) -> float:
@@ -134,29 +200,28 @@ def decide(incumbent: dict[str, Any], challenger: dict[str, Any]) -> dict[str, A
     more_answerable = b["refused_answerable"] - a["refused_answerable"]
     fewer_oos = a.get("refused_unanswerable", 0.0) - b.get("refused_unanswerable", 0.0)
     criteria = {
-        "a_mean_gain": {"value": mean_gain, "met": mean_gain >= MIN_MEAN_GAIN},
+        "a_mean_gain": {"value": mean_gain, "met": mean_gain >= rule.min_mean_gain},
         "b_worst_row": {"row": worst_row, "value": gains.get(worst_row, float("nan")),
-                        "met": bool(gains) and min(gains.values()) >= -MAX_ROW_LOSS},
+                        "met": bool(gains) and min(gains.values()) >= -rule.max_row_loss},
         "c_refusal": {"more_answerable_refused": more_answerable, "fewer_oos_refused": fewer_oos,
-                      "met": more_answerable <= MAX_MORE_ANSWERABLE_REFUSED and fewer_oos <= MAX_FEWER_OOS_REFUSED},
+                      "met": more_answerable <= rule.max_more_answerable_refused
+                      and fewer_oos <= rule.max_fewer_oos_refused},
     }
     return {"rows": shared, "gains": gains, "criteria": criteria,
             "challenger_wins": all(c["met"] for c in criteria.values())}
 
 
-def render(run: dict[str, Any]) -> str:
-    names = list(run["models"])
-    short = {m: short_name(m) for m in names}
-    lines = [f"Blind families, every line, shipped rankers ({run['date']}, {run['revision']}, `{run['command']}`).", "",
-             "| set / family (answerable+OOS) | " + " | ".join(
-                 f"{short[m]} final / dense-all / bm25 (MRR) | {short[m]} refused OOS / ans." for m in names) + " |",
-             "| --- |" + " ---: | ---: |" * len(names)]
-    first = run["models"][names[0]]
-    for row in first["rows"]:
-        m0 = first["rows"][row]["metrics"]["learned"]
+def render_pair(pair: dict[str, Any], rule: Rule) -> list[str]:
+    sides = [pair["incumbent"], pair["challenger"]]
+    labels = [side["label"] for side in sides]
+    lines = ["| set / family (answerable+OOS) | " + " | ".join(
+                 f"{label} final / dense-all / bm25 (MRR) | {label} refused OOS / ans." for label in labels) + " |",
+             "| --- |" + " ---: | ---: |" * len(sides)]
+    for row in sides[0]["rows"]:
+        m0 = sides[0]["rows"][row]["metrics"]["learned"]
         cells = []
-        for m in names:
-            by = run["models"][m]["rows"].get(row)
+        for side in sides:
+            by = side["rows"].get(row)
             if by is None:
                 cells += ["–", "–"]
                 continue
@@ -166,50 +231,63 @@ def render(run: dict[str, Any]) -> str:
             cells.append(f"{fmt(refused['refused_unanswerable'], 2)} / {fmt(refused['refused_answerable'], 2)}")
         lines.append(f"| {row} ({m0['answerable']}+{m0['unanswerable']}) | " + " | ".join(cells) + " |")
     lines.append("")
-    for m in names:
-        res = run["models"][m]
-        p = res["pooled"]
-        mean = np.mean([r["metrics"]["learned"]["mrr"] for r in res["rows"].values()])
-        behind = [row for row, r in res["rows"].items() if r["against_reference"]["mrr"] < 0]
-        below = [row for row, r in res["rows"].items() if r["against_reference"]["mrr_high"] < 0]
-        lines.append(f"- {short[m]} (answer probability {res['threshold']:g}): mean row MRR {mean:.3f}; pooled refused "
-                     f"{fmt(p.get('refused_unanswerable'), 3)} OOS / {fmt(p['refused_answerable'], 3)} answerable; rows "
-                     f"behind the better reference {len(behind)} ({', '.join(behind) or 'none'}), of which with the interval "
-                     f"wholly below zero {len(below)}; replay vs Searcher.search differences "
-                     f"{run['sets'][m]['replay_differs']}.")
-    d = run["decision"]
+    for side in sides:
+        p = side["pooled"]
+        mean = np.mean([r["metrics"]["learned"]["mrr"] for r in side["rows"].values()])
+        behind = [row for row, r in side["rows"].items() if r["against_reference"]["mrr"] < 0]
+        below = [row for row, r in side["rows"].items() if r["against_reference"]["mrr_high"] < 0]
+        lines.append(f"- {side['label']} (answer probability {side['threshold']:g}): mean row MRR {mean:.3f}; pooled "
+                     f"refused {fmt(p.get('refused_unanswerable'), 3)} OOS / {fmt(p['refused_answerable'], 3)} "
+                     f"answerable; rows behind the better reference {len(behind)} ({', '.join(behind) or 'none'}), of "
+                     f"which with the interval wholly below zero {len(below)}.")
+    d = pair["decision"]
     c = d["criteria"]
-    lines += ["", f"Rule ({short[names[1]]} against {short[names[0]]}): "
-              f"(a) mean row MRR gain {c['a_mean_gain']['value']:+.3f} (needs ≥ {MIN_MEAN_GAIN:+.2f}): "
+    lines += ["", f"Rule ({labels[1]} against {labels[0]}): "
+              f"(a) mean row MRR gain {c['a_mean_gain']['value']:+.3f} (needs ≥ {rule.min_mean_gain:+.3f}): "
               f"{'met' if c['a_mean_gain']['met'] else 'not met'}; "
-              f"(b) worst row {c['b_worst_row']['row']} {c['b_worst_row']['value']:+.3f} (needs ≥ {-MAX_ROW_LOSS:+.2f}): "
-              f"{'met' if c['b_worst_row']['met'] else 'not met'}; "
+              f"(b) worst row {c['b_worst_row']['row']} {c['b_worst_row']['value']:+.3f} (needs ≥ "
+              f"{-rule.max_row_loss:+.2f}): {'met' if c['b_worst_row']['met'] else 'not met'}; "
               f"(c) answerable refused {c['c_refusal']['more_answerable_refused'] * 100:+.1f} points (at most "
-              f"+{MAX_MORE_ANSWERABLE_REFUSED * 100:.0f}), out of scope refused "
-              f"{-c['c_refusal']['fewer_oos_refused'] * 100:+.1f} points (at least {-MAX_FEWER_OOS_REFUSED * 100:.0f}): "
-              f"{'met' if c['c_refusal']['met'] else 'not met'}. "
-              f"Decision: **{short[names[1]] if d['challenger_wins'] else short[names[0]]}**."]
+              f"+{rule.max_more_answerable_refused * 100:.0f}), out of scope refused "
+              f"{-c['c_refusal']['fewer_oos_refused'] * 100:+.1f} points (at least "
+              f"{-rule.max_fewer_oos_refused * 100:.0f}): {'met' if c['c_refusal']['met'] else 'not met'}. "
+              f"Decision: **{labels[1] if d['challenger_wins'] else labels[0]}**."]
+    return lines
+
+
+def render(run: dict[str, Any], decision: Decision) -> str:
+    lines = [f"Blind families, every line ({run['date']}, {run['revision']}, `{run['command']}`); rule: "
+             f"{decision.doc}. Replay vs Searcher.search differences: "
+             + ", ".join(f"{short_name(m)} {n}" for m, n in run["replay_differs"].items()) + "."]
+    for pair in run["pairs"]:
+        lines += [""] + render_pair(pair, decision.rule)
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", type=Path, default=OUT / "blind.json", help="raw numbers (bench/out/blind.json)")
+    parser.add_argument("--decision", choices=sorted(DECISIONS), default="refit")
+    parser.add_argument("--json", type=Path, help="raw numbers (default bench/out/blind-<decision>.json)")
     args = parser.parse_args(argv)
+    decision = DECISIONS[args.decision]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.monotonic()
-    run: dict[str, Any] = {"date": now(), "command": command_line(), "revision": git_revision(), "models": {},
-                           "sets": {}}
-    for model, work_dir in MODELS.items():
-        records, sets = collect(model, work_dir)
-        run["models"][model] = score(records, model)
-        run["sets"][model] = {"replay_differs": sum(s.get("replay_differs", 0) for s in sets.values()),
-                              "detail": sets}
-    incumbent, challenger = (run["models"][m] for m in MODELS)
-    run["decision"] = decide(incumbent, challenger)
+    run: dict[str, Any] = {"date": now(), "command": command_line(), "revision": git_revision(),
+                           "decision": args.decision, "pairs": [], "replay_differs": {}, "sets": {}}
+    pairs = decision.pairs()
+    records: dict[str, list[Record]] = {}
+    for model in dict.fromkeys(side.model for pair in pairs for side in pair):
+        records[model], sets = collect(model, decision.blind)
+        run["replay_differs"][model] = sum(s.get("replay_differs", 0) for s in sets.values())
+        run["sets"][model] = sets
+    for incumbent, challenger in pairs:
+        scored = [score(records[side.model], side.ranker) | {"label": side.label, "ranker": str(side.ranker)}
+                  for side in (incumbent, challenger)]
+        run["pairs"].append({"incumbent": scored[0], "challenger": scored[1],
+                             "decision": decide(scored[0], scored[1], decision.rule)})
     run["runtime_s"] = round(time.monotonic() - started, 1)
-    print(render(run))
-    write_raw(args.json, run)
+    print(render(run, decision))
+    write_raw(args.json or OUT / f"blind-{args.decision}.json", run)
     return 0
 
 

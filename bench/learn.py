@@ -280,6 +280,52 @@ def _fit_lists(records: Sequence[Record], features: Sequence[str], c: float, riv
                          answer_threshold=answer_probability(), rivals=rivals)
 
 
+# -- the answer probability -----------------------------------------------------------------------------
+#: Candidate answer probabilities, and the share of answerable dev queries the chosen one may refuse
+#: (leave-one-set-out, pooled, every family weighing the same): the product's target (issue 9) is to refuse
+#: at most 5% of answerable queries, and of the values within it the highest refuses most out-of-scope ones.
+PROBABILITY_GRID = tuple(round(p, 2) for p in np.arange(0.10, 0.301, 0.01))
+PROBABILITY_BUDGET = 0.05
+
+
+@dataclass(frozen=True)
+class ProbabilityChoice:
+    value: float
+    #: Per candidate probability: pooled (refused answerable, refused out of scope) on the dev halves.
+    curve: dict[float, tuple[float, float]]
+
+
+def choose_answer_probability(records: Sequence[Record], grid: Sequence[float] = PROBABILITY_GRID,
+                              budget: float = PROBABILITY_BUDGET) -> ProbabilityChoice:
+    """The highest probability of `grid` whose pooled leave-one-set-out refusal of answerable dev queries is
+    within `budget` (the lowest of the grid if none is), from the dev halves only: each family's dev half is
+    ranked by a ranker fitted on every other family's, as `bench/quality.py` does for its test halves."""
+    dev = [r for r in records if r.half == "dev"]
+    held_out: list[tuple[Record, Ranking]] = []
+    for family in sorted({r.family for r in dev}):
+        held = [r for r in dev if r.family == family]
+        held_out += zip(held, learned_rankings(held, fit_ranker([r for r in dev if r.family != family])))
+    curve = {}
+    for p in grid:
+        pooled = pooled_refusal([(rec, rk, p) for rec, rk in held_out])
+        curve[p] = (pooled["refused_answerable"], pooled.get("refused_unanswerable", float("nan")))
+    within = [p for p in grid if curve[p][0] <= budget]
+    return ProbabilityChoice(max(within) if within else min(grid), curve)
+
+
+def pooled_refusal(items: Sequence[tuple[Record, Ranking, float]]) -> dict[str, float]:
+    """Refusal shares over all left-out queries, every (set, family) weighing the same."""
+    if not items:
+        return {}
+    w = family_weights([rec for rec, _, _ in items])
+    refused = np.array([not is_answer(rk.top_score, t) for _, rk, t in items])
+    ans = np.array([rec.answerable for rec, _, _ in items])
+    out = {"refused_answerable": float((refused[ans] * w[ans]).sum() / w[ans].sum())}
+    if (~ans).any():
+        out["refused_unanswerable"] = float((refused[~ans] * w[~ans]).sum() / w[~ans].sum())
+    return out
+
+
 def learned_rankings(records: Sequence[Record], ranker: LearnedRanker) -> list[Ranking]:
     return [ranking_from(rec.entry_ids, ranker.probabilities(rec.matrix)) if len(rec.entry_ids) else Ranking()
             for rec in records]

@@ -38,6 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench import learn
+from bench.learn import pooled_refusal
 from bench.collect import DEPTH, FIXED, Ranking, Record, collect_set
 from bench.common import (OUT, ROOT, SetUnavailable, command_line, git_revision, machine, machine_line, now,
                           update_section, write_raw)
@@ -131,19 +132,6 @@ def per_set(records: Sequence[Record], half: str) -> dict[str, Any]:
                 recs, rankings(config, fitted, recs), fitted["threshold"])
     return {"rows": table, "thresholds": {c: f["threshold"] for c, f in fitted_all.items()},
             "weights": {c: f.get("weight") for c, f in fitted_all.items() if "weight" in f}}
-
-
-def pooled_refusal(items: Sequence[tuple[Record, Ranking, float]]) -> dict[str, float]:
-    """Refusal shares over all left-out queries, every (set, family) weighing the same."""
-    if not items:
-        return {}
-    w = learn.family_weights([rec for rec, _, _ in items])
-    refused = np.array([not is_answer(rk.top_score, t) for _, rk, t in items])
-    ans = np.array([rec.answerable for rec, _, _ in items])
-    out = {"refused_answerable": float((refused[ans] * w[ans]).sum() / w[ans].sum())}
-    if (~ans).any():
-        out["refused_unanswerable"] = float((refused[~ans] * w[~ans]).sum() / w[~ans].sum())
-    return out
 
 
 # -- latency ----------------------------------------------------------------------------------------------

@@ -8,6 +8,11 @@ leave-one-set-out table.
 
     .venv/bin/python -m bench.train_ranker
     FAQ_MODEL=sentence-transformers/all-mpnet-base-v2 .venv/bin/python -m bench.train_ranker --work-dir bench/out/mpnet
+    .venv/bin/python -m bench.train_ranker --choose-probability   # also choose the answer probability
+
+`--choose-probability` chooses the answer probability on the same dev halves, leave-one-set-out
+(bench/learn.py `choose_answer_probability`), prints the curve it chose from and writes the choice into
+the file; bench/learn.py `ANSWER_PROBABILITIES` must then say the same (bench/quality.py reads it there).
 """
 
 from __future__ import annotations
@@ -32,10 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=shipped_path(Settings().model),
                         help="where to write the ranker (indexer/rankers/<model>.json, for the model in FAQ_MODEL)")
     parser.add_argument("--work-dir", type=Path, default=OUT)
+    parser.add_argument("--choose-probability", action="store_true",
+                        help="choose the answer probability leave-one-set-out on the dev halves (bench/learn.py)")
     args = parser.parse_args(argv)
     records, _ = collect(SET_NAMES, args.work_dir, rebuild=False, latency_sample=0)
     dev = [r for r in records if r.half == "dev"]
     ranker = learn.fit_ranker(dev)
+    if args.choose_probability:
+        choice = learn.choose_answer_probability(dev)
+        print("answer probability: refused answerable / out of scope (dev halves, leave-one-set-out, pooled)")
+        for p, (ans, oos) in choice.curve.items():
+            print(f"  {p:.2f}  {ans:6.1%} / {oos:6.1%}{'  <- chosen' if p == choice.value else ''}")
+        ranker = replace(ranker, answer_threshold=choice.value)
+        if choice.value != learn.answer_probability(Settings().model):
+            print(f"set bench/learn.py ANSWER_PROBABILITIES[{Settings().model!r}] = {choice.value}", file=sys.stderr)
     counts = Counter(f"{r.set} / {r.family}" for r in dev)
     ranker = replace(ranker, trained={
         "by": "bench/train_ranker.py", "date": now(), "revision": git_revision(),

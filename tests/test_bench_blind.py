@@ -1,8 +1,11 @@
-"""The second model decision's rule (docs/models.md) as bench/blind.py computes it."""
+"""The blind decisions' rules (docs/models.md, docs/ranker-refit.md) as bench/blind.py computes them."""
 
 from __future__ import annotations
 
-from bench.blind import decide
+from bench.blind import DECISIONS, decide
+
+MODEL_RULE = DECISIONS["model"].rule
+REFIT_RULE = DECISIONS["refit"].rule
 
 
 def _scores(mrrs: dict[str, float], refused_answerable: float, refused_oos: float) -> dict:
@@ -15,7 +18,7 @@ INCUMBENT = _scores({"a": 0.80, "b": 0.60, "c": 0.90}, refused_answerable=0.04, 
 
 def test_a_clear_gain_that_refuses_no_worse_wins() -> None:
     challenger = _scores({"a": 0.85, "b": 0.70, "c": 0.90}, refused_answerable=0.045, refused_oos=0.42)
-    decision = decide(INCUMBENT, challenger)
+    decision = decide(INCUMBENT, challenger, MODEL_RULE)
     assert decision["challenger_wins"]
     assert abs(decision["criteria"]["a_mean_gain"]["value"] - 0.05) < 1e-9
 
@@ -27,13 +30,24 @@ def test_each_criterion_alone_keeps_the_incumbent() -> None:
     fewer_oos = _scores({"a": 0.90, "b": 0.70, "c": 0.95}, 0.04, 0.39)
     failed = {"a_mean_gain": small_gain, "b_worst_row": one_row_lost, "c_refusal": more_refused}
     for criterion, challenger in failed.items():
-        decision = decide(INCUMBENT, challenger)
+        decision = decide(INCUMBENT, challenger, MODEL_RULE)
         assert not decision["challenger_wins"]
         assert [k for k, c in decision["criteria"].items() if not c["met"]] == [criterion]
-    assert not decide(INCUMBENT, fewer_oos)["criteria"]["c_refusal"]["met"]
-    assert decide(INCUMBENT, one_row_lost)["criteria"]["b_worst_row"]["row"] == "c"
+    assert not decide(INCUMBENT, fewer_oos, MODEL_RULE)["criteria"]["c_refusal"]["met"]
+    assert decide(INCUMBENT, one_row_lost, MODEL_RULE)["criteria"]["b_worst_row"]["row"] == "c"
 
 
 def test_only_rows_both_models_scored_count() -> None:
     challenger = _scores({"a": 0.85, "b": 0.70}, 0.04, 0.45)
-    assert decide(INCUMBENT, challenger)["rows"] == ["a", "b"]
+    assert decide(INCUMBENT, challenger, MODEL_RULE)["rows"] == ["a", "b"]
+
+
+def test_the_refit_rule_keeps_a_challenger_that_is_not_worse_and_rejects_one_that_is() -> None:
+    same = _scores({"a": 0.80, "b": 0.60, "c": 0.90}, 0.04, 0.45)
+    slightly_lower = _scores({"a": 0.79, "b": 0.598, "c": 0.90}, 0.04, 0.45)  # mean -0.004
+    lower = _scores({"a": 0.79, "b": 0.59, "c": 0.90}, 0.04, 0.45)  # mean -0.0067
+    assert decide(INCUMBENT, same, REFIT_RULE)["challenger_wins"]
+    assert not decide(INCUMBENT, same, MODEL_RULE)["challenger_wins"]
+    assert decide(INCUMBENT, slightly_lower, REFIT_RULE)["challenger_wins"]
+    decision = decide(INCUMBENT, lower, REFIT_RULE)
+    assert [k for k, c in decision["criteria"].items() if not c["met"]] == ["a_mean_gain"]

@@ -41,3 +41,36 @@ def test_the_interval_is_reproducible_and_empty_rows_give_nan():
     a, b = rng.random(50), rng.random(50)
     assert paired_interval(a, b) == paired_interval(a, b)
     assert all(np.isnan(paired_interval(np.array([]), np.array([]))))
+
+
+def _family_records(family: str, rng: np.random.Generator) -> list[Record]:
+    """Answerable queries whose entry stands out on the dense features by a varying margin, and out-of-scope
+    ones with no entry standing out: a ranker fitted on such families refuses more as the cut-off rises."""
+    from indexer.features import FEATURES
+
+    records = []
+    for i in range(30):
+        expected = None if i % 6 == 5 else f"{family}-{i % 5}"
+        matrix = rng.normal(0.2, 0.05, size=(5, len(FEATURES)))
+        if expected is not None:
+            matrix[i % 5, :6] += rng.uniform(0.0, 0.4)
+        records.append(Record(set="s", family=family, half="dev", query=f"{family} {i}", expected=expected,
+                              entry_ids=[f"{family}-{k}" for k in range(5)], matrix=matrix))
+    return records
+
+
+def test_the_answer_probability_is_the_highest_within_the_refusal_budget():
+    from bench.learn import PROBABILITY_GRID, choose_answer_probability
+
+    rng = np.random.default_rng(0)
+    records = [r for f in ("f1", "f2", "f3") for r in _family_records(f, rng)]
+    records.append(Record(set="s", family="f1", half="test", query="never read", expected="f1-0",
+                          entry_ids=["f1-0"], matrix=np.full((1, records[0].matrix.shape[1]), np.nan)))
+    choice = choose_answer_probability(records, budget=0.05)
+    answerable = [choice.curve[p][0] for p in PROBABILITY_GRID]
+    oos = [choice.curve[p][1] for p in PROBABILITY_GRID]
+    assert answerable == sorted(answerable) and oos == sorted(oos)  # a higher cut-off refuses more of both
+    assert choice.curve[choice.value][0] <= 0.05
+    assert all(choice.curve[p][0] > 0.05 for p in PROBABILITY_GRID if p > choice.value)
+    assert min(PROBABILITY_GRID) < choice.value < max(PROBABILITY_GRID)  # the synthetic data is not at an edge
+    assert choose_answer_probability(records, budget=1.0).value == max(PROBABILITY_GRID)
