@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -99,8 +99,8 @@ class Decision:
     #: The blind families of each set (bench/eval/README.md says how each was written).
     blind: dict[str, Sequence[tuple[str, str | None]]]
     rule: Rule
-    #: (incumbent, challenger) pairs, each decided on its own.
-    pairs: Any
+    #: (incumbent, challenger) pairs, each decided on its own (a function: the incumbents are read from git).
+    pairs: Callable[[], list[tuple[Contender, Contender]]]
 
 
 DECISIONS = {

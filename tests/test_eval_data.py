@@ -44,6 +44,9 @@ QUERY_FILES = {
     "dl_paraphrases.jsonl": "bench/eval/dl_faq.jsonl",
     "dl_short.jsonl": "bench/eval/dl_faq.jsonl",
     "articles_paraphrases.jsonl": "bench/eval/articles_faq.jsonl",
+    "ab_answers.jsonl": "bench/eval/ab_faq.jsonl",
+    "ab_paraphrases.jsonl": "bench/eval/ab_faq.jsonl",
+    "ab_short.jsonl": "bench/eval/ab_faq.jsonl",
 }
 
 
