@@ -108,7 +108,8 @@ DECISIONS = {
                       {"dl": FAMILIES["dl"], "shipped": _SHIPPED_SECOND, "shipped-online": _SHIPPED_SECOND},
                       Rule(min_mean_gain=0.02), _model_pairs),
     "refit": Decision("docs/ranker-refit.md",
-                      {"ab": FAMILIES["ab"], "articles": (("articles-paraphrases", "articles_paraphrases.jsonl"),)},
+                      {"ab": FAMILIES["ab"],
+                       "articles": (("articles-paraphrases", "articles_paraphrases.jsonl"),)},
                       Rule(min_mean_gain=-0.005), _refit_pairs),
 }
 
