@@ -47,6 +47,9 @@ QUERY_FILES = {
     "ab_answers.jsonl": "bench/eval/ab_faq.jsonl",
     "ab_paraphrases.jsonl": "bench/eval/ab_faq.jsonl",
     "ab_short.jsonl": "bench/eval/ab_faq.jsonl",
+    "web_answers.jsonl": "bench/eval/web_faq.jsonl",
+    "web_paraphrases.jsonl": "bench/eval/web_faq.jsonl",
+    "web_short.jsonl": "bench/eval/web_faq.jsonl",
 }
 
 
