@@ -8,6 +8,7 @@ which contender it picks.
 
     .venv/bin/python -m bench.blind                   # the refit decision (docs/ranker-refit.md)
     .venv/bin/python -m bench.blind --decision model  # the second model decision (docs/models.md), as taken
+    .venv/bin/python -m bench.blind --decision paraphrase  # the fourth look (docs/ranker-refit.md)
 
 Raw numbers go to bench/out/blind-<decision>.json.
 """
@@ -41,8 +42,10 @@ log = logging.getLogger("bench.blind")
 
 #: Each model's indexes live in its own work folder (as bench.quality --work-dir).
 WORK_DIRS = {MINILM: OUT, MPNET: OUT / "mpnet"}
-#: The revision whose ranker files are the incumbents of both decisions (fitted on thirty-one dev families).
+#: The revision whose ranker files are the incumbents of the model and refit decisions (fitted on thirty-one
+#: dev families), and the one with the refit the fourth look (paraphrase) holds its candidate against.
 INCUMBENT_REVISION = "15f6538"
+REFIT_REVISION = "5d5aa72"
 #: Queries per set replayed through the product's own Searcher.search, to check the replay is the product.
 CHECK_SAMPLE = 15
 
@@ -57,6 +60,8 @@ class Rule:
     max_row_loss: float = 0.02
     max_more_answerable_refused: float = 0.01
     max_fewer_oos_refused: float = 0.05
+    #: (d), where a rule has it: rows that must each gain at least this much MRR.
+    row_gains: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,11 @@ def _model_pairs() -> list[tuple[Contender, Contender]]:
              Contender(MPNET, ranker_at(INCUMBENT_REVISION, MPNET), short_name(MPNET)))]
 
 
+def _paraphrase_pairs() -> list[tuple[Contender, Contender]]:
+    return [(Contender(MPNET, ranker_at(REFIT_REVISION, MPNET), f"{short_name(MPNET)} refit"),
+             Contender(MPNET, ranker_file.shipped_path(MPNET), f"{short_name(MPNET)} candidate"))]
+
+
 def _refit_pairs() -> list[tuple[Contender, Contender]]:
     return [(Contender(m, ranker_at(INCUMBENT_REVISION, m), f"{short_name(m)} 31 rows"),
              Contender(m, ranker_file.shipped_path(m), f"{short_name(m)} 37 rows")) for m in (MPNET, MINILM)]
@@ -111,6 +121,8 @@ DECISIONS = {
                       {"ab": FAMILIES["ab"],
                        "articles": (("articles-paraphrases", "articles_paraphrases.jsonl"),)},
                       Rule(min_mean_gain=-0.005), _refit_pairs),
+    "paraphrase": Decision("docs/ranker-refit.md, 'A fourth blind look'", {"web": FAMILIES["web"]},
+                           Rule(min_mean_gain=0.0, row_gains=(("web / web-paraphrases", 0.01),)), _paraphrase_pairs),
 }
 
 
@@ -208,6 +220,10 @@ def decide(incumbent: dict[str, Any], challenger: dict[str, Any], rule: Rule) ->
                       "met": more_answerable <= rule.max_more_answerable_refused
                       and fewer_oos <= rule.max_fewer_oos_refused},
     }
+    if rule.row_gains:
+        needed = {row: gain for row, gain in rule.row_gains}
+        criteria["d_row_gains"] = {"gains": {row: gains.get(row, float("nan")) for row in needed},
+                                   "met": all(gains.get(row, float("-inf")) >= g for row, g in needed.items())}
     return {"rows": shared, "gains": gains, "criteria": criteria,
             "challenger_wins": all(c["met"] for c in criteria.values())}
 
@@ -251,8 +267,12 @@ def render_pair(pair: dict[str, Any], rule: Rule) -> list[str]:
               f"(c) answerable refused {c['c_refusal']['more_answerable_refused'] * 100:+.1f} points (at most "
               f"+{rule.max_more_answerable_refused * 100:.0f}), out of scope refused "
               f"{-c['c_refusal']['fewer_oos_refused'] * 100:+.1f} points (at least "
-              f"{-rule.max_fewer_oos_refused * 100:.0f}): {'met' if c['c_refusal']['met'] else 'not met'}. "
-              f"Decision: **{labels[1] if d['challenger_wins'] else labels[0]}**."]
+              f"{-rule.max_fewer_oos_refused * 100:.0f}): {'met' if c['c_refusal']['met'] else 'not met'}"
+              + ("" if "d_row_gains" not in c else "; (d) " + ", ".join(
+                  f"{row} {gain:+.3f} (needs ≥ {dict(rule.row_gains)[row]:+.2f})"
+                  for row, gain in c["d_row_gains"]["gains"].items())
+                 + f": {'met' if c['d_row_gains']['met'] else 'not met'}")
+              + f". Decision: **{labels[1] if d['challenger_wins'] else labels[0]}**."]
     return lines
 
 

@@ -86,6 +86,9 @@ FAMILIES = {
            ("dl-short", "dl_short.jsonl"), ("dl-cuts", CUT_FROM_ANSWERS)),
     "ab": (("ab-answers", "ab_answers.jsonl"), ("ab-paraphrases", "ab_paraphrases.jsonl"),
            ("ab-short", "ab_short.jsonl"), ("ab-cuts", CUT_FROM_ANSWERS)),
+    # Blind (bench/blind.py --decision paraphrase, docs/ranker-refit.md): not in SET_NAMES, nothing fitted on it.
+    "web": (("web-answers", "web_answers.jsonl"), ("web-paraphrases", "web_paraphrases.jsonl"),
+            ("web-short", "web_short.jsonl"), ("web-cuts", CUT_FROM_ANSWERS)),
 }
 #: `answer_cuts`: one window of up to CUT_WORDS words from one sentence of CUT_SENTENCE_WORDS words of each
 #: written answer, drawn with CUT_SEED.
@@ -101,7 +104,8 @@ COURSE_FAQ = EVAL / "course_faq.jsonl"
 #: The FAQs written for this project (JSONL, written answers, no links; built offline). The halves of each
 #: one's first family in FAMILIES stand for the set's own dev / test cases.
 REPO_FAQS = {"course": COURSE_FAQ, "dataeng": EVAL / "dataeng_faq.jsonl", "mlops": EVAL / "mlops_faq.jsonl",
-             "llm": EVAL / "llm_faq.jsonl", "dl": EVAL / "dl_faq.jsonl", "ab": EVAL / "ab_faq.jsonl"}
+             "llm": EVAL / "llm_faq.jsonl", "dl": EVAL / "dl_faq.jsonl", "ab": EVAL / "ab_faq.jsonl",
+             "web": EVAL / "web_faq.jsonl"}
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10
@@ -325,6 +329,9 @@ NOTES = {
     "ab": "A sixth course FAQ written for this project (50 entries of a course on experimentation and A/B testing, "
           "five modules, near-duplicate entries, written answers, no links), built offline; queries written from the "
           "answers, first scored blind (bench/blind.py, docs/ranker-refit.md). Same dev/test halves as shipped",
+    "web": "A seventh course FAQ written for this project (50 entries of a full-stack web bootcamp, five modules, "
+           "near-duplicate entries, written answers, no links), built offline; queries written from the answers, "
+           "first scored blind (bench/blind.py --decision paraphrase). Same dev/test halves as shipped",
 }
 
 

@@ -51,3 +51,15 @@ def test_the_refit_rule_keeps_a_challenger_that_is_not_worse_and_rejects_one_tha
     assert decide(INCUMBENT, slightly_lower, REFIT_RULE)["challenger_wins"]
     decision = decide(INCUMBENT, lower, REFIT_RULE)
     assert [k for k, c in decision["criteria"].items() if not c["met"]] == ["a_mean_gain"]
+
+
+def test_a_rule_with_row_gains_needs_each_named_row_to_gain_that_much() -> None:
+    from bench.blind import Rule
+
+    rule = Rule(min_mean_gain=0.0, row_gains=(("b", 0.01),))
+    gains_b = _scores({"a": 0.80, "b": 0.62, "c": 0.90}, 0.04, 0.45)
+    gains_a_only = _scores({"a": 0.85, "b": 0.605, "c": 0.90}, 0.04, 0.45)
+    assert decide(INCUMBENT, gains_b, rule)["challenger_wins"]
+    decision = decide(INCUMBENT, gains_a_only, rule)
+    assert [k for k, c in decision["criteria"].items() if not c["met"]] == ["d_row_gains"]
+    assert "d_row_gains" not in decide(INCUMBENT, gains_b, MODEL_RULE)["criteria"]
