@@ -42,9 +42,12 @@ log = logging.getLogger("bench.blind")
 
 #: Each model's indexes live in its own work folder (as bench.quality --work-dir).
 WORK_DIRS = {MINILM: OUT, MPNET: OUT / "mpnet"}
-#: The revision whose ranker files are the incumbents of the model and refit decisions (fitted on thirty-one
-#: dev families), and the one with the refit the fourth look (paraphrase) holds its candidate against.
+#: Revisions of the ranker files each decision compares, so that a decision reads the same files whenever
+#: it is run: the files fitted on thirty-one dev families (the model decision's two, the refit's
+#: incumbents), the refit candidates as frozen (6b7e011), and the files the refit decision left (5d5aa72,
+#: the fourth look's incumbent).
 INCUMBENT_REVISION = "15f6538"
+REFIT_CANDIDATE_REVISION = "6b7e011"
 REFIT_REVISION = "5d5aa72"
 #: Queries per set replayed through the product's own Searcher.search, to check the replay is the product.
 CHECK_SAMPLE = 15
@@ -97,7 +100,7 @@ def _paraphrase_pairs() -> list[tuple[Contender, Contender]]:
 
 def _refit_pairs() -> list[tuple[Contender, Contender]]:
     return [(Contender(m, ranker_at(INCUMBENT_REVISION, m), f"{short_name(m)} 31 rows"),
-             Contender(m, ranker_file.shipped_path(m), f"{short_name(m)} 37 rows")) for m in (MPNET, MINILM)]
+             Contender(m, ranker_at(REFIT_CANDIDATE_REVISION, m), f"{short_name(m)} 37 rows")) for m in (MPNET, MINILM)]
 
 
 _SHIPPED_SECOND = (("shipped-paraphrases2", "shipped_paraphrases2.jsonl"),)

@@ -74,3 +74,17 @@ def test_the_answer_probability_is_the_highest_within_the_refusal_budget():
     assert all(choice.curve[p][0] > 0.05 for p in PROBABILITY_GRID if p > choice.value)
     assert min(PROBABILITY_GRID) < choice.value < max(PROBABILITY_GRID)  # the synthetic data is not at an edge
     assert choose_answer_probability(records, budget=1.0).value == max(PROBABILITY_GRID)
+
+
+def test_ranker_variants_score_paraphrase_rows_apart_from_the_rest():
+    from bench.ranker_variants import VARIANTS, compare, is_paraphrase_row
+
+    assert is_paraphrase_row("ab-paraphrases") and is_paraphrase_row("shipped-vocab")
+    assert not is_paraphrase_row("ab-short") and not is_paraphrase_row("course-answers")
+    rng = np.random.default_rng(0)
+    records = [r for f in ("x-paraphrases", "x-short", "y-answers") for r in _family_records(f, rng)]
+    features, c = VARIANTS["base"]
+    result = compare(records, features, c)
+    assert 0 < result["paraphrase_rows"] <= 1 and 0 < result["other_rows"] <= 1
+    assert abs(result["mean"] - (result["paraphrase_rows"] + 2 * result["other_rows"]) / 3) < 1e-9
+    assert set(result["refused"]) == {0.15, 0.17, 0.19, 0.21}
