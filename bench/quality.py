@@ -38,12 +38,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench import learn
-from bench.learn import pooled_refusal
 from bench.collect import DEPTH, FIXED, Ranking, Record, collect_set
 from bench.common import (OUT, ROOT, SetUnavailable, command_line, git_revision, machine, machine_line, now,
                           update_section, write_raw)
 from bench.configs import config_settings, describe
 from bench.evalsets import SET_NAMES, ensure_index, open_set
+from bench.learn import pooled_refusal
 from indexer import ranker as ranker_file
 from indexer.threshold import is_answer
 

@@ -41,6 +41,7 @@ def is_paraphrase_row(family: str) -> bool:
 
 
 def compare(dev: Sequence[Record], features: Sequence[str], c: float) -> dict[str, Any]:
+    """One variant, leave-one-set-out over `dev`: means over rows (each family's dev half weighs the same)."""
     held_out = []
     for family in sorted({r.family for r in dev}):
         held = [r for r in dev if r.family == family]
