@@ -305,16 +305,22 @@ class ProbabilityChoice:
     curve: dict[float, tuple[float, float]]
 
 
+def held_out_rankings(dev: Sequence[Record], features: Sequence[str] = RANKER_FEATURES, c: float = C
+                      ) -> list[tuple[Record, Ranking]]:
+    """Each family's records ranked by a ranker fitted on every other family's (leave-one-set-out)."""
+    out: list[tuple[Record, Ranking]] = []
+    for family in sorted({r.family for r in dev}):
+        held = [r for r in dev if r.family == family]
+        out += zip(held, learned_rankings(held, fit_ranker([r for r in dev if r.family != family], features, c)))
+    return out
+
+
 def choose_answer_probability(records: Sequence[Record], grid: Sequence[float] = PROBABILITY_GRID,
                               budget: float = PROBABILITY_BUDGET) -> ProbabilityChoice:
     """The highest probability of `grid` whose pooled leave-one-set-out refusal of answerable dev queries is
     within `budget` (the lowest of the grid if none is), from the dev halves only: each family's dev half is
     ranked by a ranker fitted on every other family's, as `bench/quality.py` does for its test halves."""
-    dev = [r for r in records if r.half == "dev"]
-    held_out: list[tuple[Record, Ranking]] = []
-    for family in sorted({r.family for r in dev}):
-        held = [r for r in dev if r.family == family]
-        held_out += zip(held, learned_rankings(held, fit_ranker([r for r in dev if r.family != family])))
+    held_out = held_out_rankings([r for r in records if r.half == "dev"])
     curve = {}
     for p in grid:
         pooled = pooled_refusal([(rec, rk, p) for rec, rk in held_out])

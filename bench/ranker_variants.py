@@ -42,11 +42,7 @@ def is_paraphrase_row(family: str) -> bool:
 
 def compare(dev: Sequence[Record], features: Sequence[str], c: float) -> dict[str, Any]:
     """One variant, leave-one-set-out over `dev`: means over rows (each family's dev half weighs the same)."""
-    held_out = []
-    for family in sorted({r.family for r in dev}):
-        held = [r for r in dev if r.family == family]
-        ranker = learn.fit_ranker([r for r in dev if r.family != family], features=features, c=c)
-        held_out += zip(held, learn.learned_rankings(held, ranker))
+    held_out = learn.held_out_rankings(dev, features, c)
     ranking = {id(rec): rk for rec, rk in held_out}
     mrr = {row: float(np.mean(learn.reciprocal_ranks(recs, [ranking[id(rec)] for rec in recs])))
            for row, recs in rows_of([rec for rec, _ in held_out]).items()}
