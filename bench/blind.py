@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -70,11 +70,16 @@ class Rule:
 
 @dataclass(frozen=True)
 class Contender:
-    """What one side of a decision searches with: the model its indexes are embedded with, and a ranker file."""
+    """What one side of a decision searches with: the model its indexes are embedded with, and the model's
+    ranker file as it was at `revision` (so a decision reads the same files whenever it is run)."""
 
     model: str
-    ranker: Path
+    revision: str
     label: str
+
+    @property
+    def ranker(self) -> Path:
+        return ranker_at(self.revision, self.model)
 
 
 def ranker_at(revision: str, model: str) -> Path:
@@ -89,21 +94,6 @@ def ranker_at(revision: str, model: str) -> Path:
     return out
 
 
-def _model_pairs() -> list[tuple[Contender, Contender]]:
-    return [(Contender(MINILM, ranker_at(INCUMBENT_REVISION, MINILM), short_name(MINILM)),
-             Contender(MPNET, ranker_at(INCUMBENT_REVISION, MPNET), short_name(MPNET)))]
-
-
-def _paraphrase_pairs() -> list[tuple[Contender, Contender]]:
-    return [(Contender(MPNET, ranker_at(REFIT_REVISION, MPNET), f"{short_name(MPNET)} refit"),
-             Contender(MPNET, ranker_at(PARAPHRASE_CANDIDATE_REVISION, MPNET), f"{short_name(MPNET)} candidate"))]
-
-
-def _refit_pairs() -> list[tuple[Contender, Contender]]:
-    return [(Contender(m, ranker_at(INCUMBENT_REVISION, m), f"{short_name(m)} 31 rows"),
-             Contender(m, ranker_at(REFIT_CANDIDATE_REVISION, m), f"{short_name(m)} 37 rows")) for m in (MPNET, MINILM)]
-
-
 _SHIPPED_SECOND = (("shipped-paraphrases2", "shipped_paraphrases2.jsonl"),)
 
 
@@ -113,20 +103,26 @@ class Decision:
     #: The blind families of each set (bench/eval/README.md says how each was written).
     blind: dict[str, Sequence[tuple[str, str | None]]]
     rule: Rule
-    #: (incumbent, challenger) pairs, each decided on its own (a function: the incumbents are read from git).
-    pairs: Callable[[], list[tuple[Contender, Contender]]]
+    #: (incumbent, challenger) pairs, each decided on its own.
+    pairs: Sequence[tuple[Contender, Contender]]
 
 
 DECISIONS = {
     "model": Decision("docs/models.md, 'A second look'",
                       {"dl": FAMILIES["dl"], "shipped": _SHIPPED_SECOND, "shipped-online": _SHIPPED_SECOND},
-                      Rule(min_mean_gain=0.02), _model_pairs),
+                      Rule(min_mean_gain=0.02),
+                      [(Contender(MINILM, INCUMBENT_REVISION, short_name(MINILM)),
+                        Contender(MPNET, INCUMBENT_REVISION, short_name(MPNET)))]),
     "refit": Decision("docs/ranker-refit.md",
                       {"ab": FAMILIES["ab"],
                        "articles": (("articles-paraphrases", "articles_paraphrases.jsonl"),)},
-                      Rule(min_mean_gain=-0.005), _refit_pairs),
+                      Rule(min_mean_gain=-0.005),
+                      [(Contender(m, INCUMBENT_REVISION, f"{short_name(m)} 31 rows"),
+                        Contender(m, REFIT_CANDIDATE_REVISION, f"{short_name(m)} 37 rows")) for m in (MPNET, MINILM)]),
     "paraphrase": Decision("docs/ranker-refit.md, 'A fourth blind look'", {"web": FAMILIES["web"]},
-                           Rule(min_mean_gain=0.0, row_gains=(("web / web-paraphrases", 0.01),)), _paraphrase_pairs),
+                           Rule(min_mean_gain=0.0, row_gains=(("web / web-paraphrases", 0.01),)),
+                           [(Contender(MPNET, REFIT_REVISION, f"{short_name(MPNET)} refit"),
+                             Contender(MPNET, PARAPHRASE_CANDIDATE_REVISION, f"{short_name(MPNET)} candidate"))]),
 }
 
 
@@ -299,17 +295,19 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     run: dict[str, Any] = {"date": now(), "command": command_line(), "revision": git_revision(),
                            "decision": args.decision, "pairs": [], "replay_differs": {}, "sets": {}}
-    pairs = decision.pairs()
+    pairs = decision.pairs
     records: dict[str, list[Record]] = {}
     for model in dict.fromkeys(side.model for pair in pairs for side in pair):
         records[model], sets = collect(model, decision.blind)
         run["replay_differs"][model] = sum(s.get("replay_differs", 0) for s in sets.values())
         run["sets"][model] = sets
+    def scored(side: Contender) -> dict[str, Any]:
+        path = side.ranker
+        return score(records[side.model], path) | {"label": side.label, "ranker": str(path)}
+
     for incumbent, challenger in pairs:
-        scored = [score(records[side.model], side.ranker) | {"label": side.label, "ranker": str(side.ranker)}
-                  for side in (incumbent, challenger)]
-        run["pairs"].append({"incumbent": scored[0], "challenger": scored[1],
-                             "decision": decide(scored[0], scored[1], decision.rule)})
+        a, b = scored(incumbent), scored(challenger)
+        run["pairs"].append({"incumbent": a, "challenger": b, "decision": decide(a, b, decision.rule)})
     run["runtime_s"] = round(time.monotonic() - started, 1)
     print(render(run, decision))
     write_raw(args.json or OUT / f"blind-{args.decision}.json", run)
