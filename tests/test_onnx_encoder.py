@@ -55,11 +55,14 @@ def exported(onnx_cache: Path) -> Path:
 def test_export_writes_model_tokenizer_and_description(exported: Path):
     folder = export_dir(TEST_MODEL, exported)
     assert folder.parent == exported / "onnx"
-    assert {"model.onnx", "tokenizer.json", "encoder.json"} <= {p.name for p in folder.iterdir()}
+    assert {"model.onnx", "model.onnx.data", "tokenizer.json", "encoder.json"} <= {p.name for p in folder.iterdir()}
+    # The weights are in their own file, the graph beside them small (onnxruntime opens it faster).
+    assert (folder / "model.onnx").stat().st_size < 1_000_000 < (folder / "model.onnx.data").stat().st_size
+    assert (folder / "model.onnx.data").stat().st_mode == (folder / "model.onnx").stat().st_mode  # not owner-only
     meta = json.loads((folder / "encoder.json").read_text("utf-8"))
     files = meta.pop("files")
     assert meta == {"source": TEST_MODEL, "max_seq_length": 256, "pooling": "mean", "normalize": True,
-                    "dimension": 384}
+                    "dimension": 384, "weights": "model.onnx.data"}
     assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(files)
     assert all(len(f["sha256"]) == 64 and f["size"] > 0 for f in files.values())
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folder left behind
@@ -140,6 +143,85 @@ def test_the_builds_first_check_records_new_file_dates_of_the_same_weights_so_la
     monkeypatch.setattr(onnx_encoder, "_sha256", no_hashing)
     assert onnx_encoder.export_problem(folder, TEST_MODEL) is None
     assert isinstance(load_query_encoder(TEST_MODEL, tmp_path), OnnxEncoder)
+
+
+def _export_with_weights_inside(exported: Path, cache_dir: Path) -> Path:
+    """A copy of the session's export as exports were made before `model.onnx.data`: weights inside the
+    graph file, no "weights" in encoder.json."""
+    import onnx
+
+    folder = export_dir(TEST_MODEL, cache_dir)
+    shutil.copytree(export_dir(TEST_MODEL, exported), folder)
+    model = onnx.load(str(folder / "model.onnx"))
+    (folder / "model.onnx.data").unlink()
+    onnx.save_model(model, str(folder / "model.onnx"))
+    meta = json.loads((folder / "encoder.json").read_text("utf-8"))
+    del meta["weights"]
+    (folder / "encoder.json").write_text(json.dumps(meta), "utf-8")
+    return folder
+
+
+def test_an_export_with_its_weights_inside_still_encodes_and_the_next_build_moves_them_out(
+        exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    from indexer.onnx_encoder import ensure_export, export_problem
+
+    cache_dir = tmp_path / "cache"
+    folder = _export_with_weights_inside(exported, cache_dir)
+    assert (folder / "model.onnx").stat().st_size > 50_000_000
+    assert export_problem(folder, TEST_MODEL) is None
+    before = load_query_encoder(TEST_MODEL, cache_dir)
+    assert isinstance(before, OnnxEncoder)
+
+    def no_reference(texts):
+        raise AssertionError("the rewrite needs no torch and no re-export")
+
+    with caplog.at_level(logging.INFO, logger="indexer.onnx_encoder"):
+        assert ensure_export(TEST_MODEL, cache_dir, no_reference) == folder
+    assert "moving the weights out of model.onnx" in caplog.text
+    meta = json.loads((folder / "encoder.json").read_text("utf-8"))
+    assert meta["weights"] == "model.onnx.data" and meta["files"]
+    assert (folder / "model.onnx").stat().st_size < 1_000_000 < (folder / "model.onnx.data").stat().st_size
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # nothing temporary left
+    after = load_query_encoder(TEST_MODEL, cache_dir)
+    assert np.array_equal(after.encode(TEXTS), before.encode(TEXTS))
+
+    caplog.clear()  # done once: the next build leaves it alone
+    mtime = (folder / "model.onnx").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="indexer.onnx_encoder"):
+        ensure_export(TEST_MODEL, cache_dir, no_reference)
+    assert "moving" not in caplog.text and (folder / "model.onnx").stat().st_mtime_ns == mtime
+
+
+def test_a_failed_rewrite_keeps_the_export_as_it_was(exported: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture):
+    from indexer import onnx_encoder
+
+    cache_dir = tmp_path / "cache"
+    folder = _export_with_weights_inside(exported, cache_dir)
+    size = (folder / "model.onnx").stat().st_size
+
+    def disk_full(model_file, out):
+        (out / "model.onnx.data").write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(onnx_encoder, "_separate_weights", disk_full)
+    with caplog.at_level(logging.WARNING, logger="indexer.onnx_encoder"):
+        assert onnx_encoder.ensure_export(TEST_MODEL, cache_dir, lambda texts: None) == folder
+    assert "could not move the weights into model.onnx.data" in caplog.text
+    assert (folder / "model.onnx").stat().st_size == size and not (folder / "model.onnx.data").exists()
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]
+    assert isinstance(load_query_encoder(TEST_MODEL, cache_dir), OnnxEncoder)
+
+
+def test_an_export_missing_its_weights_file_is_not_used(exported: Path, tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture):
+    folder = export_dir(TEST_MODEL, tmp_path)
+    shutil.copytree(export_dir(TEST_MODEL, exported), folder)
+    (folder / "model.onnx.data").unlink()
+    with caplog.at_level(logging.INFO, logger="indexer.onnx_encoder"):
+        assert isinstance(load_query_encoder(TEST_MODEL, tmp_path), Embedder)
+    assert "lacks model.onnx.data" in caplog.text
 
 
 def _fake_model(root: Path, modules: list[str], pooling: dict[str, bool]) -> Path:
