@@ -21,7 +21,7 @@ import streamlit as st
 
 from indexer.config import DEFAULT_CACHE_DIR, DEFAULT_INDEX_DIR, env_path
 from indexer.querylog import QueryLog, default_db_path
-from indexer.store import read_report
+from indexer.store import read_manifest, read_report
 from webapp.rebuild import Rebuilder
 
 if TYPE_CHECKING:  # loaded in the loader thread (see SearcherLoader), not before the page draws
@@ -60,7 +60,9 @@ def get_encoder(model: str, cache: str):
     """The query encoder: the build's ONNX export in the cache folder, else sentence-transformers (slower start)."""
     from indexer.onnx_encoder import load_query_encoder
 
-    return load_query_encoder(model, Path(cache))
+    encoder = load_query_encoder(model, Path(cache))
+    encoder.encode(["warm up"])  # onnxruntime's first run allocates its buffers: not in a learner's first query
+    return encoder
 
 
 def encoder_for(model: str):
@@ -70,14 +72,17 @@ def encoder_for(model: str):
 class SearcherLoader:
     """Loads the current build's searcher in a background thread, once per process.
 
-    Started at the top of a run, before anything is drawn, so on a cold start the index and model
-    load while the browser renders the page. A rebuild has another (path, build_id): the next run
-    starts loading it, and the old build is let go. A failed load is retried on the next run.
+    Started as soon as the search box is drawn, so on a cold start the index and model load while the
+    browser renders the page; the encoder (the model file) opens in a second thread meanwhile, which
+    halves a cold start's wait with a large model (bench/RESULTS-app.md). A rebuild has another
+    (path, build_id): the next run starts loading it, and the old build is let go. A failed load is
+    retried on the next run.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faq-index-loader")
+        self._encoders = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faq-encoder-loader")
         self._key: tuple[str, str] | None = None
         self._future: Future | None = None
 
@@ -90,12 +95,17 @@ class SearcherLoader:
                 self._future = self._pool.submit(self._open, Path(key[0]))
             return self._future
 
-    @staticmethod
-    def _open(path: Path) -> Searcher:
+    def _open(self, path: Path) -> Searcher:
+        model = read_manifest(path).get("model")
+        encoder = self._encoders.submit(encoder_for, model)  # onnxruntime opens the model file meanwhile
+
+        def encoder_of(name: str):
+            return encoder.result() if name == model else encoder_for(name)
+
         # Imported here, in the loader thread: numpy, FAISS and BM25 load while the page draws.
         from indexer.search import Searcher
 
-        return Searcher.open(path, encoder_for=encoder_for)
+        return Searcher.open(path, encoder_for=encoder_of)
 
 
 @st.cache_resource(show_spinner=False)
