@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import ftfy
 
-from .records import Entry, Resource, ResourceKind
+from .records import COURSE_SEPARATOR, Entry, Resource, ResourceKind
 from .text import site_name
 
 log = logging.getLogger(__name__)
@@ -397,10 +397,6 @@ def read_source(path: Path) -> list[dict[str, Any]]:
         text = repair_text(text)
     parser = {"markdown": parse_markdown, "jsonl": parse_jsonl, "json": parse_json, "csv": parse_csv}[fmt]
     return _qualify_by_course(parser(text, str(path)))
-
-
-#: Between a course and its section in the category of a multi-course FAQ's entry ("ml · General").
-COURSE_SEPARATOR = " · "
 
 
 def _qualify_by_course(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

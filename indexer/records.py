@@ -27,6 +27,11 @@ class Resource:
         return asdict(self)
 
 
+#: Between a course and its section in the category of a multi-course FAQ's entry ("ml · General"):
+#: written by the FAQ reader, read by search's section filter.
+COURSE_SEPARATOR = " · "
+
+
 @dataclass(frozen=True)
 class Entry:
     """One FAQ entry, as the user wrote it (text repaired, links collected)."""

@@ -24,13 +24,12 @@ from . import fusion, store
 from . import ranker as ranker_file
 from .config import PARALLEL_LEXICAL_UNITS, PHRASE_UNITS, SearchSettings, Settings
 from .embed import Embedder
-from .faq import COURSE_SEPARATOR
 from .features import KINDS, Centroid, EntryFeatures, Layout, entry_features, passage_focus
 from .lexical import Lexical, highlight_spans, phrase_share, phrases
 from .models import canonical
 from .onnx_encoder import OnnxEncoder, load_query_encoder
 from .query import PreparedQuery, fit_query, prepare
-from .records import Entry, Resource, Unit
+from .records import COURSE_SEPARATOR, Entry, Resource, Unit
 from .threshold import Threshold, is_answer, resolve
 
 log = logging.getLogger(__name__)
