@@ -27,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -311,12 +313,18 @@ def entry_view(searcher: Searcher, entry_id: str) -> None:
         st.html(cards.entry_card_html(entry))
 
 
-def examples(token: tuple[str, str], searcher: Searcher) -> list[str]:
-    """Example questions the current index answers: the configured ones, else a few FAQ questions."""
+def examples(token: tuple[str, str], searcher: Searcher) -> Iterator[str]:
+    """Example questions the current index answers: the configured ones, else a few FAQ questions.
+
+    One at a time, each configured one searched only when the one before has been drawn: Streamlit
+    stops a run for a newer one (a query typed meanwhile) only when the run draws something, so on a
+    cold start that query waits for one example's search, not for all of them.
+    """
     configured = browse.read_examples(examples_path())
-    if configured:
-        return [q for q in configured if run_search(*token, q, 1).answered][:EXAMPLES_SHOWN]
-    return browse.example_questions(searcher.stored.entries.values(), n=2)
+    if not configured:
+        yield from browse.example_questions(searcher.stored.entries.values(), n=2)
+        return
+    yield from islice((q for q in configured if run_search(*token, q, 1).answered), EXAMPLES_SHOWN)
 
 
 def on_suggest(query: str) -> None:
@@ -376,12 +384,13 @@ def search_view(token: tuple[str, str], manifest: dict) -> None:
         return
     section = section_choice(searcher)
     if not query:
-        shown = examples(token, searcher)
-        if shown:
-            st.caption("Or try an example:")
-            row = st.container(horizontal=True, gap="small", key="examples")
-            for i, text in enumerate(shown):  # a label is Markdown: escaped, so FAQ text stays text
-                row.button(md_escape(text), key=f"example_{i}", on_click=set_query, args=(text,), type="secondary")
+        row = None
+        for i, text in enumerate(examples(token, searcher)):  # each drawn as it comes (see examples)
+            if row is None:
+                st.caption("Or try an example:")
+                row = st.container(horizontal=True, gap="small", key="examples")
+            # A label is Markdown: escaped, so FAQ text stays text.
+            row.button(md_escape(text), key=f"example_{i}", on_click=set_query, args=(text,), type="secondary")
         return
     try:
         response = run_search(*token, query, TOP_K, section)

@@ -131,6 +131,23 @@ def test_configured_examples_are_shown_only_when_the_index_answers_them(app_env,
     assert card_ids(at) == ["what-is-cross-entropy-loss"]
 
 
+def test_examples_stop_at_three_and_none_answered_shows_no_heading(app_env, tmp_path, monkeypatch):
+    path = tmp_path / "examples.txt"
+    monkeypatch.setenv("FAQ_EXAMPLES", str(path))
+    path.write_text("how do I bake sourdough bread at home\nbest hiking boots for wet weather\n", "utf-8")
+    at = new_app()
+    assert_no_trace(at)
+    assert not [b for b in at.button if str(b.key).startswith("example_")]
+    assert all("Or try an example" not in c.value for c in at.caption)
+
+    path.write_text("what is log loss?\nwhat is cross entropy?\nhow to measure log loss\n"
+                    "log loss of predicted probabilities\n", "utf-8")
+    at = new_app()
+    labels = [b.label for b in at.button if str(b.key).startswith("example_")]
+    assert len(labels) == 3 and labels == ["what is log loss?", "what is cross entropy?", "how to measure log loss"]
+    assert any("Or try an example" in c.value for c in at.caption)
+
+
 def test_an_example_label_is_text_not_markdown(app_env, tmp_path, monkeypatch):
     from webapp.html import md_escape
 
