@@ -186,7 +186,7 @@ def export_onnx(model_path: str, out_dir: Path) -> Path:
             raise RuntimeError(f"optimum wrote no {MODEL_FILE}")
         _separate_weights(tmp / MODEL_FILE, tmp)
         shutil.copyfile(transformer / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
-        (tmp / ENCODER_JSON).write_text(json.dumps({"source": model_path, **info, "weights": WEIGHTS_FILE,
+        (tmp / ENCODER_JSON).write_text(json.dumps({"source": model_path, **info, **_weights_record(tmp),
                                                     "files": source_files(transformer)}, indent=1), "utf-8")
 
     return _replace_folder(Path(out_dir), write)
@@ -204,6 +204,12 @@ def _separate_weights(model_file: Path, folder: Path) -> None:
                     location=WEIGHTS_FILE, size_threshold=1024)
     # onnx creates the weights owner-only; readable as the graph is (the umask's), for an app run by another user
     os.chmod(folder / WEIGHTS_FILE, (folder / MODEL_FILE).stat().st_mode & 0o777)
+
+
+def _weights_record(folder: Path) -> dict[str, Any]:
+    """encoder.json's note of the weights file: its name, and its size, which tells a file cut short
+    (a full disk, a copy stopped half way) from the one exported without reading it."""
+    return {"weights": WEIGHTS_FILE, "weights_bytes": (folder / WEIGHTS_FILE).stat().st_size}
 
 
 def _replace_folder(out_dir: Path, write: Callable[[Path], None]) -> Path:
@@ -239,7 +245,7 @@ def separate_weights(folder: Path) -> bool:
             if item.is_file() and item.name not in (MODEL_FILE, WEIGHTS_FILE, ENCODER_JSON):
                 shutil.copy2(item, tmp / item.name)
         _separate_weights(folder / MODEL_FILE, tmp)
-        (tmp / ENCODER_JSON).write_text(json.dumps({**meta, "weights": WEIGHTS_FILE}, indent=1), "utf-8")
+        (tmp / ENCODER_JSON).write_text(json.dumps({**meta, **_weights_record(tmp)}, indent=1), "utf-8")
 
     log.info("%s: moving the weights out of %s into %s (a faster start)", folder, MODEL_FILE, WEIGHTS_FILE)
     _replace_folder(folder, write)
@@ -328,6 +334,10 @@ def export_problem(folder: Path, model: str) -> str | None:
     missing = [name for name in files if not (Path(folder) / name).is_file()]
     if missing:
         return f"{folder} lacks {', '.join(missing)}"
+    if meta.get("weights") and meta.get("weights_bytes") is not None:
+        size = (Path(folder) / str(meta["weights"])).stat().st_size
+        if size != meta["weights_bytes"]:
+            return f"{folder}/{meta['weights']} is damaged ({size} bytes, exported {meta['weights_bytes']})"
     # An export from before `files`: not checked.
     changed = _changed_source(meta.get("files") or {}, _current_sources(model))
     return f"{folder} was exported from an earlier {changed} of {model!r}" if changed else None

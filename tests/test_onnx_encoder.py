@@ -62,7 +62,8 @@ def test_export_writes_model_tokenizer_and_description(exported: Path):
     meta = json.loads((folder / "encoder.json").read_text("utf-8"))
     files = meta.pop("files")
     assert meta == {"source": TEST_MODEL, "max_seq_length": 256, "pooling": "mean", "normalize": True,
-                    "dimension": 384, "weights": "model.onnx.data"}
+                    "dimension": 384, "weights": "model.onnx.data",
+                    "weights_bytes": (folder / "model.onnx.data").stat().st_size}
     assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(files)
     assert all(len(f["sha256"]) == 64 and f["size"] > 0 for f in files.values())
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folder left behind
@@ -156,7 +157,7 @@ def _export_with_weights_inside(exported: Path, cache_dir: Path) -> Path:
     (folder / "model.onnx.data").unlink()
     onnx.save_model(model, str(folder / "model.onnx"))
     meta = json.loads((folder / "encoder.json").read_text("utf-8"))
-    del meta["weights"]
+    del meta["weights"], meta["weights_bytes"]
     (folder / "encoder.json").write_text(json.dumps(meta), "utf-8")
     return folder
 
@@ -180,6 +181,7 @@ def test_an_export_with_its_weights_inside_still_encodes_and_the_next_build_move
     assert "moving the weights out of model.onnx" in caplog.text
     meta = json.loads((folder / "encoder.json").read_text("utf-8"))
     assert meta["weights"] == "model.onnx.data" and meta["files"]
+    assert meta["weights_bytes"] == (folder / "model.onnx.data").stat().st_size
     assert (folder / "model.onnx").stat().st_size < 1_000_000 < (folder / "model.onnx.data").stat().st_size
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # nothing temporary left
     after = load_query_encoder(TEST_MODEL, cache_dir)
@@ -222,6 +224,29 @@ def test_an_export_missing_its_weights_file_is_not_used(exported: Path, tmp_path
     with caplog.at_level(logging.INFO, logger="indexer.onnx_encoder"):
         assert isinstance(load_query_encoder(TEST_MODEL, tmp_path), Embedder)
     assert "lacks model.onnx.data" in caplog.text
+
+
+def test_a_weights_file_cut_short_is_not_used_and_the_next_build_exports_again(
+        exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """A full disk or a copy stopped half way: the app falls back to sentence-transformers (onnxruntime
+    would refuse the file anyway), and the build repairs the export instead of living with it."""
+    from indexer.onnx_encoder import ensure_export
+
+    cache_dir = tmp_path / "cache"
+    folder = export_dir(TEST_MODEL, cache_dir)
+    shutil.copytree(export_dir(TEST_MODEL, exported), folder)
+    weights = folder / "model.onnx.data"
+    with open(weights, "r+b") as f:
+        f.truncate(weights.stat().st_size // 2)
+    with caplog.at_level(logging.INFO, logger="indexer.onnx_encoder"):
+        assert isinstance(load_query_encoder(TEST_MODEL, cache_dir), Embedder)
+    assert "model.onnx.data is damaged" in caplog.text
+
+    embedder = Embedder(TEST_MODEL)
+    assert ensure_export(TEST_MODEL, cache_dir, embedder.encode) == folder
+    repaired = load_query_encoder(TEST_MODEL, cache_dir)
+    assert isinstance(repaired, OnnxEncoder)
+    assert (repaired.encode(TEXTS[:3]) * embedder.encode(TEXTS[:3])).sum(1).min() > 0.9999
 
 
 def _fake_model(root: Path, modules: list[str], pooling: dict[str, bool]) -> Path:
