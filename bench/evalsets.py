@@ -88,6 +88,9 @@ FAMILIES = {
            ("ab-short", "ab_short.jsonl"), ("ab-cuts", CUT_FROM_ANSWERS)),
     "web": (("web-answers", "web_answers.jsonl"), ("web-paraphrases", "web_paraphrases.jsonl"),
             ("web-short", "web_short.jsonl"), ("web-cuts", CUT_FROM_ANSWERS)),
+    # Blind families of docs/agreement.md's look; not in SET_NAMES (the pool) until that decision is taken.
+    "sql": (("sql-answers", "sql_answers.jsonl"), ("sql-paraphrases", "sql_paraphrases.jsonl"),
+            ("sql-short", "sql_short.jsonl")),
 }
 #: `answer_cuts`: one window of up to CUT_WORDS words from one sentence of CUT_SENTENCE_WORDS words of each
 #: written answer, drawn with CUT_SEED.
@@ -104,7 +107,7 @@ COURSE_FAQ = EVAL / "course_faq.jsonl"
 #: one's first family in FAMILIES stand for the set's own dev / test cases.
 REPO_FAQS = {"course": COURSE_FAQ, "dataeng": EVAL / "dataeng_faq.jsonl", "mlops": EVAL / "mlops_faq.jsonl",
              "llm": EVAL / "llm_faq.jsonl", "dl": EVAL / "dl_faq.jsonl", "ab": EVAL / "ab_faq.jsonl",
-             "web": EVAL / "web_faq.jsonl"}
+             "web": EVAL / "web_faq.jsonl", "sql": EVAL / "sql_faq.jsonl"}
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10
@@ -331,6 +334,9 @@ NOTES = {
     "web": "A seventh course FAQ written for this project (50 entries of a full-stack web bootcamp, five modules, "
            "near-duplicate entries, written answers, no links), built offline; queries written from the answers, "
            "first scored blind (bench/blind.py --decision paraphrase). Same dev/test halves as shipped",
+    "sql": "An eighth course FAQ written for this project (50 entries of a course on SQL and relational databases, "
+           "five modules, near-duplicate entries, written answers, no links), built offline; queries written from the "
+           "answers, first scored blind (bench/agreement.py, docs/agreement.md). Same dev/test halves as shipped",
 }
 
 

@@ -50,6 +50,9 @@ QUERY_FILES = {
     "web_answers.jsonl": "bench/eval/web_faq.jsonl",
     "web_paraphrases.jsonl": "bench/eval/web_faq.jsonl",
     "web_short.jsonl": "bench/eval/web_faq.jsonl",
+    "sql_answers.jsonl": "bench/eval/sql_faq.jsonl",
+    "sql_paraphrases.jsonl": "bench/eval/sql_faq.jsonl",
+    "sql_short.jsonl": "bench/eval/sql_faq.jsonl",
 }
 
 
@@ -74,7 +77,7 @@ def test_every_expected_names_an_entry_and_both_kinds_are_there(name: str, tmp_p
 def test_every_query_file_is_covered() -> None:
     files = {p.name for p in EVAL.glob("*.jsonl")}
     faqs = {"articles_faq.jsonl", "course_faq.jsonl", "dataeng_faq.jsonl", "mlops_faq.jsonl", "llm_faq.jsonl",
-            "dl_faq.jsonl", "ab_faq.jsonl", "web_faq.jsonl"}
+            "dl_faq.jsonl", "ab_faq.jsonl", "web_faq.jsonl", "sql_faq.jsonl"}
     stackfaq = {p for p in files if p.startswith("stackfaq_")}
     assert files - faqs - stackfaq == set(QUERY_FILES)
 
@@ -82,7 +85,8 @@ def test_every_query_file_is_covered() -> None:
 @pytest.mark.parametrize(("name", "prefix", "size", "modules"),
                          [("course_faq.jsonl", "c", 60, 6), ("dataeng_faq.jsonl", "d", 48, 6),
                           ("mlops_faq.jsonl", "m", 72, 6), ("llm_faq.jsonl", "l", 60, 6), ("dl_faq.jsonl", "p", 50, 5),
-                          ("ab_faq.jsonl", "e", 50, 5), ("web_faq.jsonl", "w", 50, 5)])
+                          ("ab_faq.jsonl", "e", 50, 5), ("web_faq.jsonl", "w", 50, 5),
+                          ("sql_faq.jsonl", "sq", 50, 5)])
 def test_course_faqs_have_their_modules_and_near_duplicates(name: str, prefix: str, size: int, modules: int,
                                                             tmp_path: Path) -> None:
     """The course sets exist to tell similar entries apart: five or six modules, several entries each."""
