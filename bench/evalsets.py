@@ -59,7 +59,8 @@ from bench.common import BENCH, OUT, ROOT, SHARED, SetUnavailable, StaticServer
 
 log = logging.getLogger(__name__)
 
-SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng", "mlops", "llm", "dl", "ab", "web")
+SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng", "mlops", "llm", "dl", "ab", "web",
+             "sql")
 #: The query families of each FAQ: (family name, query file in bench/eval or None for the set's own
 #: split). A family is one way of asking (hand-written mixes, hard paraphrases, answer-derived
 #: questions, short and misspelt queries); leave-one-set-out holds out one family at a time.
@@ -88,9 +89,8 @@ FAMILIES = {
            ("ab-short", "ab_short.jsonl"), ("ab-cuts", CUT_FROM_ANSWERS)),
     "web": (("web-answers", "web_answers.jsonl"), ("web-paraphrases", "web_paraphrases.jsonl"),
             ("web-short", "web_short.jsonl"), ("web-cuts", CUT_FROM_ANSWERS)),
-    # Blind families of docs/agreement.md's look; not in SET_NAMES (the pool) until that decision is taken.
     "sql": (("sql-answers", "sql_answers.jsonl"), ("sql-paraphrases", "sql_paraphrases.jsonl"),
-            ("sql-short", "sql_short.jsonl")),
+            ("sql-short", "sql_short.jsonl"), ("sql-cuts", CUT_FROM_ANSWERS)),
 }
 #: `answer_cuts`: one window of up to CUT_WORDS words from one sentence of CUT_SENTENCE_WORDS words of each
 #: written answer, drawn with CUT_SEED.
