@@ -23,7 +23,7 @@ import numpy as np
 from bench.blind import WORK_DIRS, using_model
 from bench.common import OUT, SetUnavailable, command_line, git_revision, now, write_raw
 from bench.evalsets import CUT_FROM_ANSWERS, FAMILIES, ensure_index, open_set
-from bench.learn import family_weights
+from bench.learn import family_weights, refused_shares
 from indexer import ranker as ranker_file
 from indexer.evaluate import read_cases, resolve_expected
 from indexer.models import MINILM, MPNET
@@ -39,7 +39,7 @@ GRID = np.round(np.arange(0.02, 0.60, 0.01), 2)
 #: At most this share of answerable dev queries refused (pooled, every family weighing the same).
 MAX_REFUSED_ANSWERABLE = 0.05
 #: The candidate, fitted on all dev halves by `fit` and frozen before any blind line was scored.
-FROZEN_PAIR: tuple[float, float] | None = (0.13, 0.23)
+FROZEN_PAIR: tuple[float, float] = (0.13, 0.23)
 #: docs/agreement.md's rule: the candidate must refuse at least this many more points of out-of-scope
 #: queries, and at most this many more points of answerable ones, than the incumbent.
 MIN_OOS_GAIN = 3.0
@@ -92,15 +92,8 @@ def collect(set_name: str, families: Sequence[tuple[str, str | None]] | None, ha
 
 def refusal(queries: Sequence[Query], t_agree: float, t_disagree: float) -> dict[str, float]:
     """Shares refused, every (set, family) weighing the same (as bench.learn.pooled_refusal)."""
-    w = family_weights(queries)
-    p = np.array([q.probability for q in queries])
     cut = np.where([q.agree for q in queries], t_agree, t_disagree)
-    refused = p < cut
-    ans = np.array([q.answerable for q in queries])
-    out = {"refused_answerable": float((refused[ans] * w[ans]).sum() / w[ans].sum())}
-    if (~ans).any():
-        out["refused_unanswerable"] = float((refused[~ans] * w[~ans]).sum() / w[~ans].sum())
-    return out
+    return refused_shares(queries, np.array([q.probability for q in queries]) < cut)
 
 
 def fit(queries: Sequence[Query], *, two: bool = True) -> tuple[float, float]:
@@ -137,13 +130,9 @@ def leave_one_set_out(queries: Sequence[Query], *, two: bool) -> tuple[dict[str,
         mine = [i for i, q in enumerate(queries) if q.set == held]
         cut.update({i: pair for i in mine})
         folds.append({"set": held, "pair": pair, **refusal([queries[i] for i in mine], *pair)})
-    w = family_weights(queries)
     p = np.array([q.probability for q in queries])
     refused = p < np.array([cut[i][0] if q.agree else cut[i][1] for i, q in enumerate(queries)])
-    ans = np.array([q.answerable for q in queries])
-    pooled = {"refused_answerable": float((refused[ans] * w[ans]).sum() / w[ans].sum()),
-              "refused_unanswerable": float((refused[~ans] * w[~ans]).sum() / w[~ans].sum())}
-    return pooled, folds
+    return refused_shares(queries, refused), folds
 
 
 def decide(incumbent: dict[str, float], candidate: dict[str, float]) -> dict[str, Any]:
@@ -184,8 +173,6 @@ def run_dev() -> dict[str, Any]:
 
 
 def run_blind() -> dict[str, Any]:
-    if FROZEN_PAIR is None:
-        raise SystemExit("no frozen pair: fit it with `bench.agreement dev` and commit it first (docs/agreement.md)")
     queries = []
     for set_name, families in BLIND.items():
         print(f"[{set_name}] searching the blind families with both models…", file=sys.stderr, flush=True)

@@ -333,9 +333,15 @@ def pooled_refusal(items: Sequence[tuple[Record, Ranking, float]]) -> dict[str, 
     """Refusal shares over all left-out queries, every (set, family) weighing the same."""
     if not items:
         return {}
-    w = family_weights([rec for rec, _, _ in items])
-    refused = np.array([not is_answer(rk.top_score, t) for _, rk, t in items])
-    ans = np.array([rec.answerable for rec, _, _ in items])
+    return refused_shares([rec for rec, _, _ in items],
+                          np.array([not is_answer(rk.top_score, t) for _, rk, t in items]))
+
+
+def refused_shares(records: Sequence[Any], refused: np.ndarray) -> dict[str, float]:
+    """Shares of answerable and of out-of-scope queries (`records`: anything with set, family and
+    answerable) that `refused` marks, every (set, family) weighing the same."""
+    w = family_weights(records)
+    ans = np.array([r.answerable for r in records])
     out = {"refused_answerable": float((refused[ans] * w[ans]).sum() / w[ans].sum())}
     if (~ans).any():
         out["refused_unanswerable"] = float((refused[~ans] * w[~ans]).sum() / w[~ans].sum())
