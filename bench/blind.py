@@ -9,6 +9,7 @@ which contender it picks.
     .venv/bin/python -m bench.blind                   # the refit decision (docs/ranker-refit.md)
     .venv/bin/python -m bench.blind --decision model  # the second model decision (docs/models.md), as taken
     .venv/bin/python -m bench.blind --decision paraphrase  # the fourth look (docs/ranker-refit.md)
+    .venv/bin/python -m bench.blind --decision lift   # the sixth look (docs/page-lift.md)
 
 Raw numbers go to bench/out/blind-<decision>.json.
 """
@@ -50,6 +51,12 @@ INCUMBENT_REVISION = "15f6538"
 REFIT_CANDIDATE_REVISION = "6b7e011"
 REFIT_REVISION = "5d5aa72"
 PARAPHRASE_CANDIDATE_REVISION = "1ea2107"
+#: The sixth look (docs/page-lift.md): the shipped features refitted on the fifty rows (shown, not deciding),
+#: then the candidate with `page_lift`, each frozen in its own commit before any blind line was scored.
+LIFT_REFIT_REVISION: str | None = None
+LIFT_CANDIDATE_REVISION: str | None = None
+#: Shares are differences of sums of weights: a bound met exactly must not fail on the last bit.
+EPSILON = 1e-9
 #: Queries per set replayed through the product's own Searcher.search, to check the replay is the product.
 CHECK_SAMPLE = 15
 
@@ -97,6 +104,9 @@ def ranker_at(revision: str, model: str) -> Path:
 _SHIPPED_SECOND = (("shipped-paraphrases2", "shipped_paraphrases2.jsonl"),)
 
 
+_SHIPPED_THIRD = (("shipped-paraphrases3", "shipped_paraphrases3.jsonl"),)
+
+
 @dataclass(frozen=True)
 class Decision:
     doc: str
@@ -105,6 +115,8 @@ class Decision:
     rule: Rule
     #: (incumbent, challenger) pairs, each decided on its own.
     pairs: Sequence[tuple[Contender, Contender]]
+    #: Pairs shown beside the decision, scored the same way, that decide nothing.
+    shown: Sequence[tuple[Contender, Contender]] = ()
 
 
 DECISIONS = {
@@ -123,6 +135,13 @@ DECISIONS = {
                            Rule(min_mean_gain=0.0, row_gains=(("web / web-paraphrases", 0.01),)),
                            [(Contender(MPNET, REFIT_REVISION, f"{short_name(MPNET)} refit"),
                              Contender(MPNET, PARAPHRASE_CANDIDATE_REVISION, f"{short_name(MPNET)} candidate"))]),
+    "lift": Decision("docs/page-lift.md", {"ts": FAMILIES["ts"], "shipped": _SHIPPED_THIRD,
+                                           "shipped-online": _SHIPPED_THIRD},
+                     Rule(min_mean_gain=-0.005, max_more_answerable_refused=0.005, max_fewer_oos_refused=-0.03),
+                     [(Contender(MPNET, REFIT_REVISION, "shipped"),
+                       Contender(MPNET, LIFT_CANDIDATE_REVISION or "HEAD", "page_lift, 50 rows"))],
+                     shown=[(Contender(MPNET, REFIT_REVISION, "shipped"),
+                             Contender(MPNET, LIFT_REFIT_REVISION or "HEAD", "shipped features, 50 rows"))]),
 }
 
 
@@ -213,22 +232,23 @@ def decide(incumbent: dict[str, Any], challenger: dict[str, Any], rule: Rule) ->
     more_answerable = b["refused_answerable"] - a["refused_answerable"]
     fewer_oos = a.get("refused_unanswerable", 0.0) - b.get("refused_unanswerable", 0.0)
     criteria = {
-        "a_mean_gain": {"value": mean_gain, "met": mean_gain >= rule.min_mean_gain},
+        "a_mean_gain": {"value": mean_gain, "met": mean_gain >= rule.min_mean_gain - EPSILON},
         "b_worst_row": {"row": worst_row, "value": gains.get(worst_row, float("nan")),
-                        "met": bool(gains) and min(gains.values()) >= -rule.max_row_loss},
+                        "met": bool(gains) and min(gains.values()) >= -rule.max_row_loss - EPSILON},
         "c_refusal": {"more_answerable_refused": more_answerable, "fewer_oos_refused": fewer_oos,
-                      "met": more_answerable <= rule.max_more_answerable_refused
-                      and fewer_oos <= rule.max_fewer_oos_refused},
+                      "met": more_answerable <= rule.max_more_answerable_refused + EPSILON
+                      and fewer_oos <= rule.max_fewer_oos_refused + EPSILON},
     }
     if rule.row_gains:
         needed = {row: gain for row, gain in rule.row_gains}
         criteria["d_row_gains"] = {"gains": {row: gains.get(row, float("nan")) for row in needed},
-                                   "met": all(gains.get(row, float("-inf")) >= g for row, g in needed.items())}
+                                   "met": all(gains.get(row, float("-inf")) >= g - EPSILON for row, g in needed.items())}
     return {"rows": shared, "gains": gains, "criteria": criteria,
             "challenger_wins": all(c["met"] for c in criteria.values())}
 
 
-def render_pair(pair: dict[str, Any], rule: Rule) -> list[str]:
+def render_pair(pair: dict[str, Any], rule: Rule | None) -> list[str]:
+    """The pair's table and summaries, then the rule's verdict (`rule` None: a pair shown, deciding nothing)."""
     sides = [pair["incumbent"], pair["challenger"]]
     labels = [side["label"] for side in sides]
     lines = ["| set / family (answerable+OOS) | " + " | ".join(
@@ -257,6 +277,8 @@ def render_pair(pair: dict[str, Any], rule: Rule) -> list[str]:
                      f"refused {fmt(p.get('refused_unanswerable'), 3)} OOS / {fmt(p['refused_answerable'], 3)} "
                      f"answerable; rows behind the better reference {len(behind)} ({', '.join(behind) or 'none'}), of "
                      f"which with the interval wholly below zero {len(below)}.")
+    if rule is None:
+        return lines
     d = pair["decision"]
     c = d["criteria"]
     lines += ["", f"Rule ({labels[1]} against {labels[0]}): "
@@ -265,9 +287,9 @@ def render_pair(pair: dict[str, Any], rule: Rule) -> list[str]:
               f"(b) worst row {c['b_worst_row']['row']} {c['b_worst_row']['value']:+.3f} (needs ≥ "
               f"{-rule.max_row_loss:+.2f}): {'met' if c['b_worst_row']['met'] else 'not met'}; "
               f"(c) answerable refused {c['c_refusal']['more_answerable_refused'] * 100:+.1f} points (at most "
-              f"+{rule.max_more_answerable_refused * 100:.0f}), out of scope refused "
+              f"+{rule.max_more_answerable_refused * 100:g}), out of scope refused "
               f"{-c['c_refusal']['fewer_oos_refused'] * 100:+.1f} points (at least "
-              f"{-rule.max_fewer_oos_refused * 100:.0f}): {'met' if c['c_refusal']['met'] else 'not met'}"
+              f"{-rule.max_fewer_oos_refused * 100:g}): {'met' if c['c_refusal']['met'] else 'not met'}"
               + ("" if "d_row_gains" not in c else "; (d) " + ", ".join(
                   f"{row} {gain:+.3f} (needs ≥ {dict(rule.row_gains)[row]:+.2f})"
                   for row, gain in c["d_row_gains"]["gains"].items())
@@ -282,6 +304,8 @@ def render(run: dict[str, Any], decision: Decision) -> str:
              + ", ".join(f"{short_name(m)} {n}" for m, n in run["replay_differs"].items()) + "."]
     for pair in run["pairs"]:
         lines += [""] + render_pair(pair, decision.rule)
+    for pair in run.get("shown", []):
+        lines += ["", "Shown beside the decision, deciding nothing:", ""] + render_pair(pair, None)
     return "\n".join(lines) + "\n"
 
 
@@ -297,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                            "decision": args.decision, "pairs": [], "replay_differs": {}, "sets": {}}
     pairs = decision.pairs
     records: dict[str, list[Record]] = {}
-    for model in dict.fromkeys(side.model for pair in pairs for side in pair):
+    for model in dict.fromkeys(side.model for pair in [*pairs, *decision.shown] for side in pair):
         records[model], sets = collect(model, decision.blind)
         run["replay_differs"][model] = sum(s.get("replay_differs", 0) for s in sets.values())
         run["sets"][model] = sets
@@ -308,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     for incumbent, challenger in pairs:
         a, b = scored(incumbent), scored(challenger)
         run["pairs"].append({"incumbent": a, "challenger": b, "decision": decide(a, b, decision.rule)})
+    for incumbent, challenger in decision.shown:
+        run.setdefault("shown", []).append({"incumbent": scored(incumbent), "challenger": scored(challenger)})
     run["runtime_s"] = round(time.monotonic() - started, 1)
     print(render(run, decision))
     write_raw(args.json or OUT / f"blind-{args.decision}.json", run)

@@ -91,6 +91,9 @@ FAMILIES = {
             ("web-short", "web_short.jsonl"), ("web-cuts", CUT_FROM_ANSWERS)),
     "sql": (("sql-answers", "sql_answers.jsonl"), ("sql-paraphrases", "sql_paraphrases.jsonl"),
             ("sql-short", "sql_short.jsonl"), ("sql-cuts", CUT_FROM_ANSWERS)),
+    # Blind families of docs/page-lift.md's look; not in SET_NAMES (the pool) until that decision is taken.
+    "ts": (("ts-answers", "ts_answers.jsonl"), ("ts-paraphrases", "ts_paraphrases.jsonl"),
+           ("ts-short", "ts_short.jsonl")),
 }
 #: `answer_cuts`: one window of up to CUT_WORDS words from one sentence of CUT_SENTENCE_WORDS words of each
 #: written answer, drawn with CUT_SEED.
@@ -107,7 +110,7 @@ COURSE_FAQ = EVAL / "course_faq.jsonl"
 #: one's first family in FAMILIES stand for the set's own dev / test cases.
 REPO_FAQS = {"course": COURSE_FAQ, "dataeng": EVAL / "dataeng_faq.jsonl", "mlops": EVAL / "mlops_faq.jsonl",
              "llm": EVAL / "llm_faq.jsonl", "dl": EVAL / "dl_faq.jsonl", "ab": EVAL / "ab_faq.jsonl",
-             "web": EVAL / "web_faq.jsonl", "sql": EVAL / "sql_faq.jsonl"}
+             "web": EVAL / "web_faq.jsonl", "sql": EVAL / "sql_faq.jsonl", "ts": EVAL / "ts_faq.jsonl"}
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10
@@ -337,6 +340,10 @@ NOTES = {
     "sql": "An eighth course FAQ written for this project (50 entries of a course on SQL and relational databases, "
            "five modules, near-duplicate entries, written answers, no links), built offline; queries written from the "
            "answers, first scored blind (bench/agreement.py, docs/agreement.md). Same dev/test halves as shipped",
+    "ts": "A ninth course FAQ written for this project (50 entries of a course on time-series forecasting, five "
+          "modules, near-duplicate entries, written answers, no links), built offline; queries written from the "
+          "answers, first scored blind (bench/blind.py --decision lift, docs/page-lift.md). Same dev/test halves as "
+          "shipped",
 }
 
 

@@ -316,17 +316,26 @@ def held_out_rankings(dev: Sequence[Record], features: Sequence[str] = RANKER_FE
 
 
 def choose_answer_probability(records: Sequence[Record], grid: Sequence[float] = PROBABILITY_GRID,
-                              budget: float = PROBABILITY_BUDGET) -> ProbabilityChoice:
+                              budget: float = PROBABILITY_BUDGET, features: Sequence[str] = RANKER_FEATURES
+                              ) -> ProbabilityChoice:
     """The highest probability of `grid` whose pooled leave-one-set-out refusal of answerable dev queries is
     within `budget` (the lowest of the grid if none is), from the dev halves only: each family's dev half is
     ranked by a ranker fitted on every other family's, as `bench/quality.py` does for its test halves."""
-    held_out = held_out_rankings([r for r in records if r.half == "dev"])
+    held_out = held_out_rankings([r for r in records if r.half == "dev"], features)
     curve = {}
     for p in grid:
         pooled = pooled_refusal([(rec, rk, p) for rec, rk in held_out])
         curve[p] = (pooled["refused_answerable"], pooled.get("refused_unanswerable", float("nan")))
     within = [p for p in grid if curve[p][0] <= budget]
     return ProbabilityChoice(max(within) if within else min(grid), curve)
+
+
+def held_out_refusal(records: Sequence[Record], probability: float, features: Sequence[str] = RANKER_FEATURES
+                     ) -> dict[str, float]:
+    """Pooled leave-one-set-out refusal of the dev halves at `probability`: the operating point a candidate
+    ranker can be held to (docs/page-lift.md: the incumbent's share of answerable queries refused)."""
+    held_out = held_out_rankings([r for r in records if r.half == "dev"], features)
+    return pooled_refusal([(rec, rk, probability) for rec, rk in held_out])
 
 
 def pooled_refusal(items: Sequence[tuple[Record, Ranking, float]]) -> dict[str, float]:

@@ -9,10 +9,15 @@ leave-one-set-out table.
     .venv/bin/python -m bench.train_ranker
     FAQ_MODEL=sentence-transformers/all-mpnet-base-v2 .venv/bin/python -m bench.train_ranker --work-dir bench/out/mpnet
     .venv/bin/python -m bench.train_ranker --choose-probability   # also choose the answer probability
+    .venv/bin/python -m bench.train_ranker --work-dir bench/out/mpnet --extra-features page_lift \
+        --choose-probability --hold-to 0.17   # a candidate held to the shipped features' refusal at 0.17
 
 `--choose-probability` chooses the answer probability on the same dev halves, leave-one-set-out
 (bench/learn.py `choose_answer_probability`), prints the curve it chose from and writes the choice into
 the file; bench/learn.py `ANSWER_PROBABILITIES` must then say the same (bench/quality.py reads it there).
+Its budget is the product's 5% of answerable queries refused, or with `--hold-to P` the share the shipped
+features refuse at P on the same dev halves and protocol, so that a candidate with other features is
+compared with the incumbent at the incumbent's operating point (docs/page-lift.md).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from bench import learn
 from bench.common import OUT, git_revision, now
 from bench.evalsets import SET_NAMES
 from bench.quality import collect
+from indexer.features import FEATURES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,12 +45,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=OUT)
     parser.add_argument("--choose-probability", action="store_true",
                         help="choose the answer probability leave-one-set-out on the dev halves (bench/learn.py)")
+    parser.add_argument("--extra-features", default="", metavar="NAMES",
+                        help="comma-separated features (indexer/features.py FEATURES) added to bench/learn.py RANKER_FEATURES")
+    parser.add_argument("--hold-to", type=float, metavar="P",
+                        help="with --choose-probability: refuse at most the share of answerable dev queries that "
+                             "RANKER_FEATURES refuse at probability P (default budget: 5%%)")
     args = parser.parse_args(argv)
+    extra = tuple(f.strip() for f in args.extra_features.split(",") if f.strip())
+    unknown = [f for f in extra if f not in FEATURES or f in learn.RANKER_FEATURES]
+    if unknown:
+        parser.error(f"--extra-features: {', '.join(unknown)} unknown or already used (FEATURES: {', '.join(FEATURES)})")
+    if args.hold_to is not None and not args.choose_probability:
+        parser.error("--hold-to needs --choose-probability")
+    features = learn.RANKER_FEATURES + extra
     records, _ = collect(SET_NAMES, args.work_dir, rebuild=False, latency_sample=0)
     dev = [r for r in records if r.half == "dev"]
-    ranker = learn.fit_ranker(dev)
+    ranker = learn.fit_ranker(dev, features)
     if args.choose_probability:
-        choice = learn.choose_answer_probability(dev)
+        budget = learn.PROBABILITY_BUDGET
+        if args.hold_to is not None:
+            held = learn.held_out_refusal(dev, args.hold_to)
+            budget = held["refused_answerable"]
+            print(f"budget: {budget:.2%} of answerable dev queries refused, the shipped features' at {args.hold_to:g} "
+                  f"(out of scope {held.get('refused_unanswerable', float('nan')):.1%})")
+        choice = learn.choose_answer_probability(dev, budget=budget, features=features)
         print("answer probability: refused answerable / out of scope (dev halves, leave-one-set-out, pooled)")
         for p, (ans, oos) in choice.curve.items():
             print(f"  {p:.2f}  {ans:6.1%} / {oos:6.1%}{'  <- chosen' if p == choice.value else ''}")

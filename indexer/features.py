@@ -19,6 +19,12 @@ another:
 - page evidence both at its best passage and as the mean of its best three, so
   one lucky passage of a broad page (a book chapter) counts less than a page
   whose passages keep matching;
+- how far the entry's best passage beats the entry's own text (`page_lift`, 0 without
+  pages): a hinge, since page text that only restates what the question already matches
+  should add nothing (a broad page matches everything a little), while a passage that
+  matches the query clearly better than the entry's own words is what page text is for;
+  read linearly, the two page columns weighed a passage far below a question
+  (docs/page-lift.md);
 - how broad the entry's pages are: the number of passages (the best of many
   passages of a book chapter is high for many queries) and how much the best
   passage is about its own entry (its cosine to the entry's own text, computed
@@ -58,7 +64,7 @@ FEATURES = (
     "d_question", "d_entry", "d_answer", "d_title", "d_passage", "d_pages", "d_best", "c_direct",
     "l_direct", "l_passage", "l_best",
     "z_dense", "z_lexical", "gap_dense", "gap_lexical", "lead_dense", "lead_lexical", "lead_backed",
-    "has_pages", "page_size", "focus_best", "phrase",
+    "has_pages", "page_size", "focus_best", "phrase", "page_lift",
 )
 
 
@@ -273,6 +279,7 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
         "phrase": phrase_best,
     }
     cols["d_best"] = np.maximum(cand_direct, cols["d_passage"])
+    cols["page_lift"] = np.maximum(cols["d_passage"] - cand_direct, 0.0)  # without pages d_passage is cand_direct
     cols["l_best"] = np.maximum(cols["l_direct"], cols["l_passage"])
     cols["z_dense"] = _zscore(cols["d_best"])
     cols["z_lexical"] = _zscore(cols["l_best"])

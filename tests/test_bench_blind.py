@@ -63,3 +63,33 @@ def test_a_rule_with_row_gains_needs_each_named_row_to_gain_that_much() -> None:
     decision = decide(INCUMBENT, gains_a_only, rule)
     assert [k for k, c in decision["criteria"].items() if not c["met"]] == ["d_row_gains"]
     assert "d_row_gains" not in decide(INCUMBENT, gains_b, MODEL_RULE)["criteria"]
+
+
+def test_the_lift_rule_needs_three_points_more_out_of_scope_refused_at_half_a_point_of_answerable() -> None:
+    """docs/page-lift.md: ranking no worse than -0.005, no row below -0.02, OOS >= +3 points, answerable <= +0.5."""
+    rule = DECISIONS["lift"].rule
+    assert {"ts", "shipped", "shipped-online"} == set(DECISIONS["lift"].blind)
+    ranking_level = {"a": 0.80, "b": 0.597, "c": 0.90}  # mean -0.001
+    assert decide(INCUMBENT, _scores(ranking_level, 0.044, 0.48), rule)["challenger_wins"]
+    for answerable, oos in ((0.044, 0.475), (0.046, 0.50)):  # +2.5 OOS; +0.6 answerable
+        decision = decide(INCUMBENT, _scores(ranking_level, answerable, oos), rule)
+        assert [k for k, c in decision["criteria"].items() if not c["met"]] == ["c_refusal"]
+    decision = decide(INCUMBENT, _scores({"a": 0.78, "b": 0.60, "c": 0.90}, 0.04, 0.50), rule)  # mean -0.0067
+    assert [k for k, c in decision["criteria"].items() if not c["met"]] == ["a_mean_gain"]
+
+
+def test_a_pair_shown_beside_a_decision_is_drawn_without_a_verdict() -> None:
+    from bench.blind import render_pair
+
+    def side(label: str) -> dict:
+        row = {"metrics": {"learned": {"mrr": 0.8, "answerable": 10, "unanswerable": 2, "refused_unanswerable": 0.5,
+                                       "refused_answerable": 0.1},
+                           "dense-all": {"mrr": 0.7}, "bm25": {"mrr": 0.6}},
+               "against_reference": {"mrr": 0.1, "mrr_high": 0.2}}
+        return {"label": label, "threshold": 0.17, "rows": {"x / x-short": row},
+                "pooled": {"refused_answerable": 0.1, "refused_unanswerable": 0.5}}
+
+    pair = {"incumbent": side("shipped"), "challenger": side("refit")}
+    lines = render_pair(pair, None)
+    assert any(line.startswith("| x / x-short (10+2)") for line in lines)
+    assert not any("Decision:" in line for line in lines)

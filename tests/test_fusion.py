@@ -41,6 +41,16 @@ def test_per_kind_maxima_and_missing_kinds_take_the_direct_match():
     assert f["page_size"][0] == pytest.approx(np.log1p(3)) and f["page_size"][1] == 0
 
 
+def test_page_lift_is_how_far_the_best_passage_beats_the_entrys_own_text():
+    dense = [0.2, 0.3, 0.5, 0.7, 0.1, 0.6, 0.4, 0.65, 0.1, 0.2, 0.15]
+    f, _ = features(dense, [0] * 11)
+    assert f["page_lift"][0] == pytest.approx(0.7 - 0.3), "best passage 0.7 over the profile's 0.3"
+    assert f["page_lift"][1] == 0.0 and f["page_lift"][2] == 0.0, "no pages, no lift"
+    # A page that matches less than the entry's own text lifts nothing (a broad page's passage).
+    f, _ = features([0.8, 0.3, 0.5, 0.7, 0.1] + dense[5:], [0] * 11)
+    assert f["page_lift"][0] == 0.0 and f["d_passage"][0] == pytest.approx(0.7)
+
+
 def test_leads_and_gaps_measure_the_margin_over_the_other_entries():
     dense = [0.2, 0.3, 0.5, 0.7, 0.1, 0.6, 0.4, 0.65, 0.1, 0.2, 0.15]
     f, _ = features(dense, [0] * 11)
