@@ -40,6 +40,7 @@ QUERY_FILES = {
     "llm_paraphrases.jsonl": "bench/eval/llm_faq.jsonl",
     "llm_short.jsonl": "bench/eval/llm_faq.jsonl",
     "shipped_paraphrases2.jsonl": "data/faq.md",
+    "shipped_paraphrases3.jsonl": "data/faq.md",
     "dl_answers.jsonl": "bench/eval/dl_faq.jsonl",
     "dl_paraphrases.jsonl": "bench/eval/dl_faq.jsonl",
     "dl_short.jsonl": "bench/eval/dl_faq.jsonl",
@@ -53,6 +54,9 @@ QUERY_FILES = {
     "sql_answers.jsonl": "bench/eval/sql_faq.jsonl",
     "sql_paraphrases.jsonl": "bench/eval/sql_faq.jsonl",
     "sql_short.jsonl": "bench/eval/sql_faq.jsonl",
+    "ts_answers.jsonl": "bench/eval/ts_faq.jsonl",
+    "ts_paraphrases.jsonl": "bench/eval/ts_faq.jsonl",
+    "ts_short.jsonl": "bench/eval/ts_faq.jsonl",
 }
 
 
@@ -77,7 +81,8 @@ def test_every_expected_names_an_entry_and_both_kinds_are_there(name: str, tmp_p
 def test_every_query_file_is_covered() -> None:
     files = {p.name for p in EVAL.glob("*.jsonl")}
     faqs = {"articles_faq.jsonl", "course_faq.jsonl", "dataeng_faq.jsonl", "mlops_faq.jsonl", "llm_faq.jsonl",
-            "dl_faq.jsonl", "ab_faq.jsonl", "web_faq.jsonl", "sql_faq.jsonl"}
+            "dl_faq.jsonl", "ab_faq.jsonl", "web_faq.jsonl", "sql_faq.jsonl",
+            "ts_faq.jsonl"}
     stackfaq = {p for p in files if p.startswith("stackfaq_")}
     assert files - faqs - stackfaq == set(QUERY_FILES)
 
@@ -86,7 +91,7 @@ def test_every_query_file_is_covered() -> None:
                          [("course_faq.jsonl", "c", 60, 6), ("dataeng_faq.jsonl", "d", 48, 6),
                           ("mlops_faq.jsonl", "m", 72, 6), ("llm_faq.jsonl", "l", 60, 6), ("dl_faq.jsonl", "p", 50, 5),
                           ("ab_faq.jsonl", "e", 50, 5), ("web_faq.jsonl", "w", 50, 5),
-                          ("sql_faq.jsonl", "sq", 50, 5)])
+                          ("sql_faq.jsonl", "sq", 50, 5), ("ts_faq.jsonl", "ts", 50, 5)])
 def test_course_faqs_have_their_modules_and_near_duplicates(name: str, prefix: str, size: int, modules: int,
                                                             tmp_path: Path) -> None:
     """The course sets exist to tell similar entries apart: five or six modules, several entries each."""
