@@ -53,8 +53,8 @@ REFIT_REVISION = "5d5aa72"
 PARAPHRASE_CANDIDATE_REVISION = "1ea2107"
 #: The sixth look (docs/page-lift.md): the shipped features refitted on the fifty rows (shown, not deciding),
 #: then the candidate with `page_lift`, each frozen in its own commit before any blind line was scored.
-LIFT_REFIT_REVISION: str | None = None
-LIFT_CANDIDATE_REVISION: str | None = None
+LIFT_REFIT_REVISION = "fd523a8"
+LIFT_CANDIDATE_REVISION = "f33bfa0"
 #: Shares are differences of sums of weights: a bound met exactly must not fail on the last bit.
 EPSILON = 1e-9
 #: Queries per set replayed through the product's own Searcher.search, to check the replay is the product.
@@ -139,9 +139,9 @@ DECISIONS = {
                                            "shipped-online": _SHIPPED_THIRD},
                      Rule(min_mean_gain=-0.005, max_more_answerable_refused=0.005, max_fewer_oos_refused=-0.03),
                      [(Contender(MPNET, REFIT_REVISION, "shipped"),
-                       Contender(MPNET, LIFT_CANDIDATE_REVISION or "HEAD", "page_lift, 50 rows"))],
+                       Contender(MPNET, LIFT_CANDIDATE_REVISION, "page_lift, 50 rows"))],
                      shown=[(Contender(MPNET, REFIT_REVISION, "shipped"),
-                             Contender(MPNET, LIFT_REFIT_REVISION or "HEAD", "shipped features, 50 rows"))]),
+                             Contender(MPNET, LIFT_REFIT_REVISION, "shipped features, 50 rows"))]),
 }
 
 
