@@ -22,7 +22,7 @@ import numpy as np
 
 from bench.blind import WORK_DIRS, using_model
 from bench.common import OUT, SetUnavailable, command_line, git_revision, now, write_raw
-from bench.evalsets import CUT_FROM_ANSWERS, FAMILIES, ensure_index, open_set
+from bench.evalsets import ensure_index, open_set, written_families
 from bench.learn import family_weights, refused_shares
 from indexer import ranker as ranker_file
 from indexer.evaluate import read_cases, resolve_expected
@@ -33,7 +33,7 @@ from indexer.models import MINILM, MPNET
 DEV_SETS = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng", "mlops", "llm", "dl", "ab")
 #: The blind families of the fifth look (bench/eval/README.md says how they were written); the answer cuts
 #: joined the set with the pool, after the look.
-BLIND = {"sql": tuple(f for f in FAMILIES["sql"] if f[1] != CUT_FROM_ANSWERS)}
+BLIND = {"sql": written_families("sql")}
 #: Thresholds tried for each of the pair.
 GRID = np.round(np.arange(0.02, 0.60, 0.01), 2)
 #: At most this share of answerable dev queries refused (pooled, every family weighing the same).

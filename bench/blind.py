@@ -32,7 +32,7 @@ import numpy as np
 from bench import learn
 from bench.collect import DEPTH, Record, collect_set
 from bench.common import OUT, ROOT, SetUnavailable, command_line, git_revision, now, write_raw
-from bench.evalsets import FAMILIES, ensure_index, open_set
+from bench.evalsets import ensure_index, open_set, written_families
 from bench.learn import pooled_refusal
 from bench.quality import REFERENCES, against_reference, fmt, rows_of
 from indexer import ranker as ranker_file
@@ -121,21 +121,22 @@ class Decision:
 
 DECISIONS = {
     "model": Decision("docs/models.md, 'A second look'",
-                      {"dl": FAMILIES["dl"], "shipped": _SHIPPED_SECOND, "shipped-online": _SHIPPED_SECOND},
+                      {"dl": written_families("dl"), "shipped": _SHIPPED_SECOND,
+                       "shipped-online": _SHIPPED_SECOND},
                       Rule(min_mean_gain=0.02),
                       [(Contender(MINILM, INCUMBENT_REVISION, short_name(MINILM)),
                         Contender(MPNET, INCUMBENT_REVISION, short_name(MPNET)))]),
     "refit": Decision("docs/ranker-refit.md",
-                      {"ab": FAMILIES["ab"],
+                      {"ab": written_families("ab"),
                        "articles": (("articles-paraphrases", "articles_paraphrases.jsonl"),)},
                       Rule(min_mean_gain=-0.005),
                       [(Contender(m, INCUMBENT_REVISION, f"{short_name(m)} 31 rows"),
                         Contender(m, REFIT_CANDIDATE_REVISION, f"{short_name(m)} 37 rows")) for m in (MPNET, MINILM)]),
-    "paraphrase": Decision("docs/ranker-refit.md, 'A fourth blind look'", {"web": FAMILIES["web"]},
+    "paraphrase": Decision("docs/ranker-refit.md, 'A fourth blind look'", {"web": written_families("web")},
                            Rule(min_mean_gain=0.0, row_gains=(("web / web-paraphrases", 0.01),)),
                            [(Contender(MPNET, REFIT_REVISION, f"{short_name(MPNET)} refit"),
                              Contender(MPNET, PARAPHRASE_CANDIDATE_REVISION, f"{short_name(MPNET)} candidate"))]),
-    "lift": Decision("docs/page-lift.md", {"ts": FAMILIES["ts"], "shipped": _SHIPPED_THIRD,
+    "lift": Decision("docs/page-lift.md", {"ts": written_families("ts"), "shipped": _SHIPPED_THIRD,
                                            "shipped-online": _SHIPPED_THIRD},
                      Rule(min_mean_gain=-0.005, max_more_answerable_refused=0.005, max_fewer_oos_refused=-0.03),
                      [(Contender(MPNET, REFIT_REVISION, "shipped"),

@@ -60,7 +60,7 @@ from bench.common import BENCH, OUT, ROOT, SHARED, SetUnavailable, StaticServer
 log = logging.getLogger(__name__)
 
 SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng", "mlops", "llm", "dl", "ab", "web",
-             "sql")
+             "sql", "ts")
 #: The query families of each FAQ: (family name, query file in bench/eval or None for the set's own
 #: split). A family is one way of asking (hand-written mixes, hard paraphrases, answer-derived
 #: questions, short and misspelt queries); leave-one-set-out holds out one family at a time.
@@ -69,7 +69,8 @@ CUT_FROM_ANSWERS = ":answers"
 FAMILIES = {
     "shipped": (("shipped-queries", "shipped_faq.jsonl"), ("shipped-paraphrases", "shipped_paraphrases.jsonl"),
                 ("shipped-short", "shipped_short.jsonl"), ("shipped-vocab", "shipped_vocab.jsonl"),
-                ("shipped-paraphrases2", "shipped_paraphrases2.jsonl")),
+                ("shipped-paraphrases2", "shipped_paraphrases2.jsonl"),
+                ("shipped-paraphrases3", "shipped_paraphrases3.jsonl")),
     "articles": (("articles-queries", "articles.jsonl"), ("articles-answers", "articles_answers.jsonl"),
                  ("articles-short", "articles_short.jsonl"),
                  ("articles-paraphrases", "articles_paraphrases.jsonl")),
@@ -91,10 +92,17 @@ FAMILIES = {
             ("web-short", "web_short.jsonl"), ("web-cuts", CUT_FROM_ANSWERS)),
     "sql": (("sql-answers", "sql_answers.jsonl"), ("sql-paraphrases", "sql_paraphrases.jsonl"),
             ("sql-short", "sql_short.jsonl"), ("sql-cuts", CUT_FROM_ANSWERS)),
-    # Blind families of docs/page-lift.md's look; not in SET_NAMES (the pool) until that decision is taken.
     "ts": (("ts-answers", "ts_answers.jsonl"), ("ts-paraphrases", "ts_paraphrases.jsonl"),
-           ("ts-short", "ts_short.jsonl")),
+           ("ts-short", "ts_short.jsonl"), ("ts-cuts", CUT_FROM_ANSWERS)),
 }
+
+
+def written_families(set_name: str) -> tuple[tuple[str, str | None], ...]:
+    """The set's families written as query files, its answer cuts left out: what a blind look scored
+    before the set joined the pool with its cuts (bench/blind.py, bench/agreement.py)."""
+    return tuple(f for f in FAMILIES[set_name] if f[1] != CUT_FROM_ANSWERS)
+
+
 #: `answer_cuts`: one window of up to CUT_WORDS words from one sentence of CUT_SENTENCE_WORDS words of each
 #: written answer, drawn with CUT_SEED.
 CUT_WORDS = 10

@@ -23,8 +23,8 @@ another:
   pages): a hinge, since page text that only restates what the question already matches
   should add nothing (a broad page matches everything a little), while a passage that
   matches the query clearly better than the entry's own words is what page text is for;
-  read linearly, the two page columns weighed a passage far below a question
-  (docs/page-lift.md);
+  read linearly, the two page columns weighed a passage far below a question. Read
+  by no shipped ranker: a ranker with it lost on blind families (docs/page-lift.md);
 - how broad the entry's pages are: the number of passages (the best of many
   passages of a book chapter is high for many queries) and how much the best
   passage is about its own entry (its cosine to the entry's own text, computed

@@ -93,3 +93,12 @@ def test_a_pair_shown_beside_a_decision_is_drawn_without_a_verdict() -> None:
     lines = render_pair(pair, None)
     assert any(line.startswith("| x / x-short (10+2)") for line in lines)
     assert not any("Decision:" in line for line in lines)
+
+
+def test_a_decision_scores_the_families_its_agents_wrote_not_the_answer_cuts_added_with_the_pool() -> None:
+    from bench.evalsets import CUT_FROM_ANSWERS, FAMILIES
+
+    for decision in DECISIONS.values():
+        for families in decision.blind.values():
+            assert families and all(file != CUT_FROM_ANSWERS for _, file in families)
+    assert DECISIONS["lift"].blind["ts"] == FAMILIES["ts"][:3]
