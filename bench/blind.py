@@ -65,7 +65,8 @@ CHECK_SAMPLE = 15
 class Rule:
     """A challenger replaces the incumbent iff (a) its mean row MRR gains at least `min_mean_gain`, (b) no
     row loses more than `max_row_loss`, (c) its pooled refusal of answerable queries rises by at most
-    `max_more_answerable_refused` and of out-of-scope ones falls by at most `max_fewer_oos_refused`."""
+    `max_more_answerable_refused` and of out-of-scope ones falls by at most `max_fewer_oos_refused` (a negative
+    bound asks for a rise of at least that much)."""
 
     min_mean_gain: float
     max_row_loss: float = 0.02
@@ -102,8 +103,6 @@ def ranker_at(revision: str, model: str) -> Path:
 
 
 _SHIPPED_SECOND = (("shipped-paraphrases2", "shipped_paraphrases2.jsonl"),)
-
-
 _SHIPPED_THIRD = (("shipped-paraphrases3", "shipped_paraphrases3.jsonl"),)
 
 
