@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bench.blind import WORK_DIRS, using_model
+from bench.blind import EPSILON, WORK_DIRS, using_model
 from bench.common import OUT, SetUnavailable, command_line, git_revision, now, write_raw
 from bench.evalsets import ensure_index, open_set, written_families
 from bench.learn import family_weights, refused_shares
@@ -138,7 +138,7 @@ def leave_one_set_out(queries: Sequence[Query], *, two: bool) -> tuple[dict[str,
 def decide(incumbent: dict[str, float], candidate: dict[str, float]) -> dict[str, Any]:
     gain = 100 * (candidate["refused_unanswerable"] - incumbent["refused_unanswerable"])
     rise = 100 * (candidate["refused_answerable"] - incumbent["refused_answerable"])
-    met = {"a": gain >= MIN_OOS_GAIN - 1e-9, "b": rise <= MAX_ANSWERABLE_RISE + 1e-9}
+    met = {"a": gain >= MIN_OOS_GAIN - EPSILON, "b": rise <= MAX_ANSWERABLE_RISE + EPSILON}
     return {"oos_gain_points": gain, "answerable_rise_points": rise, "met": met, "ships": all(met.values())}
 
 

@@ -330,14 +330,6 @@ def choose_answer_probability(records: Sequence[Record], grid: Sequence[float] =
     return ProbabilityChoice(max(within) if within else min(grid), curve)
 
 
-def held_out_refusal(records: Sequence[Record], probability: float, features: Sequence[str] = RANKER_FEATURES
-                     ) -> dict[str, float]:
-    """Pooled leave-one-set-out refusal of the dev halves at `probability`: the operating point a candidate
-    ranker can be held to (docs/page-lift.md: the incumbent's share of answerable queries refused)."""
-    held_out = held_out_rankings([r for r in records if r.half == "dev"], features)
-    return pooled_refusal([(rec, rk, probability) for rec, rk in held_out])
-
-
 def pooled_refusal(items: Sequence[tuple[Record, Ranking, float]]) -> dict[str, float]:
     """Refusal shares over all left-out queries, every (set, family) weighing the same."""
     if not items:

@@ -63,11 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     ranker = learn.fit_ranker(dev, features)
     if args.choose_probability:
         budget = learn.PROBABILITY_BUDGET
-        if args.hold_to is not None:
-            held = learn.held_out_refusal(dev, args.hold_to)
-            budget = held["refused_answerable"]
+        if args.hold_to is not None:  # the shipped features' point at that probability, same protocol
+            budget, oos = learn.choose_answer_probability(dev, grid=(args.hold_to,)).curve[args.hold_to]
             print(f"budget: {budget:.2%} of answerable dev queries refused, the shipped features' at {args.hold_to:g} "
-                  f"(out of scope {held.get('refused_unanswerable', float('nan')):.1%})")
+                  f"(out of scope {oos:.1%})")
         choice = learn.choose_answer_probability(dev, budget=budget, features=features)
         print("answer probability: refused answerable / out of scope (dev halves, leave-one-set-out, pooled)")
         for p, (ans, oos) in choice.curve.items():

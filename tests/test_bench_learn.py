@@ -93,15 +93,14 @@ def test_ranker_variants_score_paraphrase_rows_apart_from_the_rest():
 def test_a_candidate_held_to_the_incumbents_operating_point_refuses_no_more_answerable_dev_queries():
     """`--hold-to`: the budget is what the shipped features refuse at a probability, and the candidate (other
     features) is chosen within it, on the same dev records and protocol."""
-    from bench.learn import PROBABILITY_GRID, RANKER_FEATURES, choose_answer_probability, held_out_refusal
+    from bench.learn import PROBABILITY_GRID, RANKER_FEATURES, choose_answer_probability
 
     rng = np.random.default_rng(0)
     records = [r for f in ("f1", "f2", "f3") for r in _family_records(f, rng)]
-    incumbent = held_out_refusal(records, 0.17)
-    assert incumbent == held_out_refusal(records, 0.17), "the same fits, the same shares"
-    assert choose_answer_probability(records, budget=incumbent["refused_answerable"]).curve[0.17][0] == \
-        incumbent["refused_answerable"], "the shipped features' own curve passes through it"
-    candidate = choose_answer_probability(records, budget=incumbent["refused_answerable"],
-                                          features=RANKER_FEATURES + ("page_lift",))
-    assert candidate.curve[candidate.value][0] <= incumbent["refused_answerable"]
-    assert all(candidate.curve[p][0] > incumbent["refused_answerable"] for p in PROBABILITY_GRID if p > candidate.value)
+    incumbent, _ = choose_answer_probability(records, grid=(0.17,)).curve[0.17]  # as train_ranker --hold-to 0.17
+    assert incumbent == choose_answer_probability(records, grid=(0.17,)).curve[0.17][0], "same fits, same shares"
+    assert choose_answer_probability(records, budget=incumbent).curve[0.17][0] == \
+        incumbent, "the shipped features' own curve passes through it"
+    candidate = choose_answer_probability(records, budget=incumbent, features=RANKER_FEATURES + ("page_lift",))
+    assert candidate.curve[candidate.value][0] <= incumbent
+    assert all(candidate.curve[p][0] > incumbent for p in PROBABILITY_GRID if p > candidate.value)
