@@ -30,6 +30,12 @@ from .text import whole_words  # noqa: E402
 
 log = logging.getLogger(__name__)
 
+#: Held while a model is built from its files. transformers builds it under `init_empty_weights`, which
+#: patches `torch.nn.Module` for the whole process: two builds at once (the app's encoder thread beside a
+#: rebuild's) can leave that patch on, and every later model in the process then lands on the meta device
+#: ("Cannot copy out of meta tensor"). One build at a time.
+MODEL_LOAD_LOCK = threading.Lock()
+
 
 class Embedder:
     """A sentence-transformers model: normalized vectors and its tokenizer's counts."""
@@ -44,7 +50,8 @@ class Embedder:
         self.batch_size = batch_size
         path = resolve_model(model)
         try:
-            self.model = SentenceTransformer(path, device="cpu")
+            with MODEL_LOAD_LOCK:
+                self.model = SentenceTransformer(path, device="cpu")
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load model {model!r} offline: {exc}".splitlines()[0]) from None
         self.dimension = int(self.model.get_embedding_dimension()

@@ -179,7 +179,9 @@ def export_onnx(model_path: str, out_dir: Path) -> Path:
     def write(tmp: Path) -> None:
         from optimum.onnxruntime import ORTModelForFeatureExtraction
 
-        with warnings.catch_warnings():  # torch's tracer warnings are about other uses of the graph
+        from .embed import MODEL_LOAD_LOCK
+
+        with warnings.catch_warnings(), MODEL_LOAD_LOCK:  # torch's tracer warnings are about other uses of the graph
             warnings.simplefilter("ignore")
             ORTModelForFeatureExtraction.from_pretrained(str(transformer), export=True).save_pretrained(tmp)
         if not (tmp / MODEL_FILE).is_file():
