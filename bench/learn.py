@@ -108,11 +108,22 @@ BOOTSTRAP_LEVEL = 0.95
 WEIGHTS = tuple(round(w, 2) for w in np.linspace(0, 1, 21))
 
 
-def family_weights(records: Sequence[Record]) -> np.ndarray:
-    """One weight per record so that every (set, family) counts the same, each of its queries equally."""
+#: How the ranker's training queries are weighed (`fit_ranker(weigh_by=...)`): "family", every (set, family)
+#: the same, as shipped and as every reported mean and pooled rate; "set", every set (a FAQ and its build)
+#: the same, its families sharing its weight equally (the seventh look's candidate, docs/set-weights.md).
+WEIGHINGS = ("family", "set")
+
+
+def family_weights(records: Sequence[Record], by: str = "family") -> np.ndarray:
+    """One weight per record, summing to 1, so that every (set, family) counts the same, each of its queries
+    equally (`by="set"`: every set counts the same, each of its families equally within it)."""
     counts = Counter((r.set, r.family) for r in records)
-    groups = len(counts)
-    return np.array([1.0 / (counts[(r.set, r.family)] * groups) for r in records])
+    if by == "family":
+        return np.array([1.0 / (counts[(r.set, r.family)] * len(counts)) for r in records])
+    if by != "set":
+        raise ValueError(f"weigh_by must be one of {WEIGHINGS}, not {by!r}")
+    families = Counter(s for s, _ in counts)
+    return np.array([1.0 / (counts[(r.set, r.family)] * families[r.set] * len(families)) for r in records])
 
 
 # -- metrics ----------------------------------------------------------------------------------------
@@ -210,7 +221,7 @@ class Lists:
         return np.repeat(np.arange(len(self.starts)), np.diff(np.r_[self.starts, len(self.y)]))
 
 
-def training_lists(records: Sequence[Record], features: Sequence[str]) -> Lists:
+def training_lists(records: Sequence[Record], features: Sequence[str], weigh_by: str = "family") -> Lists:
     """All candidates of each query (as search sees them), its expected entry marked; OOS: none marked.
 
     An answerable query whose entry is not among its candidates is kept as it is: for what the
@@ -218,7 +229,7 @@ def training_lists(records: Sequence[Record], features: Sequence[str]) -> Lists:
     """
     cols = [FEATURES.index(f) for f in features]
     xs, ys, starts, ws, n = [], [], [], [], 0
-    for rec, w in zip(records, family_weights(records)):
+    for rec, w in zip(records, family_weights(records, weigh_by)):
         if not len(rec.entry_ids):
             continue
         xs.append(rec.matrix[:, cols])
@@ -259,13 +270,13 @@ def softmax_with_none_fit(lists: Lists, c: float, bounds: Sequence[tuple[float |
 
 
 def fit_ranker(records: Sequence[Record], features: Sequence[str] = RANKER_FEATURES, c: float = C,
-               rivals: int = RIVALS) -> LearnedRanker:
-    """The softmax-with-none ranker fitted on the records' queries, every family weighing the same: over
-    all candidates, then again over each query's `rivals` best by that first fit (a further round, over
-    the best by the refitted model, changes no dev ranking or refusal)."""
-    ranker = _fit_lists(records, features, c, rivals=0)
+               rivals: int = RIVALS, weigh_by: str = "family") -> LearnedRanker:
+    """The softmax-with-none ranker fitted on the records' queries, every family (or set: `weigh_by`)
+    weighing the same: over all candidates, then again over each query's `rivals` best by that first fit (a
+    further round, over the best by the refitted model, changes no dev ranking or refusal)."""
+    ranker = _fit_lists(records, features, c, 0, weigh_by)
     if rivals:
-        ranker = _fit_lists([best_candidates(rec, ranker, rivals) for rec in records], features, c, rivals)
+        ranker = _fit_lists([best_candidates(rec, ranker, rivals) for rec in records], features, c, rivals, weigh_by)
     return ranker
 
 
@@ -278,8 +289,9 @@ def best_candidates(record: Record, ranker: LearnedRanker, rivals: int) -> Recor
     return replace(record, entry_ids=[record.entry_ids[i] for i in keep], matrix=record.matrix[keep])
 
 
-def _fit_lists(records: Sequence[Record], features: Sequence[str], c: float, rivals: int) -> LearnedRanker:
-    lists = training_lists(records, features)
+def _fit_lists(records: Sequence[Record], features: Sequence[str], c: float, rivals: int, weigh_by: str
+               ) -> LearnedRanker:
+    lists = training_lists(records, features, weigh_by)
     mean = lists.X.mean(axis=0)
     scale = lists.X.std(axis=0)
     scale[scale < 1e-9] = 1.0
@@ -305,23 +317,24 @@ class ProbabilityChoice:
     curve: dict[float, tuple[float, float]]
 
 
-def held_out_rankings(dev: Sequence[Record], features: Sequence[str] = RANKER_FEATURES, c: float = C
-                      ) -> list[tuple[Record, Ranking]]:
+def held_out_rankings(dev: Sequence[Record], features: Sequence[str] = RANKER_FEATURES, c: float = C,
+                      weigh_by: str = "family") -> list[tuple[Record, Ranking]]:
     """Each family's records ranked by a ranker fitted on every other family's (leave-one-set-out)."""
     out: list[tuple[Record, Ranking]] = []
     for family in sorted({r.family for r in dev}):
         held = [r for r in dev if r.family == family]
-        out += zip(held, learned_rankings(held, fit_ranker([r for r in dev if r.family != family], features, c)))
+        fitted = fit_ranker([r for r in dev if r.family != family], features, c, weigh_by=weigh_by)
+        out += zip(held, learned_rankings(held, fitted))
     return out
 
 
 def choose_answer_probability(records: Sequence[Record], grid: Sequence[float] = PROBABILITY_GRID,
-                              budget: float = PROBABILITY_BUDGET, features: Sequence[str] = RANKER_FEATURES
-                              ) -> ProbabilityChoice:
+                              budget: float = PROBABILITY_BUDGET, features: Sequence[str] = RANKER_FEATURES,
+                              weigh_by: str = "family") -> ProbabilityChoice:
     """The highest probability of `grid` whose pooled leave-one-set-out refusal of answerable dev queries is
     within `budget` (the lowest of the grid if none is), from the dev halves only: each family's dev half is
     ranked by a ranker fitted on every other family's, as `bench/quality.py` does for its test halves."""
-    held_out = held_out_rankings([r for r in records if r.half == "dev"], features)
+    held_out = held_out_rankings([r for r in records if r.half == "dev"], features, weigh_by=weigh_by)
     curve = {}
     for p in grid:
         pooled = pooled_refusal([(rec, rk, p) for rec, rk in held_out])

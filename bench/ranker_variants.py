@@ -8,6 +8,7 @@ a few answer probabilities. This is how the fourth look's candidate was chosen (
 
     .venv/bin/python -m bench.ranker_variants --work-dir bench/out/mpnet
     .venv/bin/python -m bench.ranker_variants --variants base,c0.3
+    .venv/bin/python -m bench.ranker_variants --work-dir bench/out/mpnet --variants base,by-set  # docs/set-weights.md
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from bench.common import OUT
 from bench.evalsets import SET_NAMES
 from bench.quality import collect, rows_of
 
-#: name -> (features, C)
-VARIANTS: dict[str, tuple[tuple[str, ...], float]] = {
-    "base": (learn.RANKER_FEATURES, 0.03),
-    "d_best": (learn.RANKER_FEATURES + ("d_best",), 0.03),
-    "c0.1": (learn.RANKER_FEATURES, 0.1),
-    "c0.3": (learn.RANKER_FEATURES, 0.3),
+#: name -> (features, C, weighing of the training queries: bench/learn.py WEIGHINGS)
+VARIANTS: dict[str, tuple[tuple[str, ...], float, str]] = {
+    "base": (learn.RANKER_FEATURES, 0.03, "family"),
+    "d_best": (learn.RANKER_FEATURES + ("d_best",), 0.03, "family"),
+    "c0.1": (learn.RANKER_FEATURES, 0.1, "family"),
+    "c0.3": (learn.RANKER_FEATURES, 0.3, "family"),
+    "by-set": (learn.RANKER_FEATURES, 0.03, "set"),
 }
 PROBABILITIES = (0.15, 0.17, 0.19, 0.21)
 
@@ -40,9 +42,9 @@ def is_paraphrase_row(family: str) -> bool:
     return "paraphrases" in family or family.endswith("-vocab")
 
 
-def compare(dev: Sequence[Record], features: Sequence[str], c: float) -> dict[str, Any]:
+def compare(dev: Sequence[Record], features: Sequence[str], c: float, weigh_by: str = "family") -> dict[str, Any]:
     """One variant, leave-one-set-out over `dev`: means over rows (each family's dev half weighs the same)."""
-    held_out = learn.held_out_rankings(dev, features, c)
+    held_out = learn.held_out_rankings(dev, features, c, weigh_by)
     ranking = {id(rec): rk for rec, rk in held_out}
     mrr = {row: float(np.mean(learn.reciprocal_ranks(recs, [ranking[id(rec)] for rec in recs])))
            for row, recs in rows_of([rec for rec, _ in held_out]).items()}
@@ -68,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         f"refused ans. / OOS at {p}" for p in PROBABILITIES) + " |")
     print("| --- | ---: | ---: | ---: |" + " ---: |" * len(PROBABILITIES))
     for name in names:
-        features, c = VARIANTS[name]
-        r = compare(dev, features, c)
+        r = compare(dev, *VARIANTS[name])
         cells = [f"{r['refused'][p]['refused_answerable']:.1%} / {r['refused'][p]['refused_unanswerable']:.1%}"
                  for p in PROBABILITIES]
         print(f"| {name} | {r['mean']:.4f} | {r['paraphrase_rows']:.4f} | {r['other_rows']:.4f} | "

@@ -11,6 +11,8 @@ leave-one-set-out table.
     .venv/bin/python -m bench.train_ranker --choose-probability   # also choose the answer probability
     .venv/bin/python -m bench.train_ranker --work-dir bench/out/mpnet --extra-features page_lift \
         --choose-probability --hold-to 0.17   # a candidate held to the shipped features' refusal at 0.17
+    .venv/bin/python -m bench.train_ranker --work-dir bench/out/mpnet --weigh-by set \
+        --choose-probability --hold-to 0.17   # every set weighing the same (docs/set-weights.md)
 
 `--choose-probability` chooses the answer probability on the same dev halves, leave-one-set-out
 (bench/learn.py `choose_answer_probability`), prints the curve it chose from and writes the choice into
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold-to", type=float, metavar="P",
                         help="with --choose-probability: refuse at most the share of answerable dev queries that "
                              "RANKER_FEATURES refuse at probability P (default budget: 5%%)")
+    parser.add_argument("--weigh-by", choices=learn.WEIGHINGS, default="family",
+                        help="weigh every (set, family) the same (default, as shipped) or every set")
     args = parser.parse_args(argv)
     extra = tuple(f.strip() for f in args.extra_features.split(",") if f.strip())
     unknown = [f for f in extra if f not in FEATURES or f in learn.RANKER_FEATURES]
@@ -60,14 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     features = learn.RANKER_FEATURES + extra
     records, _ = collect(SET_NAMES, args.work_dir, rebuild=False, latency_sample=0)
     dev = [r for r in records if r.half == "dev"]
-    ranker = learn.fit_ranker(dev, features)
+    ranker = learn.fit_ranker(dev, features, weigh_by=args.weigh_by)
     if args.choose_probability:
         budget = learn.PROBABILITY_BUDGET
         if args.hold_to is not None:  # the shipped features' point at that probability, same protocol
             budget, oos = learn.choose_answer_probability(dev, grid=(args.hold_to,)).curve[args.hold_to]
             print(f"budget: {budget:.2%} of answerable dev queries refused, the shipped features' at {args.hold_to:g} "
                   f"(out of scope {oos:.1%})")
-        choice = learn.choose_answer_probability(dev, budget=budget, features=features)
+        choice = learn.choose_answer_probability(dev, budget=budget, features=features, weigh_by=args.weigh_by)
         print("answer probability: refused answerable / out of scope (dev halves, leave-one-set-out, pooled)")
         for p, (ans, oos) in choice.curve.items():
             print(f"  {p:.2f}  {ans:6.1%} / {oos:6.1%}{'  <- chosen' if p == choice.value else ''}")
@@ -83,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
                      ranker.rivals, learn.C, "(>= 0 except page_size <= 0)"),
         "examples": "the best candidate entries of each dev query (by a first fit over all of them); "
                     "out-of-scope queries' answer is 'none'",
-        "weighting": "every (set, family) weighs the same; each of its queries equally",
+        "weighting": {"family": "every (set, family) weighs the same; each of its queries equally",
+                      "set": "every set weighs the same, each of its families equally within it; each of "
+                             "a family's queries equally"}[args.weigh_by],
         "threshold": "fixed probability %.2f (bench/learn.py ANSWER_PROBABILITIES: chosen leave-one-set-out "
                      "on the dev halves)" % ranker.answer_threshold,
         "dev_queries": dict(sorted(counts.items()))})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bench.collect import Ranking, Record
 from bench.learn import paired_interval, reciprocal_ranks
@@ -83,8 +84,7 @@ def test_ranker_variants_score_paraphrase_rows_apart_from_the_rest():
     assert not is_paraphrase_row("ab-short") and not is_paraphrase_row("course-answers")
     rng = np.random.default_rng(0)
     records = [r for f in ("x-paraphrases", "x-short", "y-answers") for r in _family_records(f, rng)]
-    features, c = VARIANTS["base"]
-    result = compare(records, features, c)
+    result = compare(records, *VARIANTS["base"])
     assert 0 < result["paraphrase_rows"] <= 1 and 0 < result["other_rows"] <= 1
     assert abs(result["mean"] - (result["paraphrase_rows"] + 2 * result["other_rows"]) / 3) < 1e-9
     assert set(result["refused"]) == {0.15, 0.17, 0.19, 0.21}
@@ -104,3 +104,36 @@ def test_a_candidate_held_to_the_incumbents_operating_point_refuses_no_more_answ
     candidate = choose_answer_probability(records, budget=incumbent, features=RANKER_FEATURES + ("page_lift",))
     assert candidate.curve[candidate.value][0] <= incumbent
     assert all(candidate.curve[p][0] > incumbent for p in PROBABILITY_GRID if p > candidate.value)
+
+
+def test_weighing_by_set_gives_each_set_the_same_share_and_its_families_equal_parts():
+    """docs/set-weights.md: a FAQ with many families no longer outweighs one with few."""
+    from bench.learn import family_weights
+
+    def recs(set_name: str, family: str, n: int) -> list[Record]:
+        return [Record(set=set_name, family=family, half="dev", query=f"{family} {i}", expected=None,
+                       entry_ids=[], matrix=np.zeros((0, 0))) for i in range(n)]
+
+    records = recs("big", "a", 10) + recs("big", "b", 30) + recs("big", "c", 5) + recs("small", "d", 7)
+    by_family = family_weights(records)
+    by_set = family_weights(records, "set")
+    assert abs(by_family.sum() - 1) < 1e-12 and abs(by_set.sum() - 1) < 1e-12
+    share = lambda w, s: w[[r.set == s for r in records]].sum()  # noqa: E731
+    assert abs(share(by_family, "small") - 0.25) < 1e-12 and abs(share(by_set, "small") - 0.5) < 1e-12
+    family_b = [r.family == "b" for r in records]
+    assert abs(by_set[family_b].sum() - 0.5 / 3) < 1e-12 and len(set(by_set[family_b])) == 1
+    with pytest.raises(ValueError, match="weigh_by"):
+        family_weights(records, "query")
+
+
+def test_a_ranker_weighed_by_set_is_fitted_and_differs_where_sets_are_unequal():
+    from dataclasses import replace
+
+    from bench.learn import fit_ranker
+
+    rng = np.random.default_rng(1)
+    records = [r for f in ("f1", "f2", "f3") for r in _family_records(f, rng)]
+    records = [replace(r, set="other") if r.family == "f3" else r for r in records]
+    by_family, by_set = fit_ranker(records), fit_ranker(records, weigh_by="set")
+    assert np.isfinite(by_set.coef).all()
+    assert not np.allclose(by_family.coef, by_set.coef)
