@@ -94,6 +94,9 @@ FAMILIES = {
             ("sql-short", "sql_short.jsonl"), ("sql-cuts", CUT_FROM_ANSWERS)),
     "ts": (("ts-answers", "ts_answers.jsonl"), ("ts-paraphrases", "ts_paraphrases.jsonl"),
            ("ts-short", "ts_short.jsonl"), ("ts-cuts", CUT_FROM_ANSWERS)),
+    # The seventh look's blind set (docs/set-weights.md): not in SET_NAMES until that decision is recorded.
+    "rds": (("rds-answers", "rds_answers.jsonl"), ("rds-paraphrases", "rds_paraphrases.jsonl"),
+            ("rds-short", "rds_short.jsonl"), ("rds-cuts", CUT_FROM_ANSWERS)),
 }
 
 
@@ -118,7 +121,8 @@ COURSE_FAQ = EVAL / "course_faq.jsonl"
 #: one's first family in FAMILIES stand for the set's own dev / test cases.
 REPO_FAQS = {"course": COURSE_FAQ, "dataeng": EVAL / "dataeng_faq.jsonl", "mlops": EVAL / "mlops_faq.jsonl",
              "llm": EVAL / "llm_faq.jsonl", "dl": EVAL / "dl_faq.jsonl", "ab": EVAL / "ab_faq.jsonl",
-             "web": EVAL / "web_faq.jsonl", "sql": EVAL / "sql_faq.jsonl", "ts": EVAL / "ts_faq.jsonl"}
+             "web": EVAL / "web_faq.jsonl", "sql": EVAL / "sql_faq.jsonl", "ts": EVAL / "ts_faq.jsonl",
+             "rds": EVAL / "rds_faq.jsonl"}
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10

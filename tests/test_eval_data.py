@@ -57,6 +57,10 @@ QUERY_FILES = {
     "ts_answers.jsonl": "bench/eval/ts_faq.jsonl",
     "ts_paraphrases.jsonl": "bench/eval/ts_faq.jsonl",
     "ts_short.jsonl": "bench/eval/ts_faq.jsonl",
+    "rds_answers.jsonl": "bench/eval/rds_faq.jsonl",
+    "rds_paraphrases.jsonl": "bench/eval/rds_faq.jsonl",
+    "rds_short.jsonl": "bench/eval/rds_faq.jsonl",
+    "shipped_paraphrases4.jsonl": "data/faq.md",
 }
 
 
@@ -82,7 +86,7 @@ def test_every_query_file_is_covered() -> None:
     files = {p.name for p in EVAL.glob("*.jsonl")}
     faqs = {"articles_faq.jsonl", "course_faq.jsonl", "dataeng_faq.jsonl", "mlops_faq.jsonl", "llm_faq.jsonl",
             "dl_faq.jsonl", "ab_faq.jsonl", "web_faq.jsonl", "sql_faq.jsonl",
-            "ts_faq.jsonl"}
+            "ts_faq.jsonl", "rds_faq.jsonl"}
     stackfaq = {p for p in files if p.startswith("stackfaq_")}
     assert files - faqs - stackfaq == set(QUERY_FILES)
 
@@ -91,7 +95,8 @@ def test_every_query_file_is_covered() -> None:
                          [("course_faq.jsonl", "c", 60, 6), ("dataeng_faq.jsonl", "d", 48, 6),
                           ("mlops_faq.jsonl", "m", 72, 6), ("llm_faq.jsonl", "l", 60, 6), ("dl_faq.jsonl", "p", 50, 5),
                           ("ab_faq.jsonl", "e", 50, 5), ("web_faq.jsonl", "w", 50, 5),
-                          ("sql_faq.jsonl", "sq", 50, 5), ("ts_faq.jsonl", "ts", 50, 5)])
+                          ("sql_faq.jsonl", "sq", 50, 5), ("ts_faq.jsonl", "ts", 50, 5),
+                          ("rds_faq.jsonl", "rds", 150, 6)])
 def test_course_faqs_have_their_modules_and_near_duplicates(name: str, prefix: str, size: int, modules: int,
                                                             tmp_path: Path) -> None:
     """The course sets exist to tell similar entries apart: five or six modules, several entries each."""
@@ -100,7 +105,7 @@ def test_course_faqs_have_their_modules_and_near_duplicates(name: str, prefix: s
     assert len(entries) == size and len(set(categories)) == modules
     assert all(e.answer.strip() and not e.resources for e in entries.values())
     rows = [json.loads(line) for line in (EVAL / name).read_text("utf-8").splitlines()]
-    assert [r["id"] for r in rows] == [f"{prefix}-{n:02d}" for n in range(1, size + 1)]
+    assert [r["id"] for r in rows] == [f"{prefix}-{n:0{len(str(size))}d}" for n in range(1, size + 1)]
 
 
 def test_answer_cuts_are_windows_of_each_written_answer_and_the_same_every_run(tmp_path: Path) -> None:
