@@ -10,6 +10,7 @@ which contender it picks.
     .venv/bin/python -m bench.blind --decision model  # the second model decision (docs/models.md), as taken
     .venv/bin/python -m bench.blind --decision paraphrase  # the fourth look (docs/ranker-refit.md)
     .venv/bin/python -m bench.blind --decision lift   # the sixth look (docs/page-lift.md)
+    .venv/bin/python -m bench.blind --decision weights  # the seventh look (docs/set-weights.md)
 
 Raw numbers go to bench/out/blind-<decision>.json.
 """
@@ -55,6 +56,10 @@ PARAPHRASE_CANDIDATE_REVISION = "1ea2107"
 #: then the candidate with `page_lift`, each frozen in its own commit before any blind line was scored.
 LIFT_REFIT_REVISION = "fd523a8"
 LIFT_CANDIDATE_REVISION = "f33bfa0"
+#: The seventh look (docs/set-weights.md): the shipped features refitted on the fifty-six rows, every family
+#: weighing the same (shown), then the candidate, every set weighing the same; each frozen before the look.
+WEIGHTS_FAMILY_REVISION = "4b6edfd"
+WEIGHTS_CANDIDATE_REVISION = "00e4c8d"
 #: Shares are differences of sums of weights: a bound met exactly must not fail on the last bit.
 EPSILON = 1e-9
 #: Queries per set replayed through the product's own Searcher.search, to check the replay is the product.
@@ -104,6 +109,7 @@ def ranker_at(revision: str, model: str) -> Path:
 
 _SHIPPED_SECOND = (("shipped-paraphrases2", "shipped_paraphrases2.jsonl"),)
 _SHIPPED_THIRD = (("shipped-paraphrases3", "shipped_paraphrases3.jsonl"),)
+_SHIPPED_FOURTH = (("shipped-paraphrases4", "shipped_paraphrases4.jsonl"),)
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,13 @@ DECISIONS = {
                        Contender(MPNET, LIFT_CANDIDATE_REVISION, "page_lift, 50 rows"))],
                      shown=[(Contender(MPNET, REFIT_REVISION, "shipped"),
                              Contender(MPNET, LIFT_REFIT_REVISION, "shipped features, 50 rows"))]),
+    "weights": Decision("docs/set-weights.md", {"rds": written_families("rds"), "shipped": _SHIPPED_FOURTH,
+                                                "shipped-online": _SHIPPED_FOURTH},
+                        Rule(min_mean_gain=-0.005),
+                        [(Contender(MPNET, REFIT_REVISION, "shipped"),
+                          Contender(MPNET, WEIGHTS_CANDIDATE_REVISION, "sets weighing the same, 56 rows"))],
+                        shown=[(Contender(MPNET, REFIT_REVISION, "shipped"),
+                                Contender(MPNET, WEIGHTS_FAMILY_REVISION, "families weighing the same, 56 rows"))]),
 }
 
 
