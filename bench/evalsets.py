@@ -356,6 +356,10 @@ NOTES = {
           "modules, near-duplicate entries, written answers, no links), built offline; queries written from the "
           "answers, first scored blind (bench/blind.py --decision lift, docs/page-lift.md). Same dev/test halves as "
           "shipped",
+    "rds": "A tenth course FAQ written for this project (150 entries of a course on data science with R, six "
+           "modules, near-duplicate entries, written answers, no links), built offline; queries written from the "
+           "answers, first scored blind (bench/blind.py --decision weights, docs/set-weights.md). Same dev/test "
+           "halves as shipped",
 }
 
 

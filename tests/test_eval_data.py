@@ -121,3 +121,11 @@ def test_answer_cuts_are_windows_of_each_written_answer_and_the_same_every_run(t
         assert 1 <= len(words) <= CUT_WORDS
         assert cut["query"] in " ".join(by_id[cut["expected"]].answer.split()), "word for word from its answer"
     assert answer_cuts(entries, seed=1) != cuts
+
+
+def test_every_set_has_its_families_faq_and_note() -> None:
+    """A set known to evalsets (in the pool or waiting for a blind look) can be opened: it has a FAQ and a note."""
+    from bench.evalsets import FAMILIES, NOTES, REPO_FAQS
+
+    assert set(FAMILIES) <= set(NOTES)
+    assert set(REPO_FAQS) <= set(FAMILIES)
