@@ -102,3 +102,4 @@ def test_a_decision_scores_the_families_its_agents_wrote_not_the_answer_cuts_add
         for families in decision.blind.values():
             assert families and all(file != CUT_FROM_ANSWERS for _, file in families)
     assert DECISIONS["lift"].blind["ts"] == FAMILIES["ts"][:3]
+    assert DECISIONS["weights"].blind["rds"] == FAMILIES["rds"][:3]
