@@ -23,7 +23,7 @@ import numpy as np
 from bench.blind import EPSILON, WORK_DIRS, using_model
 from bench.common import OUT, SetUnavailable, command_line, git_revision, now, write_raw
 from bench.evalsets import ensure_index, open_set, written_families
-from bench.learn import family_weights, refused_shares
+from bench.learn import query_weights, refused_shares
 from indexer import ranker as ranker_file
 from indexer.evaluate import read_cases, resolve_expected
 from indexer.models import MINILM, MPNET
@@ -99,7 +99,7 @@ def refusal(queries: Sequence[Query], t_agree: float, t_disagree: float) -> dict
 def fit(queries: Sequence[Query], *, two: bool = True) -> tuple[float, float]:
     """The pair that refuses the most out-of-scope queries while refusing at most MAX_REFUSED_ANSWERABLE of
     answerable ones (ties: the lower t_agree, then the lower t_disagree); `two=False`: one threshold."""
-    w = family_weights(queries)
+    w = query_weights(queries)
     p = np.array([q.probability for q in queries])
     agree = np.array([q.agree for q in queries])
     ans = np.array([q.answerable for q in queries])

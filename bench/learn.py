@@ -114,14 +114,14 @@ WEIGHTS = tuple(round(w, 2) for w in np.linspace(0, 1, 21))
 WEIGHINGS = ("family", "set")
 
 
-def family_weights(records: Sequence[Record], by: str = "family") -> np.ndarray:
+def query_weights(records: Sequence[Record], weigh_by: str = "family") -> np.ndarray:
     """One weight per record, summing to 1, so that every (set, family) counts the same, each of its queries
-    equally (`by="set"`: every set counts the same, each of its families equally within it)."""
+    equally (`weigh_by="set"`: every set counts the same, each of its families equally within it)."""
     counts = Counter((r.set, r.family) for r in records)
-    if by == "family":
+    if weigh_by == "family":
         return np.array([1.0 / (counts[(r.set, r.family)] * len(counts)) for r in records])
-    if by != "set":
-        raise ValueError(f"weigh_by must be one of {WEIGHINGS}, not {by!r}")
+    if weigh_by != "set":
+        raise ValueError(f"weigh_by must be one of {WEIGHINGS}, not {weigh_by!r}")
     families = Counter(s for s, _ in counts)
     return np.array([1.0 / (counts[(r.set, r.family)] * families[r.set] * len(families)) for r in records])
 
@@ -180,14 +180,14 @@ def paired_interval(a: np.ndarray, b: np.ndarray, *, level: float = BOOTSTRAP_LE
 def mean_mrr(records: Sequence[Record], rankings: Sequence[Ranking]) -> float:
     """MRR with every (set, family) weighing the same (what the weight choices maximise)."""
     keep = np.array([rec.answerable for rec in records], dtype=bool)
-    w = family_weights(records)[keep]
+    w = query_weights(records)[keep]
     return float((reciprocal_ranks(records, rankings) * w).sum() / w.sum())
 
 
 def fit_threshold(records: Sequence[Record], rankings: Sequence[Ranking]) -> float:
     """The constrained-rule threshold on these records' top scores, every (set, family) weighing the same."""
     cal = calibrate([r.top_score for r in rankings], [rec.answerable for rec in records],
-                    max_refused_answerable=MAX_REFUSED_ANSWERABLE, weights=family_weights(records))
+                    max_refused_answerable=MAX_REFUSED_ANSWERABLE, weights=query_weights(records))
     return cal.threshold
 
 
@@ -229,7 +229,7 @@ def training_lists(records: Sequence[Record], features: Sequence[str], weigh_by:
     """
     cols = [FEATURES.index(f) for f in features]
     xs, ys, starts, ws, n = [], [], [], [], 0
-    for rec, w in zip(records, family_weights(records, weigh_by)):
+    for rec, w in zip(records, query_weights(records, weigh_by)):
         if not len(rec.entry_ids):
             continue
         xs.append(rec.matrix[:, cols])
@@ -354,7 +354,7 @@ def pooled_refusal(items: Sequence[tuple[Record, Ranking, float]]) -> dict[str, 
 def refused_shares(records: Sequence[Any], refused: np.ndarray) -> dict[str, float]:
     """Shares of answerable and of out-of-scope queries (`records`: anything with set, family and
     answerable) that `refused` marks, every (set, family) weighing the same."""
-    w = family_weights(records)
+    w = query_weights(records)
     ans = np.array([r.answerable for r in records])
     out = {"refused_answerable": float((refused[ans] * w[ans]).sum() / w[ans].sum())}
     if (~ans).any():

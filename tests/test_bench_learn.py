@@ -108,22 +108,22 @@ def test_a_candidate_held_to_the_incumbents_operating_point_refuses_no_more_answ
 
 def test_weighing_by_set_gives_each_set_the_same_share_and_its_families_equal_parts():
     """docs/set-weights.md: a FAQ with many families no longer outweighs one with few."""
-    from bench.learn import family_weights
+    from bench.learn import query_weights
 
     def recs(set_name: str, family: str, n: int) -> list[Record]:
         return [Record(set=set_name, family=family, half="dev", query=f"{family} {i}", expected=None,
                        entry_ids=[], matrix=np.zeros((0, 0))) for i in range(n)]
 
     records = recs("big", "a", 10) + recs("big", "b", 30) + recs("big", "c", 5) + recs("small", "d", 7)
-    by_family = family_weights(records)
-    by_set = family_weights(records, "set")
+    by_family = query_weights(records)
+    by_set = query_weights(records, "set")
     assert abs(by_family.sum() - 1) < 1e-12 and abs(by_set.sum() - 1) < 1e-12
     share = lambda w, s: w[[r.set == s for r in records]].sum()  # noqa: E731
     assert abs(share(by_family, "small") - 0.25) < 1e-12 and abs(share(by_set, "small") - 0.5) < 1e-12
     family_b = [r.family == "b" for r in records]
     assert abs(by_set[family_b].sum() - 0.5 / 3) < 1e-12 and len(set(by_set[family_b])) == 1
     with pytest.raises(ValueError, match="weigh_by"):
-        family_weights(records, "query")
+        query_weights(records, "query")
 
 
 def test_a_ranker_weighed_by_set_is_fitted_and_differs_where_sets_are_unequal():
