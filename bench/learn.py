@@ -108,10 +108,12 @@ BOOTSTRAP_LEVEL = 0.95
 WEIGHTS = tuple(round(w, 2) for w in np.linspace(0, 1, 21))
 
 
-#: How the ranker's training queries are weighed (`fit_ranker(weigh_by=...)`): "family", every (set, family)
-#: the same, as shipped and as every reported mean and pooled rate; "set", every set (a FAQ and its build)
-#: the same, its families sharing its weight equally (the seventh look's candidate, docs/set-weights.md).
-WEIGHINGS = ("family", "set")
+#: How the ranker's training queries can be weighed (`fit_ranker(weigh_by=...)`), each with what
+#: bench/train_ranker.py writes into the file's `trained.weighting`: "family" as shipped and as every
+#: reported mean and pooled rate; "set" (a FAQ and its build) the seventh look's candidate (docs/set-weights.md).
+WEIGHINGS = {"family": "every (set, family) weighs the same; each of its queries equally",
+             "set": "every set weighs the same, each of its families equally within it; each of a family's "
+                    "queries equally"}
 
 
 def query_weights(records: Sequence[Record], weigh_by: str = "family") -> np.ndarray:
@@ -121,7 +123,7 @@ def query_weights(records: Sequence[Record], weigh_by: str = "family") -> np.nda
     if weigh_by == "family":
         return np.array([1.0 / (counts[(r.set, r.family)] * len(counts)) for r in records])
     if weigh_by != "set":
-        raise ValueError(f"weigh_by must be one of {WEIGHINGS}, not {weigh_by!r}")
+        raise ValueError(f"weigh_by must be one of {', '.join(WEIGHINGS)}, not {weigh_by!r}")
     families = Counter(s for s, _ in counts)
     return np.array([1.0 / (counts[(r.set, r.family)] * families[r.set] * len(families)) for r in records])
 

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold-to", type=float, metavar="P",
                         help="with --choose-probability: refuse at most the share of answerable dev queries that "
                              "RANKER_FEATURES refuse at probability P (default budget: 5%%)")
-    parser.add_argument("--weigh-by", choices=learn.WEIGHINGS, default="family",
+    parser.add_argument("--weigh-by", choices=tuple(learn.WEIGHINGS), default="family",
                         help="weigh every (set, family) the same (default, as shipped) or every set")
     args = parser.parse_args(argv)
     extra = tuple(f.strip() for f in args.extra_features.split(",") if f.strip())
@@ -87,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                      ranker.rivals, learn.C, "(>= 0 except page_size <= 0)"),
         "examples": "the best candidate entries of each dev query (by a first fit over all of them); "
                     "out-of-scope queries' answer is 'none'",
-        "weighting": {"family": "every (set, family) weighs the same; each of its queries equally",
-                      "set": "every set weighs the same, each of its families equally within it; each of "
-                             "a family's queries equally"}[args.weigh_by],
+        "weighting": learn.WEIGHINGS[args.weigh_by],
         "threshold": "fixed probability %.2f (bench/learn.py ANSWER_PROBABILITIES: chosen leave-one-set-out "
                      "on the dev halves)" % ranker.answer_threshold,
         "dev_queries": dict(sorted(counts.items()))})
