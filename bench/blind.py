@@ -33,7 +33,7 @@ import numpy as np
 from bench import learn
 from bench.collect import DEPTH, Record, collect_set
 from bench.common import OUT, ROOT, SetUnavailable, command_line, git_revision, now, write_raw
-from bench.evalsets import ensure_index, open_set, written_families
+from bench.evalsets import ensure_index, one_family, open_set, written_families
 from bench.learn import pooled_refusal
 from bench.quality import REFERENCES, against_reference, fmt, rows_of
 from indexer import ranker as ranker_file
@@ -107,11 +107,6 @@ def ranker_at(revision: str, model: str) -> Path:
     return out
 
 
-_SHIPPED_SECOND = (("shipped-paraphrases2", "shipped_paraphrases2.jsonl"),)
-_SHIPPED_THIRD = (("shipped-paraphrases3", "shipped_paraphrases3.jsonl"),)
-_SHIPPED_FOURTH = (("shipped-paraphrases4", "shipped_paraphrases4.jsonl"),)
-
-
 @dataclass(frozen=True)
 class Decision:
     doc: str
@@ -126,14 +121,14 @@ class Decision:
 
 DECISIONS = {
     "model": Decision("docs/models.md, 'A second look'",
-                      {"dl": written_families("dl"), "shipped": _SHIPPED_SECOND,
-                       "shipped-online": _SHIPPED_SECOND},
+                      {"dl": written_families("dl"), "shipped": one_family("shipped", "shipped-paraphrases2"),
+                       "shipped-online": one_family("shipped", "shipped-paraphrases2")},
                       Rule(min_mean_gain=0.02),
                       [(Contender(MINILM, INCUMBENT_REVISION, short_name(MINILM)),
                         Contender(MPNET, INCUMBENT_REVISION, short_name(MPNET)))]),
     "refit": Decision("docs/ranker-refit.md",
                       {"ab": written_families("ab"),
-                       "articles": (("articles-paraphrases", "articles_paraphrases.jsonl"),)},
+                       "articles": one_family("articles", "articles-paraphrases")},
                       Rule(min_mean_gain=-0.005),
                       [(Contender(m, INCUMBENT_REVISION, f"{short_name(m)} 31 rows"),
                         Contender(m, REFIT_CANDIDATE_REVISION, f"{short_name(m)} 37 rows")) for m in (MPNET, MINILM)]),
@@ -141,15 +136,17 @@ DECISIONS = {
                            Rule(min_mean_gain=0.0, row_gains=(("web / web-paraphrases", 0.01),)),
                            [(Contender(MPNET, REFIT_REVISION, f"{short_name(MPNET)} refit"),
                              Contender(MPNET, PARAPHRASE_CANDIDATE_REVISION, f"{short_name(MPNET)} candidate"))]),
-    "lift": Decision("docs/page-lift.md", {"ts": written_families("ts"), "shipped": _SHIPPED_THIRD,
-                                           "shipped-online": _SHIPPED_THIRD},
+    "lift": Decision("docs/page-lift.md", {"ts": written_families("ts"),
+                                           "shipped": one_family("shipped", "shipped-paraphrases3"),
+                                           "shipped-online": one_family("shipped", "shipped-paraphrases3")},
                      Rule(min_mean_gain=-0.005, max_more_answerable_refused=0.005, max_fewer_oos_refused=-0.03),
                      [(Contender(MPNET, REFIT_REVISION, "shipped"),
                        Contender(MPNET, LIFT_CANDIDATE_REVISION, "page_lift, 50 rows"))],
                      shown=[(Contender(MPNET, REFIT_REVISION, "shipped"),
                              Contender(MPNET, LIFT_REFIT_REVISION, "shipped features, 50 rows"))]),
-    "weights": Decision("docs/set-weights.md", {"rds": written_families("rds"), "shipped": _SHIPPED_FOURTH,
-                                                "shipped-online": _SHIPPED_FOURTH},
+    "weights": Decision("docs/set-weights.md", {"rds": written_families("rds"),
+                                                "shipped": one_family("shipped", "shipped-paraphrases4"),
+                                                "shipped-online": one_family("shipped", "shipped-paraphrases4")},
                         Rule(min_mean_gain=-0.005),
                         [(Contender(MPNET, REFIT_REVISION, "shipped"),
                           Contender(MPNET, WEIGHTS_CANDIDATE_REVISION, "sets weighing the same, 56 rows"))],

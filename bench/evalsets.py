@@ -106,6 +106,14 @@ def written_families(set_name: str) -> tuple[tuple[str, str | None], ...]:
     return tuple(f for f in FAMILIES[set_name] if f[1] != CUT_FROM_ANSWERS)
 
 
+def one_family(set_name: str, name: str) -> tuple[tuple[str, str | None], ...]:
+    """One family of a set, as FAMILIES lists it (a blind look that scored only that family of a pooled set)."""
+    found = tuple(f for f in FAMILIES[set_name] if f[0] == name)
+    if not found:
+        raise KeyError(f"{set_name} has no family {name!r} (bench/evalsets.py FAMILIES)")
+    return found
+
+
 #: `answer_cuts`: one window of up to CUT_WORDS words from one sentence of CUT_SENTENCE_WORDS words of each
 #: written answer, drawn with CUT_SEED.
 CUT_WORDS = 10

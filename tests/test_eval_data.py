@@ -129,3 +129,12 @@ def test_every_set_has_its_families_faq_and_note() -> None:
 
     assert set(FAMILIES) <= set(NOTES)
     assert set(REPO_FAQS) <= set(FAMILIES)
+
+
+def test_one_family_is_the_sets_own_entry_and_an_unknown_name_is_a_clear_error() -> None:
+    from bench.evalsets import FAMILIES, one_family
+
+    assert one_family("shipped", "shipped-paraphrases4") == (("shipped-paraphrases4", "shipped_paraphrases4.jsonl"),)
+    assert one_family("articles", "articles-paraphrases")[0] in FAMILIES["articles"]
+    with pytest.raises(KeyError, match="no family 'shipped-paraphrases9'"):
+        one_family("shipped", "shipped-paraphrases9")
