@@ -37,6 +37,12 @@ another:
   query; read alone, that lead answered such queries with confidence (out-of-scope
   "overfiting" and "self attention" on the shipped FAQ: 0.89 and 0.47, backed 0.60
   and 0.25, dev halves, leave-one-set-out);
+- how much text the FAQ's typical entry has (`faq_words`: the log of the median words of an
+  entry's question, written answer and link titles), the same for every entry of an index: a
+  paraphrase of a bare eight-word question matches it far less well than one of an entry with a
+  written answer, so one answer probability refused a quarter of the answerable questions of a FAQ
+  of bare questions and hardly any of a FAQ with answers (docs/faq-shift.md). Being the same for
+  every candidate of a query, it moves "none" against all of them and changes no ranking;
 - how much of the query an entry's own text holds word for word (`phrase`: runs
   of three terms in order, indexer/lexical.py `phrase_share`), the evidence of
   words pasted from an answer, which BM25's bag of words cannot tell from a
@@ -51,7 +57,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -59,12 +65,15 @@ KINDS = ("question", "entry", "answer", "title", "passage")
 DIRECT_KINDS = ("question", "entry", "answer", "title")
 #: How many of an entry's best passages are averaged for `d_pages`.
 TOP_PASSAGES = 3
+#: `faq_words` holds the median words per entry within this span: the FAQs its weight was fitted on have
+#: 9 to 383, and a weight read linearly beyond them would be an extrapolation.
+FAQ_WORDS_SPAN = (8, 400)
 
 FEATURES = (
     "d_question", "d_entry", "d_answer", "d_title", "d_passage", "d_pages", "d_best", "c_direct",
     "l_direct", "l_passage", "l_best",
     "z_dense", "z_lexical", "gap_dense", "gap_lexical", "lead_dense", "lead_lexical", "lead_backed",
-    "has_pages", "page_size", "focus_best", "phrase", "page_lift",
+    "has_pages", "page_size", "focus_best", "phrase", "page_lift", "faq_words",
 )
 
 
@@ -97,6 +106,19 @@ class Layout:
     def subset(self, units: np.ndarray) -> "Layout":
         """The layout of some units only (same entries), for work that only they take part in."""
         return Layout(self.unit_entry[units], self.unit_kind[units], self.n_entries)
+
+
+def entry_words(entries: Sequence[Any]) -> np.ndarray:
+    """Words of each entry's own text: its question, written answer and link titles (not page text)."""
+    return np.array([len(e.question.split()) + len(e.answer.split()) + sum(len(r.title.split()) for r in e.resources)
+                     for e in entries], dtype=np.int64)
+
+
+def faq_words_of(words: np.ndarray) -> float:
+    """`faq_words` of an index from its `entry_words`: log(1 + the median, held within FAQ_WORDS_SPAN)."""
+    lo, hi = FAQ_WORDS_SPAN
+    median = float(np.median(words)) if len(words) else float(lo)
+    return math.log1p(min(max(median, lo), hi))
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
@@ -186,7 +208,8 @@ class Centroid:
 
 def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
                    focus: np.ndarray | None = None, *, units: np.ndarray | None = None,
-                   centred: np.ndarray | None = None, phrase: np.ndarray | None = None) -> EntryFeatures:
+                   centred: np.ndarray | None = None, phrase: np.ndarray | None = None,
+                   faq_words: float | None = None) -> EntryFeatures:
     """FEATURES for every candidate entry from unit scores.
 
     `dense`: each unit's cosine (-inf where the unit was not a dense candidate or its kind is
@@ -196,6 +219,7 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     neither a dense nor a lexical candidate; None: they hold every unit of the index.
     `centred`: the same units' cosines from the FAQ's centre (`Centroid.cosines`); None: from the
     origin, i.e. `dense` itself. `phrase`: the same units' `phrase_share` (0 where not read; None: 0).
+    `faq_words`: the index's `faq_words` (None: not known, NaN; a ranker that reads it needs it).
     """
     centred = np.asarray(dense if centred is None else centred, dtype=np.float64)
     dense = np.asarray(dense, dtype=np.float64)
@@ -277,6 +301,7 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
         "page_size": page_size,
         "focus_best": focus_best,
         "phrase": phrase_best,
+        "faq_words": np.full(n, math.nan if faq_words is None else float(faq_words)),
     }
     cols["d_best"] = np.maximum(cand_direct, cols["d_passage"])
     cols["page_lift"] = np.maximum(cols["d_passage"] - cand_direct, 0.0)  # without pages d_passage is cand_direct

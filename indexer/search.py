@@ -24,7 +24,8 @@ from . import fusion, store
 from . import ranker as ranker_file
 from .config import PARALLEL_LEXICAL_UNITS, PHRASE_UNITS, SearchSettings, Settings
 from .embed import Embedder
-from .features import KINDS, Centroid, EntryFeatures, Layout, entry_features, passage_focus
+from .features import (KINDS, Centroid, EntryFeatures, Layout, entry_features, entry_words, faq_words_of,
+                       passage_focus)
 from .lexical import Lexical, highlight_spans, phrase_share, phrases
 from .models import canonical
 from .onnx_encoder import OnnxEncoder, load_query_encoder
@@ -212,6 +213,7 @@ class Searcher:
         self.lexical = lexical or self._stored_lexical(stored) or Lexical([u.text for u in stored.units])
         self._focus: np.ndarray | None = stored.focus
         self._centroid: Centroid | None = stored.centroid
+        self._faq_words: float | None = None if stored.entry_words is None else faq_words_of(stored.entry_words)
         self._links: tuple[set[str], dict[str, str]] | None = None
         self._sections: list[str] | None = None
         self._section_masks: dict[str, np.ndarray] = {}
@@ -265,6 +267,13 @@ class Searcher:
         if self._centroid is None:
             self._centroid = Centroid.of(self._all_vectors(), self.layout)
         return self._centroid
+
+    @property
+    def faq_words(self) -> float:
+        """The index's `faq_words` feature (saved by the build; else read from its entries once)."""
+        if self._faq_words is None:
+            self._faq_words = faq_words_of(entry_words(self.stored.entries.values()))
+        return self._faq_words
 
     def _all_vectors(self) -> np.ndarray:
         """Every stored vector: only for what an index from an older build did not save."""
@@ -330,7 +339,7 @@ class Searcher:
         """The same loaded index and model under other settings (for tuning and benchmarks)."""
         other = Searcher(self.stored, self.embedder, settings, threshold=threshold if threshold is not None
                          else self.threshold, lexical=self.lexical)
-        other._focus, other._centroid = self._focus, self._centroid
+        other._focus, other._centroid, other._faq_words = self._focus, self._centroid, self._faq_words
         return other
 
     # -- scoring ------------------------------------------------------------------
@@ -501,7 +510,7 @@ class Searcher:
             return Scored(n_entries, self.n_units, positions, best, found.units, matches)
         phrase = self._phrase_shares(prepared, found)
         features = entry_features(found.dense, found.lexical, self.layout, self.focus, units=found.units,
-                                  centred=found.centred, phrase=phrase)
+                                  centred=found.centred, phrase=phrase, faq_words=self.faq_words)
         scores = np.asarray(fusion.fuse_entries(features, s, self.ranker), dtype=np.float64)
         return Scored(n_entries, self.n_units, features.entries, scores, found.units, matches, features, phrase)
 

@@ -144,18 +144,18 @@ def write_build(build_dir: Path, *, entries: Sequence[Entry], units: Sequence[Un
 
 
 def write_search_side(build_dir: Path, entries: Sequence[Entry], units: Sequence[Unit], vectors: np.ndarray) -> None:
-    """What a searcher would otherwise compute on open: the BM25 index, each unit's entry and kind, passage
-    focus, the FAQ's centroid."""
+    """What a searcher would otherwise compute on open: the BM25 index, each unit's entry and kind, each
+    entry's words, passage focus, the FAQ's centroid."""
     import numpy as np
 
-    from .features import KINDS, Centroid, Layout, passage_focus
+    from .features import KINDS, Centroid, Layout, entry_words, passage_focus
     from .lexical import Lexical
 
     position = {e.id: i for i, e in enumerate(entries)}
     unit_entry = np.array([position[u.entry_id] for u in units], dtype=np.int64)
     layout = Layout.of(unit_entry, [u.kind for u in units], len(entries))
     np.savez(build_dir / LAYOUT_FILE, unit_entry=layout.unit_entry, unit_kind=layout.unit_kind,
-             kinds=np.array(KINDS))
+             kinds=np.array(KINDS), entry_words=entry_words(entries))
     vectors = np.asarray(vectors, dtype=np.float32)
     np.save(build_dir / FOCUS_FILE, passage_focus(vectors, layout))
     save_centroid(build_dir, Centroid.of(vectors, layout))
@@ -356,6 +356,8 @@ class StoredIndex:
     focus: np.ndarray | None = None
     #: The FAQ's centre (`features.Centroid`), when the build saved it.
     centroid: Centroid | None = None
+    #: Per entry: the words of its own text (`features.entry_words`), when the build saved them.
+    entry_words: np.ndarray | None = None
     _db: sqlite3.Connection | None = field(default=None, repr=False)
     _units: list[Unit] | None = field(default=None, repr=False)
     #: Unit rows read by `units_at`, oldest first, at most UNIT_CACHE_ROWS.
@@ -427,8 +429,10 @@ def _connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path / META_FILE}?mode=ro", uri=True, check_same_thread=False)
 
 
-def _unit_layout(real: Path, db: sqlite3.Connection, entries: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Each unit's entry position and kind code: saved by the build, or (older index) read from SQLite."""
+def _unit_layout(real: Path, db: sqlite3.Connection, entries: Sequence[str]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Each unit's entry position and kind code, and each entry's words (`features.entry_words`): saved by
+    the build, or (older index) the layout read from SQLite and the words left to the searcher (None)."""
     import numpy as np
 
     from .features import KINDS
@@ -437,7 +441,10 @@ def _unit_layout(real: Path, db: sqlite3.Connection, entries: Sequence[str]) -> 
     if saved.exists():
         with np.load(saved) as data:
             if tuple(data["kinds"].tolist()) == KINDS:
-                return data["unit_entry"].astype(np.int64), data["unit_kind"].astype(np.int8)
+                words = data["entry_words"].astype(np.int64) if "entry_words" in data.files else None
+                if words is not None and len(words) != len(entries):
+                    words = None
+                return data["unit_entry"].astype(np.int64), data["unit_kind"].astype(np.int8), words
     position = {entry_id: i for i, entry_id in enumerate(entries)}
     code = {k: i for i, k in enumerate(KINDS)}
     rows = db.execute("SELECT entry_id, kind FROM units ORDER BY vector_id").fetchall()
@@ -445,7 +452,7 @@ def _unit_layout(real: Path, db: sqlite3.Connection, entries: Sequence[str]) -> 
     if unknown:
         raise IndexError_(f"{real}: unknown unit kinds {unknown}; rebuild with: python -m indexer build")
     return (np.array([position[e] for e, _ in rows], dtype=np.int64),
-            np.array([code[k] for _, k in rows], dtype=np.int8))
+            np.array([code[k] for _, k in rows], dtype=np.int8), None)
 
 
 def load(index_dir: Path) -> StoredIndex:
@@ -469,7 +476,7 @@ def load(index_dir: Path) -> StoredIndex:
         documents = {r[0]: Document(url=r[0], title=r[1], description=r[2], author=r[3], date=r[4], site=r[5],
                                     method=r[6], thin=bool(r[7]))
                      for r in db.execute("SELECT url, title, description, author, date, site, method, thin FROM documents")}
-        unit_entry, unit_kind = _unit_layout(real, db, entry_ids)
+        unit_entry, unit_kind, entry_words = _unit_layout(real, db, entry_ids)
         unit_rows = db.execute("SELECT COUNT(*) FROM units").fetchone()[0]
     except (sqlite3.Error, KeyError) as exc:
         db.close()
@@ -484,4 +491,5 @@ def load(index_dir: Path) -> StoredIndex:
             focus = None
     centroid = _read_centroid(real, len(unit_entry), vectors.d)
     return StoredIndex(path=real, manifest=manifest, faiss_index=vectors, entry_ids=entry_ids, documents=documents,
-                       unit_entry=unit_entry, unit_kind=unit_kind, focus=focus, centroid=centroid, _db=db)
+                       unit_entry=unit_entry, unit_kind=unit_kind, focus=focus, centroid=centroid,
+                       entry_words=entry_words, _db=db)

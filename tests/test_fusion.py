@@ -21,7 +21,8 @@ LAYOUT = Layout.of(ENTRY, KINDS, 3)
 
 
 def features(dense, lexical, focus=None):
-    f = entry_features(np.array(dense, dtype=np.float32), np.array(lexical, dtype=np.float32), LAYOUT, focus)
+    f = entry_features(np.array(dense, dtype=np.float32), np.array(lexical, dtype=np.float32), LAYOUT, focus,
+                       faq_words=3.0)
     return {name: dict(zip(f.entries.tolist(), f.column(name).tolist())) for name in FEATURES}, f
 
 
@@ -232,3 +233,14 @@ def test_rrf_sums_reciprocal_ranks_of_both_retrievers():
 def test_unknown_fusions_are_named():
     with pytest.raises(ValueError, match="unknown fusion 'mean'"):
         fusion.check("mean")
+
+
+def test_faq_words_is_one_value_for_every_candidate_and_unknown_unless_given():
+    dense = [0.2, 0.3, 0.5, 0.7, 0.1, 0.6, 0.4, 0.65, 0.1, 0.2, 0.15]
+    lexical = np.zeros(11, np.float32)
+    given = entry_features(np.array(dense, np.float32), lexical, LAYOUT, faq_words=3.5)
+    assert given.column("faq_words").tolist() == [3.5, 3.5, 3.5]
+    unknown = entry_features(np.array(dense, np.float32), lexical, LAYOUT)
+    assert np.isnan(unknown.column("faq_words")).all()
+    others = [i for i, name in enumerate(FEATURES) if name != "faq_words"]
+    assert np.array_equal(given.matrix[:, others], unknown.matrix[:, others])

@@ -313,6 +313,7 @@ def test_an_index_without_its_saved_search_side_opens_and_answers_the_same(site,
     assert np.array_equal(rebuilt.layout.unit_entry, searcher.layout.unit_entry)
     assert np.array_equal(rebuilt.layout.unit_kind, searcher.layout.unit_kind)
     assert np.array_equal(rebuilt.focus, searcher.focus)
+    assert rebuilt.stored.entry_words is None and rebuilt.faq_words == searcher.faq_words
     for query in ("why exp in softmax", "backprogation chain rule", f"what is the {RARE} buffer", "log loss"):
         assert rebuilt.search(query).to_dict() == searcher.search(query).to_dict()
 
@@ -442,3 +443,39 @@ def test_a_section_search_ranks_among_that_sections_entries_only(tmp_path, embed
 
     with pytest.raises(UnknownSection, match=r"no section 'python' in this index \(sections: data-engineering; "):
         s.search("how can I join", section="python")
+
+
+def test_faq_words_is_the_median_words_of_the_entries_own_text_the_same_for_every_candidate(searcher):
+    from indexer.features import FEATURES, faq_words_of
+
+    # question + written answer + link titles; the fetched pages do not count
+    questions = {BACKPROP: 7, SOFTMAX: 8, ACTIVATION: 6, LEARNING_RATE: 7, CROSS_ENTROPY: 5}
+    titles = {BACKPROP: 3, SOFTMAX: 3, ACTIVATION: 3}
+    answers = {e.id: len(e.answer.split()) for e in searcher.stored.entries.values()}
+    assert answers[LEARNING_RATE] > 20 and answers[CROSS_ENTROPY] > 15 and answers[BACKPROP] == 0
+    expected = [questions[e] + titles.get(e, 0) + answers[e] for e in searcher.entry_ids]
+    assert searcher.stored.entry_words.tolist() == expected
+    assert searcher.faq_words == pytest.approx(np.log1p(np.median(expected)))
+    scored = searcher.score(searcher.prepare("why exp in softmax"))
+    column = scored.features.matrix[:, FEATURES.index("faq_words")]
+    assert len(column) >= 2 and (column == searcher.faq_words).all()
+    assert faq_words_of(np.array([3, 4])) == pytest.approx(np.log1p(8))  # held within FAQ_WORDS_SPAN
+    assert faq_words_of(np.array([5000])) == pytest.approx(np.log1p(400))
+
+
+def test_a_ranker_reading_faq_words_moves_probabilities_and_no_ranking(searcher, tmp_path):
+    from indexer.ranker import load
+
+    shipped = load(model=searcher.stored.manifest.get("model"))
+    shifted = replace(shipped, features=shipped.features + ("faq_words",), mean=np.r_[shipped.mean, 4.0],
+                      scale=np.r_[shipped.scale, 1.0], coef=np.r_[shipped.coef, -1.0])
+    path = tmp_path / "shifted.json"
+    shifted.save(path)
+    other = searcher.with_settings(replace(searcher.settings, ranker=str(path)))
+    for query in ("why exp in softmax", "chain rule for gradients", "best pizza in naples"):
+        a, b = searcher.search(query), other.search(query)
+        assert [r.id for r in a.results] == [r.id for r in b.results]
+        # this FAQ has ~11 words an entry (log 2.5), below the 4.0 the shift is centred on: a lower bar
+        assert all(rb.score >= ra.score for ra, rb in zip(a.results, b.results))
+        if query == "best pizza in naples":
+            assert b.results[0].score > a.results[0].score
