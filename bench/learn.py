@@ -55,7 +55,11 @@ RANKER_FEATURES = ("d_question", "d_entry", "d_answer", "d_title", "d_passage", 
 #: match of any unit kind, a bigger lead, a more focused page (>= 0); more passages to pick the best
 #: from (<= 0). Without them a query about bread scored 0.32 on a small FAQ: its weak cosines were
 #: outweighed by query-independent terms the training queries (all near the topics) never tested.
-SIGNS = {"page_size": -1}
+SIGNS = {"page_size": -1, "faq_words": -1}
+#: The FAQ-level feature the eighth look's candidate adds to a fitted ranker (`fit_faq_shift`): the same for
+#: every candidate of a query, so it moves "none" against all of them and no ranking (docs/faq-shift.md).
+#: Held <= 0 (SIGNS): more text per entry, higher scores for a true match, so a higher bar.
+SHIFT_FEATURE = "faq_words"
 #: The answer threshold: answer when the top entry's probability reaches it. A fixed probability, not a
 #: value fitted per training set: fitted by the constrained rule below, it moved between 0.075 and 0.22
 #: from fold to fold (whichever family was hardest set it) and refused 6% of the answerable queries of
@@ -243,21 +247,23 @@ def training_lists(records: Sequence[Record], features: Sequence[str], weigh_by:
     return Lists(np.vstack(xs), np.concatenate(ys), np.array(starts), weight * len(weight) / weight.sum())
 
 
-def softmax_with_none_fit(lists: Lists, c: float, bounds: Sequence[tuple[float | None, float | None]]
-                          ) -> tuple[np.ndarray, float]:
+def softmax_with_none_fit(lists: Lists, c: float, bounds: Sequence[tuple[float | None, float | None]],
+                          offset: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Maximum-likelihood coefficients of the softmax-with-none model (L2, sign bounds; L-BFGS-B).
 
-    Per query: loss = log(1 + sum_i exp(s_i)) - s_expected (no expected entry: the first term alone).
+    Per query: loss = log(1 + sum_i exp(s_i)) - s_expected (no expected entry: the first term alone),
+    s = X coef + intercept (+ `offset`, per row: scores of a fitted model held fixed).
     """
     from scipy.optimize import minimize
 
     X, y, starts, gw = lists.X, lists.y.astype(np.float64), lists.starts, lists.weight
     group = lists.group
     rw = gw[group]
+    base = np.zeros(len(y)) if offset is None else np.asarray(offset, dtype=np.float64)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         coef = theta[:-1]
-        s = X @ coef + theta[-1]
+        s = X @ coef + theta[-1] + base
         top = np.maximum(np.maximum.reduceat(s, starts), 0.0)
         e = np.exp(s - top[group])
         z = np.exp(-top) + np.add.reduceat(e, starts)
@@ -312,6 +318,27 @@ PROBABILITY_GRID = tuple(round(p, 2) for p in np.arange(0.10, 0.301, 0.01))
 PROBABILITY_BUDGET = 0.05
 
 
+def fit_faq_shift(records: Sequence[Record], ranker: LearnedRanker, c: float = C, weigh_by: str = "family"
+                  ) -> LearnedRanker:
+    """`ranker` with SHIFT_FEATURE added: its weight and a new intercept fitted on the records' queries
+    (each over its `ranker.rivals` best candidates by `ranker`), every other coefficient held as it is, so
+    every ranking stays the same and only the probability of "none" moves with the FAQ (docs/faq-shift.md)."""
+    if SHIFT_FEATURE in ranker.features:
+        raise ValueError(f"the ranker already reads {SHIFT_FEATURE}")
+    kept = [best_candidates(rec, ranker, ranker.rivals) if ranker.rivals else rec for rec in records]
+    lists = training_lists(kept, (SHIFT_FEATURE,), weigh_by)
+    if np.isnan(lists.X).any():
+        raise ValueError(f"{SHIFT_FEATURE} is missing from some records (collected before the feature existed)")
+    offset = np.concatenate([ranker.logits(rec.matrix) for rec in kept if len(rec.entry_ids)]) - ranker.intercept
+    mean, scale = lists.X.mean(axis=0), lists.X.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    lists.X = (lists.X - mean) / scale
+    bounds = [(None, 0.0) if SIGNS.get(SHIFT_FEATURE, 1) < 0 else (0.0, None)]
+    coef, intercept = softmax_with_none_fit(lists, c, bounds, offset=offset)
+    return replace(ranker, features=ranker.features + (SHIFT_FEATURE,), mean=np.r_[ranker.mean, mean],
+                   scale=np.r_[ranker.scale, scale], coef=np.r_[ranker.coef, coef], intercept=intercept, sha256="")
+
+
 @dataclass(frozen=True)
 class ProbabilityChoice:
     value: float
@@ -320,23 +347,27 @@ class ProbabilityChoice:
 
 
 def held_out_rankings(dev: Sequence[Record], features: Sequence[str] = RANKER_FEATURES, c: float = C,
-                      weigh_by: str = "family") -> list[tuple[Record, Ranking]]:
-    """Each family's records ranked by a ranker fitted on every other family's (leave-one-set-out)."""
+                      weigh_by: str = "family", shift: bool = False) -> list[tuple[Record, Ranking]]:
+    """Each family's records ranked by a ranker fitted on every other family's (leave-one-set-out); with
+    `shift`, the FAQ shift (`fit_faq_shift`) fitted on the same families on top of it."""
     out: list[tuple[Record, Ranking]] = []
     for family in sorted({r.family for r in dev}):
         held = [r for r in dev if r.family == family]
-        fitted = fit_ranker([r for r in dev if r.family != family], features, c, weigh_by=weigh_by)
+        train = [r for r in dev if r.family != family]
+        fitted = fit_ranker(train, features, c, weigh_by=weigh_by)
+        if shift:
+            fitted = fit_faq_shift(train, fitted, c, weigh_by)
         out += zip(held, learned_rankings(held, fitted))
     return out
 
 
 def choose_answer_probability(records: Sequence[Record], grid: Sequence[float] = PROBABILITY_GRID,
                               budget: float = PROBABILITY_BUDGET, features: Sequence[str] = RANKER_FEATURES,
-                              weigh_by: str = "family") -> ProbabilityChoice:
+                              weigh_by: str = "family", shift: bool = False) -> ProbabilityChoice:
     """The highest probability of `grid` whose pooled leave-one-set-out refusal of answerable dev queries is
     within `budget` (the lowest of the grid if none is), from the dev halves only: each family's dev half is
     ranked by a ranker fitted on every other family's, as `bench/quality.py` does for its test halves."""
-    held_out = held_out_rankings([r for r in records if r.half == "dev"], features, weigh_by=weigh_by)
+    held_out = held_out_rankings([r for r in records if r.half == "dev"], features, weigh_by=weigh_by, shift=shift)
     curve = {}
     for p in grid:
         pooled = pooled_refusal([(rec, rk, p) for rec, rk in held_out])

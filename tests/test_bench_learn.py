@@ -137,3 +137,56 @@ def test_a_ranker_weighed_by_set_is_fitted_and_differs_where_sets_are_unequal():
     by_family, by_set = fit_ranker(records), fit_ranker(records, weigh_by="set")
     assert np.isfinite(by_set.coef).all()
     assert not np.allclose(by_family.coef, by_set.coef)
+
+
+def _faq_records(name: str, words: float, strength: float, rng: np.random.Generator) -> list[Record]:
+    """A FAQ whose `faq_words` is `words`, where answerable queries' entries stand out by about `strength`
+    on the dense features (little text per entry: weaker matches), and out-of-scope ones have none."""
+    from indexer.features import FEATURES
+
+    column = FEATURES.index("faq_words")
+    records = []
+    for i in range(60):
+        expected = None if i % 4 == 3 else f"{name}-{i % 5}"
+        matrix = rng.normal(0.2, 0.05, size=(6, len(FEATURES)))
+        if expected is not None:
+            matrix[i % 5, :6] += strength * rng.uniform(0.5, 1.5)
+        matrix[:, column] = words
+        records.append(Record(set=name, family=f"{name}-q", half="dev", query=f"{name} {i}", expected=expected,
+                              entry_ids=[f"{name}-{k}" for k in range(6)], matrix=matrix))
+    return records
+
+
+def test_the_faq_shift_keeps_every_ranking_and_raises_the_probabilities_of_a_faq_with_little_text():
+    from bench.learn import SHIFT_FEATURE, fit_faq_shift, fit_ranker, learned_rankings
+
+    rng = np.random.default_rng(3)
+    short = _faq_records("short", 2.5, 0.12, rng)  # bare questions: true matches stand out less
+    long = _faq_records("long", 4.6, 0.4, rng)
+    records = short + long
+    base = fit_ranker(records)
+    shifted = fit_faq_shift(records, base)
+    assert shifted.features == base.features + (SHIFT_FEATURE,)
+    assert np.array_equal(shifted.coef[:-1], base.coef) and np.array_equal(shifted.mean[:-1], base.mean)
+    assert shifted.coef[-1] < 0  # more text per entry, a higher bar
+    before, after = learned_rankings(records, base), learned_rankings(records, shifted)
+    assert [b.ids for b in before] == [a.ids for a in after]  # no ranking moves
+    top = {name: (np.mean([b.top_score for r, b in zip(records, before) if r.set == name]),
+                  np.mean([a.top_score for r, a in zip(records, after) if r.set == name])) for name in ("short", "long")}
+    assert top["short"][1] > top["short"][0] and top["long"][1] < top["long"][0]
+
+
+def test_the_faq_shift_refuses_a_ranker_that_reads_it_already_and_records_without_it():
+    from bench.learn import fit_faq_shift, fit_ranker
+
+    rng = np.random.default_rng(4)
+    records = _faq_records("a", 2.5, 0.2, rng) + _faq_records("b", 4.5, 0.3, rng)
+    base = fit_ranker(records)
+    with pytest.raises(ValueError, match="already reads faq_words"):
+        fit_faq_shift(records, fit_faq_shift(records, base))
+    from indexer.features import FEATURES
+
+    for rec in records[:5]:
+        rec.matrix[:, FEATURES.index("faq_words")] = np.nan
+    with pytest.raises(ValueError, match="faq_words is missing"):
+        fit_faq_shift(records, base)
