@@ -97,6 +97,10 @@ FAMILIES = {
            ("ts-short", "ts_short.jsonl"), ("ts-cuts", CUT_FROM_ANSWERS)),
     "rds": (("rds-answers", "rds_answers.jsonl"), ("rds-paraphrases", "rds_paraphrases.jsonl"),
             ("rds-short", "rds_short.jsonl"), ("rds-cuts", CUT_FROM_ANSWERS)),
+    # The eighth look's FAQs (docs/faq-shift.md): bare questions (no answers, so no cuts), and written answers.
+    "net": (("net-paraphrases", "net_paraphrases.jsonl"), ("net-short", "net_short.jsonl")),
+    "sh": (("sh-answers", "sh_answers.jsonl"), ("sh-paraphrases", "sh_paraphrases.jsonl"),
+           ("sh-cuts", CUT_FROM_ANSWERS)),
 }
 
 
@@ -130,7 +134,7 @@ COURSE_FAQ = EVAL / "course_faq.jsonl"
 REPO_FAQS = {"course": COURSE_FAQ, "dataeng": EVAL / "dataeng_faq.jsonl", "mlops": EVAL / "mlops_faq.jsonl",
              "llm": EVAL / "llm_faq.jsonl", "dl": EVAL / "dl_faq.jsonl", "ab": EVAL / "ab_faq.jsonl",
              "web": EVAL / "web_faq.jsonl", "sql": EVAL / "sql_faq.jsonl", "ts": EVAL / "ts_faq.jsonl",
-             "rds": EVAL / "rds_faq.jsonl"}
+             "rds": EVAL / "rds_faq.jsonl", "net": EVAL / "net_faq.jsonl", "sh": EVAL / "sh_faq.jsonl"}
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10
@@ -368,6 +372,14 @@ NOTES = {
            "modules, near-duplicate entries, written answers, no links), built offline; queries written from the "
            "answers, first scored blind (bench/blind.py --decision weights, docs/set-weights.md). Same dev/test "
            "halves as shipped",
+    "net": "An eleventh FAQ written for this project (40 bare questions of an introductory computer-networking "
+           "course, six modules, near-duplicate entries, no answers and no links), built offline; hard paraphrases "
+           "and short queries written from the questions, first scored blind (bench/blind.py --decision shift, "
+           "docs/faq-shift.md). Same dev/test halves as shipped",
+    "sh": "A twelfth course FAQ written for this project (60 entries of a course on the Linux command line and shell "
+          "scripting, six modules, near-duplicate entries, written answers, no links), built offline; queries written "
+          "from the answers, first scored blind (bench/blind.py --decision shift, docs/faq-shift.md). Same dev/test "
+          "halves as shipped",
 }
 
 
