@@ -13,6 +13,8 @@ leave-one-set-out table.
         --choose-probability --hold-to 0.17   # a candidate held to the shipped features' refusal at 0.17
     .venv/bin/python -m bench.train_ranker --work-dir bench/out/mpnet --weigh-by set \
         --choose-probability --hold-to 0.17   # every set weighing the same (docs/set-weights.md)
+    .venv/bin/python -m bench.train_ranker --work-dir bench/out/mpnet --faq-shift \
+        --choose-probability --hold-to 0.17   # the shipped file plus the FAQ shift (docs/faq-shift.md)
 
 `--choose-probability` chooses the answer probability on the same dev halves, leave-one-set-out
 (bench/learn.py `choose_answer_probability`), prints the curve it chose from and writes the choice into
@@ -39,6 +41,7 @@ from indexer.features import FEATURES
 
 def main(argv: list[str] | None = None) -> int:
     from indexer.config import Settings
+    from indexer.ranker import load as load_ranker
     from indexer.ranker import shipped_path
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -54,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
                              "RANKER_FEATURES refuse at probability P (default budget: 5%%)")
     parser.add_argument("--weigh-by", choices=tuple(learn.WEIGHINGS), default="family",
                         help="weigh every (set, family) the same (default, as shipped) or every set")
+    parser.add_argument("--faq-shift", action="store_true",
+                        help="keep the shipped file's coefficients and fit only the FAQ shift (faq_words) on top of "
+                             "them, so that no ranking moves (bench/learn.py fit_faq_shift, docs/faq-shift.md)")
     args = parser.parse_args(argv)
     extra = tuple(f.strip() for f in args.extra_features.split(",") if f.strip())
     unknown = [f for f in extra if f not in FEATURES or f in learn.RANKER_FEATURES]
@@ -61,17 +67,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--extra-features: {', '.join(unknown)} unknown or already used (FEATURES: {', '.join(FEATURES)})")
     if args.hold_to is not None and not args.choose_probability:
         parser.error("--hold-to needs --choose-probability")
+    if args.faq_shift and (extra or args.weigh_by != "family"):
+        parser.error("--faq-shift keeps the shipped file's features and weighing: no --extra-features or --weigh-by")
     features = learn.RANKER_FEATURES + extra
     records, _ = collect(SET_NAMES, args.work_dir, rebuild=False, latency_sample=0)
     dev = [r for r in records if r.half == "dev"]
-    ranker = learn.fit_ranker(dev, features, weigh_by=args.weigh_by)
+    if args.faq_shift:
+        base = load_ranker(shipped_path(Settings().model))
+        ranker = learn.fit_faq_shift(dev, base)
+    else:
+        ranker = learn.fit_ranker(dev, features, weigh_by=args.weigh_by)
     if args.choose_probability:
         budget = learn.PROBABILITY_BUDGET
         if args.hold_to is not None:  # the shipped features' point at that probability, same protocol
             budget, oos = learn.choose_answer_probability(dev, grid=(args.hold_to,)).curve[args.hold_to]
             print(f"budget: {budget:.2%} of answerable dev queries refused, the shipped features' at {args.hold_to:g} "
                   f"(out of scope {oos:.1%})")
-        choice = learn.choose_answer_probability(dev, budget=budget, features=features, weigh_by=args.weigh_by)
+        choice = learn.choose_answer_probability(dev, budget=budget, features=features, weigh_by=args.weigh_by,
+                                                 shift=args.faq_shift)
         print("answer probability: refused answerable / out of scope (dev halves, leave-one-set-out, pooled)")
         for p, (ans, oos) in choice.curve.items():
             print(f"  {p:.2f}  {ans:6.1%} / {oos:6.1%}{'  <- chosen' if p == choice.value else ''}")
@@ -79,6 +92,20 @@ def main(argv: list[str] | None = None) -> int:
         if choice.value != learn.answer_probability(Settings().model):
             print(f"set bench/learn.py ANSWER_PROBABILITIES[{Settings().model!r}] = {choice.value}", file=sys.stderr)
     counts = Counter(f"{r.set} / {r.family}" for r in dev)
+    if args.faq_shift:  # the shipped file's own record stays; the shift's is added beside it
+        ranker = replace(ranker, trained={**base.trained, "faq_shift": {
+            "by": "bench/train_ranker.py --faq-shift", "date": now(), "revision": git_revision(),
+            "fitted": f"the weight of {learn.SHIFT_FEATURE} (<= 0) and the intercept, every other coefficient held "
+                      "as shipped, on each dev query's best candidates by the shipped file (docs/faq-shift.md)",
+            "weighting": learn.WEIGHINGS["family"],
+            "threshold": "fixed probability %.2f, chosen leave-one-set-out on the dev halves with the shift "
+                         "refitted in every fold" % ranker.answer_threshold,
+            "dev_queries": dict(sorted(counts.items()))}})
+        ranker.save(args.out)
+        print(f"{args.out}: the shipped file plus {learn.SHIFT_FEATURE} {ranker.coef[-1]:+.3f} (intercept "
+              f"{base.intercept:+.3f} -> {ranker.intercept:+.3f}), threshold {ranker.answer_threshold:.4f}, "
+              f"from {len(dev)} dev queries")
+        return 0
     ranker = replace(ranker, trained={
         "by": "bench/train_ranker.py", "date": now(), "revision": git_revision(),
         "embedding_model": Settings().model,
