@@ -11,6 +11,7 @@ which contender it picks.
     .venv/bin/python -m bench.blind --decision paraphrase  # the fourth look (docs/ranker-refit.md)
     .venv/bin/python -m bench.blind --decision lift   # the sixth look (docs/page-lift.md)
     .venv/bin/python -m bench.blind --decision weights  # the seventh look (docs/set-weights.md)
+    .venv/bin/python -m bench.blind --decision shift  # the eighth look (docs/faq-shift.md)
 
 Raw numbers go to bench/out/blind-<decision>.json.
 """
@@ -60,6 +61,10 @@ LIFT_CANDIDATE_REVISION = "f33bfa0"
 #: weighing the same (shown), then the candidate, every set weighing the same; each frozen before the look.
 WEIGHTS_FAMILY_REVISION = "4b6edfd"
 WEIGHTS_CANDIDATE_REVISION = "00e4c8d"
+#: The eighth look (docs/faq-shift.md): the shipped file plus the FAQ shift, frozen before the look.
+SHIFT_CANDIDATE_REVISION = "52343f5"
+#: The shipped FAQ's fifth paraphrase family, blind until the eighth look is decided (then it joins FAMILIES).
+_SHIPPED_FIFTH = (("shipped-paraphrases5", "shipped_paraphrases5.jsonl"),)
 #: Shares are differences of sums of weights: a bound met exactly must not fail on the last bit.
 EPSILON = 1e-9
 #: Queries per set replayed through the product's own Searcher.search, to check the replay is the product.
@@ -152,6 +157,11 @@ DECISIONS = {
                           Contender(MPNET, WEIGHTS_CANDIDATE_REVISION, "sets weighing the same, 56 rows"))],
                         shown=[(Contender(MPNET, REFIT_REVISION, "shipped"),
                                 Contender(MPNET, WEIGHTS_FAMILY_REVISION, "families weighing the same, 56 rows"))]),
+    "shift": Decision("docs/faq-shift.md", {"net": written_families("net"), "sh": written_families("sh"),
+                                            "shipped": _SHIPPED_FIFTH, "shipped-online": _SHIPPED_FIFTH},
+                      Rule(min_mean_gain=-0.005, max_more_answerable_refused=0.005, max_fewer_oos_refused=-0.03),
+                      [(Contender(MPNET, REFIT_REVISION, "shipped"),
+                        Contender(MPNET, SHIFT_CANDIDATE_REVISION, "shipped + FAQ shift"))]),
 }
 
 
