@@ -86,6 +86,9 @@ class LearnedRanker:
         """Log-odds per row of a FEATURES matrix (the columns are picked by name)."""
         columns = [FEATURES.index(f) for f in self.features]
         x = (np.asarray(matrix, dtype=np.float64)[:, columns] - self.mean) / self.scale
+        if np.isnan(x).any():  # a feature the caller did not know (entry_features without faq_words)
+            unknown = [f for f, bad in zip(self.features, np.isnan(x).any(axis=0)) if bad]
+            raise ValueError(f"the ranker reads {', '.join(unknown)}, which these features do not hold")
         return x @ self.coef + self.intercept
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:

@@ -85,7 +85,7 @@ def test_a_lexical_lead_counts_as_far_as_the_dense_side_backs_it():
     def gain(cosine: float) -> float:
         """What the lexical match adds to entry 0's log-odds, its question at `cosine` to the query."""
         dense = np.array([cosine, 0.1, 0.05], np.float32)
-        logit = [r.logits(entry_features(dense, np.array([share, 0, 0], np.float32), layout).matrix)[0]
+        logit = [r.logits(entry_features(dense, np.array([share, 0, 0], np.float32), layout, faq_words=3.0).matrix)[0]
                  for share in (0.0, 0.6)]
         return logit[1] - logit[0]
 
@@ -236,3 +236,17 @@ def test_training_fits_over_each_querys_best_candidates():
     assert len(best.entry_ids) == 10 and "e1" in best.entry_ids
     assert best.entry_ids == sorted(best.entry_ids, key=records[1].entry_ids.index), "original order kept"
     np.testing.assert_array_equal(best.matrix, records[1].matrix[[records[1].entry_ids.index(e) for e in best.entry_ids]])
+
+
+def test_a_ranker_that_reads_a_feature_the_caller_left_unknown_is_a_clear_error():
+    layout = Layout.of([0, 1], ["question"] * 2, 2)
+    shipped_file = ranker.load(model="sentence-transformers/all-MiniLM-L6-v2")  # reads no faq_words
+    assert "faq_words" not in shipped_file.features
+    reads = replace(shipped_file, features=shipped_file.features + ("faq_words",),
+                    mean=np.r_[shipped_file.mean, 4.0], scale=np.r_[shipped_file.scale, 1.0],
+                    coef=np.r_[shipped_file.coef, -1.0])
+    features = entry_features(np.array([0.6, 0.2], np.float32), np.zeros(2, np.float32), layout)
+    with pytest.raises(ValueError, match="reads faq_words"):
+        reads.logits(features.matrix)
+    given = entry_features(np.array([0.6, 0.2], np.float32), np.zeros(2, np.float32), layout, faq_words=4.0)
+    assert np.allclose(reads.logits(given.matrix), shipped_file.logits(given.matrix))  # at its mean: no shift
