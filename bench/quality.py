@@ -64,6 +64,8 @@ def fit(config: str, train: Sequence[Record]) -> dict[str, Any]:
             train, learn.weighted_rankings(train, config, weight))}
     if config == "learned":
         ranker = learn.fit_ranker(train)
+        if learn.shipped_shift():  # as shipped: the FAQ shift on top (docs/faq-shift.md)
+            ranker = learn.fit_faq_shift(train, ranker)
         return {"ranker": ranker, "threshold": ranker.answer_threshold}
     return {"threshold": learn.fit_threshold(train, [r.rankings[config] for r in train])}
 
