@@ -60,7 +60,7 @@ from bench.common import BENCH, OUT, ROOT, SHARED, SetUnavailable, StaticServer
 log = logging.getLogger(__name__)
 
 SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng", "mlops", "llm", "dl", "ab", "web",
-             "sql", "ts", "rds")
+             "sql", "ts", "rds", "net", "sh")
 #: The query families of each FAQ: (family name, query file in bench/eval or None for the set's own
 #: split). A family is one way of asking (hand-written mixes, hard paraphrases, answer-derived
 #: questions, short and misspelt queries); leave-one-set-out holds out one family at a time.
@@ -71,7 +71,8 @@ FAMILIES = {
                 ("shipped-short", "shipped_short.jsonl"), ("shipped-vocab", "shipped_vocab.jsonl"),
                 ("shipped-paraphrases2", "shipped_paraphrases2.jsonl"),
                 ("shipped-paraphrases3", "shipped_paraphrases3.jsonl"),
-                ("shipped-paraphrases4", "shipped_paraphrases4.jsonl")),
+                ("shipped-paraphrases4", "shipped_paraphrases4.jsonl"),
+                ("shipped-paraphrases5", "shipped_paraphrases5.jsonl")),
     "articles": (("articles-queries", "articles.jsonl"), ("articles-answers", "articles_answers.jsonl"),
                  ("articles-short", "articles_short.jsonl"),
                  ("articles-paraphrases", "articles_paraphrases.jsonl")),

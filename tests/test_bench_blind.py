@@ -103,3 +103,5 @@ def test_a_decision_scores_the_families_its_agents_wrote_not_the_answer_cuts_add
             assert families and all(file != CUT_FROM_ANSWERS for _, file in families)
     assert DECISIONS["lift"].blind["ts"] == FAMILIES["ts"][:3]
     assert DECISIONS["weights"].blind["rds"] == FAMILIES["rds"][:3]
+    assert DECISIONS["shift"].blind["sh"] == FAMILIES["sh"][:2] and DECISIONS["shift"].blind["net"] == FAMILIES["net"]
+    assert DECISIONS["shift"].blind["shipped"] == (("shipped-paraphrases5", "shipped_paraphrases5.jsonl"),)
