@@ -333,9 +333,12 @@ def fit_faq_shift(records: Sequence[Record], ranker: LearnedRanker, c: float = C
                   ) -> LearnedRanker:
     """`ranker` with SHIFT_FEATURE added: its weight and a new intercept fitted on the records' queries
     (each over its `ranker.rivals` best candidates by `ranker`), every other coefficient held as it is, so
-    every ranking stays the same and only the probability of "none" moves with the FAQ (docs/faq-shift.md)."""
+    every ranking stays the same and only the probability of "none" moves with the FAQ (docs/faq-shift.md).
+    A ranker that reads it already (the shipped file) has it refitted: its intercept is refitted either way."""
     if SHIFT_FEATURE in ranker.features:
-        raise ValueError(f"the ranker already reads {SHIFT_FEATURE}")
+        keep = [i for i, f in enumerate(ranker.features) if f != SHIFT_FEATURE]
+        ranker = replace(ranker, features=tuple(ranker.features[i] for i in keep), mean=ranker.mean[keep],
+                         scale=ranker.scale[keep], coef=ranker.coef[keep])
     kept = [best_candidates(rec, ranker, ranker.rivals) if ranker.rivals else rec for rec in records]
     lists = training_lists(kept, (SHIFT_FEATURE,), weigh_by)
     if np.isnan(lists.X).any():
