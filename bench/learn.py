@@ -56,8 +56,9 @@ RANKER_FEATURES = ("d_question", "d_entry", "d_answer", "d_title", "d_passage", 
 #: from (<= 0). Without them a query about bread scored 0.32 on a small FAQ: its weak cosines were
 #: outweighed by query-independent terms the training queries (all near the topics) never tested.
 SIGNS = {"page_size": -1, "faq_words": -1}
-#: The FAQ-level feature the eighth look's candidate adds to a fitted ranker (`fit_faq_shift`): the same for
-#: every candidate of a query, so it moves "none" against all of them and no ranking (docs/faq-shift.md).
+#: The FAQ-level feature `fit_faq_shift` adds to a fitted ranker, which the default model's shipped ranker reads
+#: since the eighth look: the same for every candidate of a query, so it moves "none" against all of them and
+#: no ranking (docs/faq-shift.md).
 #: Held <= 0 (SIGNS): more text per entry, higher scores for a true match, so a higher bar.
 SHIFT_FEATURE = "faq_words"
 #: The answer threshold: answer when the top entry's probability reaches it. A fixed probability, not a
