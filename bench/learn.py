@@ -303,15 +303,21 @@ def best_candidates(record: Record, ranker: LearnedRanker, rivals: int) -> Recor
 
 def _fit_lists(records: Sequence[Record], features: Sequence[str], c: float, rivals: int, weigh_by: str
                ) -> LearnedRanker:
-    lists = training_lists(records, features, weigh_by)
+    mean, scale, coef, intercept = _fit_standardised(training_lists(records, features, weigh_by), features, c)
+    return LearnedRanker(features=tuple(features), mean=mean, scale=scale, coef=coef, intercept=intercept,
+                         answer_threshold=answer_probability(), rivals=rivals)
+
+
+def _fit_standardised(lists: Lists, features: Sequence[str], c: float, offset: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(mean, scale, coef, intercept): `lists`' features standardised (in place) and fitted under SIGNS."""
     mean = lists.X.mean(axis=0)
     scale = lists.X.std(axis=0)
     scale[scale < 1e-9] = 1.0
     lists.X = (lists.X - mean) / scale
     bounds = [(None, 0.0) if SIGNS.get(f, 1) < 0 else (0.0, None) for f in features]
-    coef, intercept = softmax_with_none_fit(lists, c, bounds)
-    return LearnedRanker(features=tuple(features), mean=mean, scale=scale, coef=coef, intercept=intercept,
-                         answer_threshold=answer_probability(), rivals=rivals)
+    coef, intercept = softmax_with_none_fit(lists, c, bounds, offset=offset)
+    return mean, scale, coef, intercept
 
 
 # -- the answer probability -----------------------------------------------------------------------------
@@ -345,11 +351,7 @@ def fit_faq_shift(records: Sequence[Record], ranker: LearnedRanker, c: float = C
     if np.isnan(lists.X).any():
         raise ValueError(f"{SHIFT_FEATURE} is missing from some records (collected before the feature existed)")
     offset = np.concatenate([ranker.logits(rec.matrix) for rec in kept if len(rec.entry_ids)]) - ranker.intercept
-    mean, scale = lists.X.mean(axis=0), lists.X.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    lists.X = (lists.X - mean) / scale
-    bounds = [(None, 0.0) if SIGNS.get(SHIFT_FEATURE, 1) < 0 else (0.0, None)]
-    coef, intercept = softmax_with_none_fit(lists, c, bounds, offset=offset)
+    mean, scale, coef, intercept = _fit_standardised(lists, (SHIFT_FEATURE,), c, offset)
     return replace(ranker, features=ranker.features + (SHIFT_FEATURE,), mean=np.r_[ranker.mean, mean],
                    scale=np.r_[ranker.scale, scale], coef=np.r_[ranker.coef, coef], intercept=intercept, sha256="")
 
