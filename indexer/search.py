@@ -213,7 +213,7 @@ class Searcher:
         self.lexical = lexical or self._stored_lexical(stored) or Lexical([u.text for u in stored.units])
         self._focus: np.ndarray | None = stored.focus
         self._centroid: Centroid | None = stored.centroid
-        self._faq_words: float | None = None if stored.entry_words is None else faq_words_of(stored.entry_words)
+        self._faq_words: float | None = None
         self._links: tuple[set[str], dict[str, str]] | None = None
         self._sections: list[str] | None = None
         self._section_masks: dict[str, np.ndarray] = {}
@@ -270,9 +270,11 @@ class Searcher:
 
     @property
     def faq_words(self) -> float:
-        """The index's `faq_words` feature (saved by the build; else read from its entries once)."""
+        """The index's `faq_words` feature, from the entries' words the build saved (else read from its entries),
+        once."""
         if self._faq_words is None:
-            self._faq_words = faq_words_of(entry_words(self.stored.entries.values()))
+            words = self.stored.entry_words
+            self._faq_words = faq_words_of(entry_words(self.stored.entries.values()) if words is None else words)
         return self._faq_words
 
     def _all_vectors(self) -> np.ndarray:
