@@ -11,8 +11,9 @@ import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
+from .config import SearchSettings
 from .text import utc_now
-from .threshold import Calibration, calibrate, fingerprint
+from .threshold import Calibration, calibrate, calibrated_threshold, fingerprint
 
 
 def top_scores(searcher: Any, cases: Sequence[Any]) -> list[float | None]:
@@ -22,6 +23,15 @@ def top_scores(searcher: Any, cases: Sequence[Any]) -> list[float | None]:
         results = searcher.search(case.query, top_k=1).results
         scores.append(results[0].score if results else None)
     return scores
+
+
+def current_calibration(index_dir: Path, settings: SearchSettings | None = None) -> float | None:
+    """The index's calibrated threshold if it still applies under `settings` (the defaults unless
+    given), else None: never calibrated, or calibrated under another ranker or other scoring settings
+    (a new version's ranker makes an old calibration stale). Reads the manifest only, no model."""
+    from . import store
+
+    return calibrated_threshold(store.read_manifest(Path(index_dir)), settings or SearchSettings())
 
 
 def calibrate_index(index_dir: Path, cases_path: Path, *, max_refused_answerable: float = 0.05) -> Calibration:

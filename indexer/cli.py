@@ -317,7 +317,10 @@ def eval_(file: Path, index_dir: Path, cache_dir: Path, as_json: bool, threshold
 @index_dir_option
 @click.option("--max-refused-answerable", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Share of answerable queries the threshold may refuse.")
-def calibrate(file: Path, index_dir: Path, max_refused_answerable: float) -> None:
+@click.option("--if-stale", is_flag=True,
+              help="Only if the index has no calibrated threshold that still applies (none yet, or one "
+                   "made under another ranker or scoring settings); `make app` runs this on every start.")
+def calibrate(file: Path, index_dir: Path, max_refused_answerable: float, if_stale: bool) -> None:
     """Set the index's "no good answer" threshold from labelled queries (eval's JSONL format).
 
     The threshold is stored in the index manifest and kept by later builds with
@@ -325,9 +328,15 @@ def calibrate(file: Path, index_dir: Path, max_refused_answerable: float) -> Non
 
     \b
         python -m indexer calibrate bench/eval/shipped_faq.jsonl
+        python -m indexer calibrate bench/eval/shipped_faq.jsonl --if-stale
     """
-    from .calibrate import calibrate_index
+    from .calibrate import calibrate_index, current_calibration
 
+    if if_stale:
+        current = _run(current_calibration, index_dir)
+        if current is not None:
+            click.echo(f"threshold {current:.4f}: the index's calibration still applies; nothing to do")
+            return
     result = _run(calibrate_index, index_dir, file, max_refused_answerable=max_refused_answerable)
     click.echo(f"threshold {result.threshold:.4f} from {result.answerable} answerable and {result.unanswerable} "
                f"out-of-scope queries: refuses {result.refused_unanswerable:.0%} of out-of-scope and "

@@ -12,12 +12,12 @@ import pytest
 
 from conftest import REPO_ROOT
 from indexer.build import build_index
-from indexer.calibrate import calibrate_index
+from indexer.calibrate import calibrate_index, current_calibration
 from indexer.config import SearchSettings, Settings
 from indexer.ranker import load as load_ranker
 from indexer.search import Searcher
 from indexer.status import index_status
-from indexer.store import read_manifest
+from indexer.store import read_manifest, update_manifest
 from indexer.threshold import ENV_VAR, ThresholdError, calibrate, fingerprint, refusal_rates, resolve
 
 FAQ = """# Basics
@@ -189,3 +189,38 @@ def test_only_scoring_settings_make_a_calibration_stale(tmp_path):
     path = tmp_path / "ranker.json"
     path.write_text(json.dumps(retrained), "utf-8")
     assert fingerprint(replace(base, ranker=str(path))) != fingerprint(base)
+
+
+def _calibrate_if_stale(cases, index_dir) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "indexer", "calibrate", str(cases), "--if-stale",
+                           "--index-dir", str(index_dir)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_calibrate_if_stale_recalibrates_only_an_index_whose_calibration_no_longer_applies(small_index):
+    """What `make app` runs on an index that is already there: after an upgrade ships another ranker the
+    old calibration is stale, and the app must not go on with the fallback threshold."""
+    _, cases, index_dir, _ = small_index
+    result = calibrate_index(index_dir, cases)
+    calibrated = read_manifest(index_dir)
+
+    proc = _calibrate_if_stale(cases, index_dir)
+    assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stderr
+    assert read_manifest(index_dir) == calibrated, "a calibration that applies is left as it is"
+
+    # As if calibrated under the previous version's ranker: the fingerprint no longer matches.
+    update_manifest(index_dir, {"answer_threshold": 0.99,
+                                "calibration": {**calibrated["calibration"], "search_settings": "an old ranker"}})
+    assert current_calibration(index_dir) is None
+    assert index_status(index_dir)["threshold_source"] == "default"
+    proc = _calibrate_if_stale(cases, index_dir)
+    assert proc.returncode == 0 and proc.stdout.startswith("threshold "), proc.stderr
+    assert "nothing to do" not in proc.stdout
+    recalibrated = read_manifest(index_dir)
+    assert recalibrated["answer_threshold"] == result.threshold
+    assert recalibrated["calibration"]["search_settings"] == calibrated["calibration"]["search_settings"]
+    assert index_status(index_dir)["threshold_source"] == "calibrated"
+
+    # Never calibrated at all: calibrated too.
+    update_manifest(index_dir, {"answer_threshold": None, "calibration": None})
+    assert _calibrate_if_stale(cases, index_dir).returncode == 0
+    assert current_calibration(index_dir) == result.threshold
