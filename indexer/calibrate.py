@@ -34,13 +34,17 @@ def current_calibration(index_dir: Path, settings: SearchSettings | None = None)
     return calibrated_threshold(store.read_manifest(Path(index_dir)), settings or SearchSettings())
 
 
-def calibrate_index(index_dir: Path, cases_path: Path, *, max_refused_answerable: float = 0.05) -> Calibration:
-    """Calibrate the index's threshold on labelled queries and store it in its manifest."""
+def calibrate_index(index_dir: Path, cases_path: Path, *, max_refused_answerable: float = 0.05,
+                    cache_dir: Path | None = None) -> Calibration:
+    """Calibrate the index's threshold on labelled queries and store it in its manifest.
+
+    With `cache_dir`, queries are encoded as the app and CLI encode them (the build's ONNX export
+    there, if any), which is also several times quicker than sentence-transformers."""
     from . import store
     from .evaluate import read_cases, resolve_expected
     from .search import Searcher
 
-    searcher = Searcher.open(index_dir, threshold=0.0)  # any value: only the scores are used
+    searcher = Searcher.open(index_dir, threshold=0.0, cache_dir=cache_dir)  # any threshold: only scores count
     cases = read_cases(cases_path)
     expected = resolve_expected(cases, searcher.stored.entries, str(cases_path))
     result = calibrate(top_scores(searcher, cases), [e is not None for e in expected],

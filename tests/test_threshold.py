@@ -191,19 +191,20 @@ def test_only_scoring_settings_make_a_calibration_stale(tmp_path):
     assert fingerprint(replace(base, ranker=str(path))) != fingerprint(base)
 
 
-def _calibrate_if_stale(cases, index_dir) -> subprocess.CompletedProcess:
+def _calibrate_if_stale(cases, index_dir, cache_dir) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "indexer", "calibrate", str(cases), "--if-stale",
-                           "--index-dir", str(index_dir)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+                           "--index-dir", str(index_dir), "--cache-dir", str(cache_dir)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
 
 
 def test_calibrate_if_stale_recalibrates_only_an_index_whose_calibration_no_longer_applies(small_index):
     """What `make app` runs on an index that is already there: after an upgrade ships another ranker the
     old calibration is stale, and the app must not go on with the fallback threshold."""
-    _, cases, index_dir, _ = small_index
+    _, cases, index_dir, cache_dir = small_index
     result = calibrate_index(index_dir, cases)
     calibrated = read_manifest(index_dir)
 
-    proc = _calibrate_if_stale(cases, index_dir)
+    proc = _calibrate_if_stale(cases, index_dir, cache_dir)
     assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stderr
     assert read_manifest(index_dir) == calibrated, "a calibration that applies is left as it is"
 
@@ -212,7 +213,7 @@ def test_calibrate_if_stale_recalibrates_only_an_index_whose_calibration_no_long
                                 "calibration": {**calibrated["calibration"], "search_settings": "an old ranker"}})
     assert current_calibration(index_dir) is None
     assert index_status(index_dir)["threshold_source"] == "default"
-    proc = _calibrate_if_stale(cases, index_dir)
+    proc = _calibrate_if_stale(cases, index_dir, cache_dir)
     assert proc.returncode == 0 and proc.stdout.startswith("threshold "), proc.stderr
     assert "nothing to do" not in proc.stdout
     recalibrated = read_manifest(index_dir)
@@ -222,5 +223,21 @@ def test_calibrate_if_stale_recalibrates_only_an_index_whose_calibration_no_long
 
     # Never calibrated at all: calibrated too.
     update_manifest(index_dir, {"answer_threshold": None, "calibration": None})
-    assert _calibrate_if_stale(cases, index_dir).returncode == 0
+    assert _calibrate_if_stale(cases, index_dir, cache_dir).returncode == 0
     assert current_calibration(index_dir) == result.threshold
+
+
+def test_calibrating_with_the_builds_onnx_export_gives_the_same_threshold(small_index):
+    """The CLI calibrates with the query encoder searches use (the build's ONNX export in the cache
+    folder, several times quicker than sentence-transformers): the threshold must not depend on it."""
+    from indexer.onnx_encoder import OnnxEncoder, export_dir, export_problem
+
+    _, cases, index_dir, cache_dir = small_index
+    model = read_manifest(index_dir)["model"]
+    assert export_problem(export_dir(model, cache_dir), model) is None, "the build made an export"
+    assert isinstance(Searcher.open(index_dir, cache_dir=cache_dir).embedder, OnnxEncoder)
+    by_torch = calibrate_index(index_dir, cases)
+    by_onnx = calibrate_index(index_dir, cases, cache_dir=cache_dir)
+    assert by_onnx.threshold == pytest.approx(by_torch.threshold, abs=1e-4)
+    assert (by_onnx.refused_answerable, by_onnx.refused_unanswerable) == (
+        by_torch.refused_answerable, by_torch.refused_unanswerable)
