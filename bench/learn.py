@@ -282,14 +282,15 @@ def softmax_with_none_fit(lists: Lists, c: float, bounds: Sequence[tuple[float |
 
 
 def fit_ranker(records: Sequence[Record], features: Sequence[str] = RANKER_FEATURES, c: float = C,
-               rivals: int = RIVALS, weigh_by: str = "family") -> LearnedRanker:
+               rivals: int = RIVALS, weigh_by: str = "family", shift: bool = False) -> LearnedRanker:
     """The softmax-with-none ranker fitted on the records' queries, every family (or set: `weigh_by`)
     weighing the same: over all candidates, then again over each query's `rivals` best by that first fit (a
-    further round, over the best by the refitted model, changes no dev ranking or refusal)."""
+    further round, over the best by the refitted model, changes no dev ranking or refusal). With `shift`,
+    the FAQ shift (`fit_faq_shift`) fitted on the same records on top of it."""
     ranker = _fit_lists(records, features, c, 0, weigh_by)
     if rivals:
         ranker = _fit_lists([best_candidates(rec, ranker, rivals) for rec in records], features, c, rivals, weigh_by)
-    return ranker
+    return fit_faq_shift(records, ranker, c, weigh_by) if shift else ranker
 
 
 def best_candidates(record: Record, ranker: LearnedRanker, rivals: int) -> Record:
@@ -370,10 +371,7 @@ def held_out_rankings(dev: Sequence[Record], features: Sequence[str] = RANKER_FE
     out: list[tuple[Record, Ranking]] = []
     for family in sorted({r.family for r in dev}):
         held = [r for r in dev if r.family == family]
-        train = [r for r in dev if r.family != family]
-        fitted = fit_ranker(train, features, c, weigh_by=weigh_by)
-        if shift:
-            fitted = fit_faq_shift(train, fitted, c, weigh_by)
+        fitted = fit_ranker([r for r in dev if r.family != family], features, c, weigh_by=weigh_by, shift=shift)
         out += zip(held, learned_rankings(held, fitted))
     return out
 
