@@ -35,7 +35,11 @@ DEFAULT_CACHE_DIR = Path("data/cache")
 #: The build exports the query encoder to ONNX here, one folder per model: `<cache dir>/onnx/<model slug>`.
 ONNX_DIR_NAME = "onnx"
 #: onnxruntime threads per query: a query is a few dozen word pieces, and more threads only fight
-#: FAISS and other app sessions for the cores.
+#: FAISS and other app sessions for the cores. Two (with idle threads not busy-waiting) encode a query
+#: alone faster with the default model (47 -> 30 ms, median, idle 2-core machine), but two processes
+#: encoding at once slower (51-54 -> 59 ms; 100 ms if they busy-wait), and in the app, where the browser
+#: and Streamlit share the cores, later queries were no faster (`bench.app_latency`, three interleaved
+#: pairs of runs, medians 243-258 ms with one thread, 246-249 ms with two; 2026-11-28).
 ONNX_THREADS = 1
 #: onnxruntime's CPU memory arena. On: a batch's buffers are reused by the next. Off, each batch's
 #: buffers go back to malloc, which on these machines ends higher, not lower: embedding the seed
