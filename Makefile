@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The labelled queries about the shipped FAQ that `make app` calibrates its threshold on.
+SHIPPED_CASES := $(sort $(wildcard bench/eval/shipped_*.jsonl))
 
 .PHONY: app test install index browser bench
 
@@ -21,18 +23,19 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-mpnet.txt pyproject
 install: $(STAMP)
 
 # Build data/index when there is none, then calibrate its "no good answer" threshold on the
-# hand-written queries about the shipped FAQ (skipped with a message if the FAQ was edited so
-# that they no longer match it; the build's fallback threshold is used then). An index that is
-# already there is calibrated again only when its calibration no longer applies (a new version
-# ships another ranker); that check reads the manifest alone and loads no model.
+# hand-written queries about the shipped FAQ, all eight files of them pooled (skipped with a message
+# if the FAQ was edited so that they no longer match it; the build's fallback threshold is used
+# then). An index that is already there is calibrated again only when its calibration no longer
+# applies (a new version ships another ranker, or the labelled files changed); that check reads the
+# manifest and the files and loads no model.
 index: install
 	@if [ ! -e data/index/manifest.json ]; then \
 		$(BIN)/python -m indexer build && \
-		echo "Calibrating: the labelled questions in bench/eval/shipped_faq.jsonl set how sure the search must be before it calls an entry the answer (below that, it says the FAQ has no good answer)." && \
-		{ $(BIN)/python -m indexer calibrate bench/eval/shipped_faq.jsonl || \
+		echo "Calibrating: the labelled questions in bench/eval/shipped_*.jsonl set how sure the search must be before it calls an entry the answer (below that, it says the FAQ has no good answer)." && \
+		{ $(BIN)/python -m indexer calibrate $(SHIPPED_CASES) || \
 		  echo "calibration skipped: the index keeps its default threshold"; }; \
 	else \
-		$(BIN)/python -m indexer calibrate bench/eval/shipped_faq.jsonl --if-stale || \
+		$(BIN)/python -m indexer calibrate $(SHIPPED_CASES) --if-stale || \
 		  echo "calibration skipped: the index keeps its default threshold"; \
 	fi
 

@@ -313,32 +313,36 @@ def eval_(file: Path, index_dir: Path, cache_dir: Path, as_json: bool, threshold
 
 
 @cli.command(short_help='Set the "no good answer" threshold from labelled queries.')
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @index_dir_option
 @cache_dir_option
 @click.option("--max-refused-answerable", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Share of answerable queries the threshold may refuse.")
 @click.option("--if-stale", is_flag=True,
-              help="Only if the index has no calibrated threshold that still applies (none yet, or one "
-                   "made under another ranker or scoring settings); `make app` runs this on every start.")
-def calibrate(file: Path, index_dir: Path, cache_dir: Path, max_refused_answerable: float, if_stale: bool) -> None:
+              help="Only if the index has no calibrated threshold that still applies (none yet, one made "
+                   "under another ranker or scoring settings, or one made on other labelled queries than "
+                   "FILES hold now); `make app` runs this on every start.")
+def calibrate(files: tuple[Path, ...], index_dir: Path, cache_dir: Path, max_refused_answerable: float,
+              if_stale: bool) -> None:
     """Set the index's "no good answer" threshold from labelled queries (eval's JSONL format).
 
     The threshold is stored in the index manifest and kept by later builds with
     the same model and scoring settings. Include out-of-scope queries ("expected": null).
+    Several files are pooled: the more queries, the surer the threshold.
 
     \b
         python -m indexer calibrate bench/eval/shipped_faq.jsonl
-        python -m indexer calibrate bench/eval/shipped_faq.jsonl --if-stale
+        python -m indexer calibrate bench/eval/shipped_*.jsonl             # what `make app` runs
+        python -m indexer calibrate bench/eval/shipped_*.jsonl --if-stale
     """
     from .calibrate import calibrate_index, current_calibration
 
     if if_stale:
-        current = _run(current_calibration, index_dir)
+        current = _run(current_calibration, index_dir, cases_paths=files)
         if current is not None:
             click.echo(f"threshold {current:.4f}: the index's calibration still applies; nothing to do")
             return
-    result = _run(calibrate_index, index_dir, file, max_refused_answerable=max_refused_answerable,
+    result = _run(calibrate_index, index_dir, files, max_refused_answerable=max_refused_answerable,
                   cache_dir=cache_dir)
     click.echo(f"threshold {result.threshold:.4f} from {result.answerable} answerable and {result.unanswerable} "
                f"out-of-scope queries: refuses {result.refused_unanswerable:.0%} of out-of-scope and "

@@ -241,3 +241,66 @@ def test_calibrating_with_the_builds_onnx_export_gives_the_same_threshold(small_
     assert by_onnx.threshold == pytest.approx(by_torch.threshold, abs=1e-4)
     assert (by_onnx.refused_answerable, by_onnx.refused_unanswerable) == (
         by_torch.refused_answerable, by_torch.refused_unanswerable)
+
+
+def _write_cases(path, cases) -> None:
+    path.write_text("".join(json.dumps(c) + "\n" for c in cases), "utf-8")
+
+
+def test_calibrating_on_several_files_pools_their_queries(small_index, tmp_path):
+    """`make app` calibrates on every labelled file about the shipped FAQ at once: a low quantile of the
+    answerable scores needs more queries than one file holds to sit where it should."""
+    _, cases, index_dir, _ = small_index
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    _write_cases(first, CASES[:4] + CASES[6:7])
+    _write_cases(second, CASES[4:6] + CASES[7:])
+    whole = calibrate_index(index_dir, cases)
+    pooled = calibrate_index(index_dir, [first, second])
+    assert (pooled.answerable, pooled.unanswerable) == (6, 3)
+    assert read_manifest(index_dir)["calibration"]["cases"] == f"{first}, {second}"
+    # The same queries in one file: the same threshold and rates.
+    assert (whole.threshold, whole.refused_answerable, whole.refused_unanswerable) == (
+        pooled.threshold, pooled.refused_answerable, pooled.refused_unanswerable)
+    # Whether a calibration still applies to these files does not depend on the order they come in,
+    # but it does on what they hold.
+    assert current_calibration(index_dir, cases_paths=[second, first]) == pytest.approx(pooled.threshold)
+    assert current_calibration(index_dir, cases_paths=[first]) is None
+    assert current_calibration(index_dir) == pytest.approx(pooled.threshold)
+
+
+def test_cli_calibrate_if_stale_recalibrates_when_the_labelled_files_change(small_index, tmp_path):
+    _, _, index_dir, cache_dir = small_index
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    _write_cases(first, CASES[:5])
+    _write_cases(second, CASES[5:])
+    calibrate_index(index_dir, [first, second], cache_dir=cache_dir)
+
+    def if_stale(*files) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "indexer", "calibrate", *map(str, files), "--if-stale",
+                               "--index-dir", str(index_dir), "--cache-dir", str(cache_dir)],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+
+    proc = if_stale(second, first)
+    assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stderr
+    _write_cases(second, CASES[5:] + [{"query": "how do I bake sourdough bread", "expected": None}])
+    proc = if_stale(first, second)
+    assert proc.returncode == 0 and "nothing to do" not in proc.stdout, proc.stderr
+    assert "from 6 answerable and 4 out-of-scope queries" in proc.stdout
+    assert read_manifest(index_dir)["calibration"]["unanswerable"] == 4
+
+    missing = tmp_path / "missing.jsonl"
+    proc = if_stale(first, missing)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1 and str(missing) in lines[0], proc.stderr
+
+
+def test_cli_calibrate_names_the_file_and_line_of_a_bad_expected_value_among_several(small_index, tmp_path):
+    _, cases, index_dir, _ = small_index
+    bad = tmp_path / "bad.jsonl"
+    _write_cases(bad, CASES[:2] + [{"query": "x", "expected": "No such question?"}])
+    before = read_manifest(index_dir)
+    proc = subprocess.run([sys.executable, "-m", "indexer", "calibrate", str(cases), str(bad),
+                           "--index-dir", str(index_dir)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1 and f"{bad}:3" in lines[0], proc.stderr
+    assert read_manifest(index_dir) == before, "a failed calibration leaves the index's own as it was"

@@ -34,7 +34,7 @@ ADMIN_ENV = "FAQ_ADMIN"
 _YES = {"1", "true", "yes", "on"}
 #: The view's label in the app's view switch, and its `?view=` value.
 VIEW = "Maintainer"
-CALIBRATE_COMMAND = "python -m indexer calibrate bench/eval/shipped_faq.jsonl"
+CALIBRATE_COMMAND = "python -m indexer calibrate bench/eval/shipped_*.jsonl"
 
 
 def admin_enabled(environ: Mapping[str, str] | None = None) -> bool:
