@@ -54,15 +54,14 @@ def current_calibration(index_dir: Path, settings: SearchSettings | None = None,
     return threshold
 
 
-def calibrate_index(index_dir: Path, cases_paths: Path | Sequence[Path], *, max_refused_answerable: float = 0.05,
-                    cache_dir: Path | None = None) -> Calibration:
-    """Calibrate the index's threshold on labelled queries (one JSONL file or several) and store it in its manifest.
+def calibrate_index(index_dir: Path, cases_paths: Path | Sequence[Path], *,
+                    max_refused_answerable: float = 0.05, cache_dir: Path | None = None) -> Calibration:
+    """Calibrate the index's threshold on labelled queries (one JSONL file or several); store it in the manifest.
 
     Several files are pooled, each query counting once: the threshold is a low quantile of the answerable
-    queries' scores, which a hundred queries place only roughly (on the shipped FAQ, calibrated on its
-    first file alone, the other seven refused 1-1.4% of their answerable queries against the 5% allowed:
-    README, "no good answer"). With `cache_dir`, queries are encoded as the app and CLI encode them (the
-    build's ONNX export there, if any), which is also several times quicker than sentence-transformers."""
+    queries' scores, which one file of a hundred queries places only roughly (README, "no good answer").
+    With `cache_dir`, queries are encoded as the app and CLI encode them (the build's ONNX export there,
+    if any), which is also several times quicker than sentence-transformers."""
     from . import store
     from .evaluate import read_cases, resolve_expected
     from .search import Searcher
