@@ -29,10 +29,12 @@ def top_scores(searcher: Any, cases: Sequence[Any]) -> list[float | None]:
 def cases_digest(cases_paths: Sequence[Path]) -> str:
     """What a calibration was made on: one SHA-256 over each labelled file's own, in any order the
     files are given (a shell's glob may sort them differently from `make`'s)."""
+    from .status import file_sha256
+
     hashes = []
     for path in cases_paths:
         try:
-            hashes.append(hashlib.sha256(Path(path).read_bytes()).hexdigest())
+            hashes.append(file_sha256(path))
         except OSError as exc:
             raise FaqError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return hashlib.sha256(" ".join(sorted(hashes)).encode()).hexdigest()
