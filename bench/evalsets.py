@@ -56,6 +56,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from bench.common import BENCH, OUT, ROOT, SHARED, SetUnavailable, StaticServer
+from indexer.files import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -435,10 +436,6 @@ def _open_set(name: str, work_dir: Path) -> Iterator[EvalSet]:
 _BUILD_MODULES = ("build.py", "chunk.py", "embed.py", "extract.py", "faq.py", "records.py", "store.py")
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def fingerprint(eset: EvalSet, settings: Any) -> dict[str, Any]:
     from indexer.config import SCHEMA_VERSION
 
@@ -448,9 +445,9 @@ def fingerprint(eset: EvalSet, settings: Any) -> dict[str, Any]:
         "chunk": asdict(settings.chunk),
         "extract": asdict(settings.extract),
         "offline": eset.offline,
-        "faq": {str(p): _sha(p) for p in eset.faq_paths},
-        "pages": hashlib.sha256("".join(_sha(p) for p in eset.extra_inputs).encode()).hexdigest(),
-        "code": {m: _sha(ROOT / "indexer" / m) for m in _BUILD_MODULES if (ROOT / "indexer" / m).exists()},
+        "faq": {str(p): file_sha256(p) for p in eset.faq_paths},
+        "pages": hashlib.sha256("".join(file_sha256(p) for p in eset.extra_inputs).encode()).hexdigest(),
+        "code": {m: file_sha256(ROOT / "indexer" / m) for m in _BUILD_MODULES if (ROOT / "indexer" / m).exists()},
     }
 
 

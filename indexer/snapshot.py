@@ -17,7 +17,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import PageCache, atomic_write
+from .cache import PageCache
+from .files import atomic_write
 from .faq import FaqError, check_url
 from .records import Page
 from .text import utc_now

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from . import store
 from .config import SearchSettings
+from .files import file_sha256
 from .threshold import resolve
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def source_state(path: Path, sha256: str | None) -> tuple[bool, bool]:

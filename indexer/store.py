@@ -232,7 +232,7 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
 
 def update_manifest(index_dir: Path, updates: dict[str, Any]) -> dict[str, Any]:
     """Merge `updates` into the current build's manifest, atomically (used by calibration)."""
-    from .cache import atomic_write
+    from .files import atomic_write
 
     real = Path(index_dir).resolve()
     manifest = read_manifest(real) | updates

@@ -141,7 +141,7 @@ def test_the_builds_first_check_records_new_file_dates_of_the_same_weights_so_la
     def no_hashing(path):
         raise AssertionError(f"{path} hashed again")
 
-    monkeypatch.setattr(onnx_encoder, "_sha256", no_hashing)
+    monkeypatch.setattr(onnx_encoder, "file_sha256", no_hashing)
     assert onnx_encoder.export_problem(folder, TEST_MODEL) is None
     assert isinstance(load_query_encoder(TEST_MODEL, tmp_path), OnnxEncoder)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from indexer.status import file_sha256
+from indexer.files import file_sha256
 from webapp import index_state
 
 
