@@ -4,8 +4,8 @@ thresholded, and the rebuild's progress, in plain words.
 Learners never see any of this: the view exists only when the app runs with
 `FAQ_ADMIN=1` (`admin_enabled` is the one place that reads the flag). Plain
 functions from plain data (the manifest, the build report, a rebuild's
-`Progress`) to escaped markup or sentences; app.py draws them and wires the
-widgets. Page titles, reasons and paths come from the FAQ, the web and the
+`Progress`) to escaped markup or sentences; `webapp.maintainer_view` draws them and
+wires the widgets. Page titles, reasons and paths come from the FAQ, the web and the
 file system, so every one of them goes through `esc` like any other FAQ text.
 """
 

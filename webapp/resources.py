@@ -2,7 +2,7 @@
 
 Kept out of `app.py` because Streamlit runs the main script again on every rerun (each query, each
 click): the cached functions defined here are created once, when this module is first imported,
-instead of on every rerun, and `app.py` stays the wiring of widgets to views. Nothing heavy is
+instead of on every rerun. Nothing heavy is
 imported at module level: the searcher (numpy, FAISS, BM25, the encoder) loads in `SearcherLoader`'s
 thread while the page draws.
 """
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # loaded in the loader thread (see SearcherLoader), not befor
 
 #: The repository: the app's default data folders are under it.
 ROOT = Path(__file__).resolve().parent.parent
-log = logging.getLogger("faq_app")
+log = logging.getLogger(__name__)
 
 
 # -- configuration (environment) -----------------------------------------------------------------------------
