@@ -22,6 +22,7 @@ def close_entry() -> None:
 
 
 def entry_view(searcher: Searcher, entry_id: str) -> None:
+    """One entry on its own (`?entry=`), with the way back to where the learner came from."""
     entry = searcher.stored.entries.get(entry_id)
     back = ("← Back to your search" if st.query_params.get("q") else
             "← Back to the list" if st.query_params.get("view") == VIEW else "← Back")
@@ -34,6 +35,7 @@ def entry_view(searcher: Searcher, entry_id: str) -> None:
 
 
 def show(searcher: Searcher) -> None:
+    """Every entry by section, narrowed by the filter box (a deep link keeps the filter: `?filter=`)."""
     text = st.text_input("Filter the FAQ", key="filter", bind="query-params", label_visibility="collapsed",
                          placeholder="Filter by a word, e.g. loss, video, arxiv", icon=":material/filter_list:")
     entries = list(searcher.stored.entries.values())

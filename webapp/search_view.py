@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def show(token: tuple[str, str], manifest: dict) -> None:
+    """The box, then example questions (empty box) or one search's response."""
     # The box comes first, so it is on screen (and focused) while the index loads on a cold start.
     query = st.text_input("Ask a question", key="q", bind="query-params", label_visibility="collapsed",
                           placeholder="Ask a question, e.g. what is log loss?", icon=":material/search:")
