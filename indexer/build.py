@@ -34,11 +34,11 @@ from .embed import Embedder, VectorCache, embed_cached, resolve_model
 from .extract import extract
 from .faq import faq_files, load_entries
 from .fetch import Fetcher
+from .files import file_sha256
 from .onnx_encoder import (TOKENIZER_FILE, OnnxEncoder, changed_weights, ensure_export, export_dir, export_problem,
                            load_passage_encoder, pipeline_info, transformer_folder)
 from .quality import judge
 from .records import Document, Entry, Page, ReportRecord, Unit
-from .files import file_sha256
 from .text import utc_now
 from .threshold import calibrated_threshold
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cache import PageCache
-from .files import atomic_write
 from .faq import FaqError, check_url
+from .files import atomic_write
 from .records import Page
 from .text import utc_now
 

@@ -23,6 +23,7 @@ from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .config import FAISS_QUERY_THREADS, SCHEMA_VERSION, UNIT_CACHE_ROWS, IndexSettings
+from .files import atomic_write
 from .records import Document, Entry, Resource, Unit
 
 if TYPE_CHECKING:  # faiss and numpy load only with an index: reading a manifest stays instant
@@ -232,8 +233,6 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
 
 def update_manifest(index_dir: Path, updates: dict[str, Any]) -> dict[str, Any]:
     """Merge `updates` into the current build's manifest, atomically (used by calibration)."""
-    from .files import atomic_write
-
     real = Path(index_dir).resolve()
     manifest = read_manifest(real) | updates
     atomic_write(real / MANIFEST_FILE, json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8"))
