@@ -59,13 +59,17 @@ def test_calibrate_without_out_of_scope_queries_refuses_nothing():
     assert "no out-of-scope" in result.note
 
 
+def _write_cases(path, cases) -> None:
+    path.write_text("".join(json.dumps(c) + "\n" for c in cases), "utf-8")
+
+
 @pytest.fixture(scope="module")
 def small_index(tmp_path_factory):
     root = tmp_path_factory.mktemp("calibrate")
     faq = root / "faq.md"
     faq.write_text(FAQ, "utf-8")
     cases = root / "cases.jsonl"
-    cases.write_text("".join(json.dumps(c) + "\n" for c in CASES), "utf-8")
+    _write_cases(cases, CASES)
     index_dir, cache_dir = root / "index", root / "cache"
     build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True)
     return faq, cases, index_dir, cache_dir
@@ -191,8 +195,8 @@ def test_only_scoring_settings_make_a_calibration_stale(tmp_path):
     assert fingerprint(replace(base, ranker=str(path))) != fingerprint(base)
 
 
-def _calibrate_if_stale(cases, index_dir, cache_dir) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "indexer", "calibrate", str(cases), "--if-stale",
+def _calibrate_if_stale(*cases, index_dir, cache_dir) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "indexer", "calibrate", *map(str, cases), "--if-stale",
                            "--index-dir", str(index_dir), "--cache-dir", str(cache_dir)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
 
@@ -204,7 +208,7 @@ def test_calibrate_if_stale_recalibrates_only_an_index_whose_calibration_no_long
     result = calibrate_index(index_dir, cases)
     calibrated = read_manifest(index_dir)
 
-    proc = _calibrate_if_stale(cases, index_dir, cache_dir)
+    proc = _calibrate_if_stale(cases, index_dir=index_dir, cache_dir=cache_dir)
     assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stderr
     assert read_manifest(index_dir) == calibrated, "a calibration that applies is left as it is"
 
@@ -213,7 +217,7 @@ def test_calibrate_if_stale_recalibrates_only_an_index_whose_calibration_no_long
                                 "calibration": {**calibrated["calibration"], "search_settings": "an old ranker"}})
     assert current_calibration(index_dir) is None
     assert index_status(index_dir)["threshold_source"] == "default"
-    proc = _calibrate_if_stale(cases, index_dir, cache_dir)
+    proc = _calibrate_if_stale(cases, index_dir=index_dir, cache_dir=cache_dir)
     assert proc.returncode == 0 and proc.stdout.startswith("threshold "), proc.stderr
     assert "nothing to do" not in proc.stdout
     recalibrated = read_manifest(index_dir)
@@ -223,7 +227,7 @@ def test_calibrate_if_stale_recalibrates_only_an_index_whose_calibration_no_long
 
     # Never calibrated at all: calibrated too.
     update_manifest(index_dir, {"answer_threshold": None, "calibration": None})
-    assert _calibrate_if_stale(cases, index_dir, cache_dir).returncode == 0
+    assert _calibrate_if_stale(cases, index_dir=index_dir, cache_dir=cache_dir).returncode == 0
     assert current_calibration(index_dir) == pytest.approx(result.threshold, abs=1e-4)
 
 
@@ -241,10 +245,6 @@ def test_calibrating_with_the_builds_onnx_export_gives_the_same_threshold(small_
     assert by_onnx.threshold == pytest.approx(by_torch.threshold, abs=1e-4)
     assert (by_onnx.refused_answerable, by_onnx.refused_unanswerable) == (
         by_torch.refused_answerable, by_torch.refused_unanswerable)
-
-
-def _write_cases(path, cases) -> None:
-    path.write_text("".join(json.dumps(c) + "\n" for c in cases), "utf-8")
 
 
 def test_calibrating_on_several_files_pools_their_queries(small_index, tmp_path):
@@ -275,21 +275,16 @@ def test_cli_calibrate_if_stale_recalibrates_when_the_labelled_files_change(smal
     _write_cases(second, CASES[5:])
     calibrate_index(index_dir, [first, second], cache_dir=cache_dir)
 
-    def if_stale(*files) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "indexer", "calibrate", *map(str, files), "--if-stale",
-                               "--index-dir", str(index_dir), "--cache-dir", str(cache_dir)],
-                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-
-    proc = if_stale(second, first)
+    proc = _calibrate_if_stale(second, first, index_dir=index_dir, cache_dir=cache_dir)
     assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stderr
     _write_cases(second, CASES[5:] + [{"query": "how do I bake sourdough bread", "expected": None}])
-    proc = if_stale(first, second)
+    proc = _calibrate_if_stale(first, second, index_dir=index_dir, cache_dir=cache_dir)
     assert proc.returncode == 0 and "nothing to do" not in proc.stdout, proc.stderr
     assert "from 6 answerable and 4 out-of-scope queries" in proc.stdout
     assert read_manifest(index_dir)["calibration"]["unanswerable"] == 4
 
     missing = tmp_path / "missing.jsonl"
-    proc = if_stale(first, missing)
+    proc = _calibrate_if_stale(first, missing, index_dir=index_dir, cache_dir=cache_dir)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0 and len(lines) == 1 and str(missing) in lines[0], proc.stderr
 
