@@ -2,9 +2,8 @@
 
 Kept out of `app.py` because Streamlit runs the main script again on every rerun (each query, each
 click): the cached functions defined here are created once, when this module is first imported,
-instead of on every rerun. Nothing heavy is
-imported at module level: the searcher (numpy, FAISS, BM25, the encoder) loads in `SearcherLoader`'s
-thread while the page draws.
+instead of on every rerun. Nothing heavy is imported at module level: the searcher (numpy, FAISS,
+BM25, the encoder) loads in `SearcherLoader`'s thread while the page draws.
 """
 
 from __future__ import annotations
