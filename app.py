@@ -90,11 +90,11 @@ def main() -> None:
     st.html(PAGE_JS, unsafe_allow_javascript=True)
     # The main column first: the search box is what a learner waits for; the sidebar follows.
     if manifest is None or token is None:
-        maintainer_view.sidebar(manifest, token)
+        maintainer_view.sidebar(manifest)
         open_index.no_index_panel(problem or "no index", manifest)
         return
     if not manifest.get("counts", {}).get("entries"):
-        maintainer_view.sidebar(manifest, token)
+        maintainer_view.sidebar(manifest)
         st.info("The index is empty: the FAQ had no entries when it was built. Add entries to the FAQ, "
                 "then rebuild:", icon=":material/build:")
         if maintainer.admin_enabled():
@@ -104,7 +104,7 @@ def main() -> None:
         return
     entry_id = st.query_params.get("entry")
     if entry_id:
-        maintainer_view.sidebar(manifest, token)
+        maintainer_view.sidebar(manifest)
         searcher = open_index.load_searcher(token, manifest)
         if searcher is not None:
             browse_view.entry_view(searcher, entry_id)
@@ -114,7 +114,7 @@ def main() -> None:
     if view == maintainer.VIEW:
         maintainer_view.show(manifest, token)
     elif view == browse_view.VIEW:
-        maintainer_view.sidebar(manifest, token)
+        maintainer_view.sidebar(manifest)
         searcher = open_index.load_searcher(token, manifest)
         if searcher is not None:
             browse_view.show(searcher)

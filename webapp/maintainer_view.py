@@ -77,7 +77,7 @@ def rebuild_panel(manifest: dict | None) -> None:
     show_rebuild(manifest)
 
 
-def sidebar(manifest: dict | None, token: tuple[str, str] | None) -> None:
+def sidebar(manifest: dict | None) -> None:
     """Nothing for learners (no index internals). For a maintainer, a note when the FAQ changed since the build;
     the rest is on the Maintainer view."""
     if not maintainer.admin_enabled() or manifest is None:

@@ -40,7 +40,7 @@ def show(token: tuple[str, str], manifest: dict) -> None:
     # The box comes first, so it is on screen (and focused) while the index loads on a cold start.
     query = st.text_input("Ask a question", key="q", bind="query-params", label_visibility="collapsed",
                           placeholder="Ask a question, e.g. what is log loss?", icon=":material/search:")
-    sidebar(manifest, token)  # after the box, so the box is on screen first
+    sidebar(manifest)  # after the box, so the box is on screen first
     query = clip_query(query)
     searcher = load_searcher(token, manifest)
     if searcher is None:
