@@ -103,6 +103,10 @@ FAMILIES = {
     "net": (("net-paraphrases", "net_paraphrases.jsonl"), ("net-short", "net_short.jsonl")),
     "sh": (("sh-answers", "sh_answers.jsonl"), ("sh-paraphrases", "sh_paraphrases.jsonl"),
            ("sh-cuts", CUT_FROM_ANSWERS)),
+    # The ninth look's FAQs (docs/hidden-layer.md): written answers, and bare questions (no answers, so no cuts).
+    "git": (("git-answers", "git_answers.jsonl"), ("git-paraphrases", "git_paraphrases.jsonl"),
+            ("git-short", "git_short.jsonl"), ("git-cuts", CUT_FROM_ANSWERS)),
+    "py": (("py-paraphrases", "py_paraphrases.jsonl"), ("py-short", "py_short.jsonl")),
 }
 
 
@@ -136,7 +140,8 @@ COURSE_FAQ = EVAL / "course_faq.jsonl"
 REPO_FAQS = {"course": COURSE_FAQ, "dataeng": EVAL / "dataeng_faq.jsonl", "mlops": EVAL / "mlops_faq.jsonl",
              "llm": EVAL / "llm_faq.jsonl", "dl": EVAL / "dl_faq.jsonl", "ab": EVAL / "ab_faq.jsonl",
              "web": EVAL / "web_faq.jsonl", "sql": EVAL / "sql_faq.jsonl", "ts": EVAL / "ts_faq.jsonl",
-             "rds": EVAL / "rds_faq.jsonl", "net": EVAL / "net_faq.jsonl", "sh": EVAL / "sh_faq.jsonl"}
+             "rds": EVAL / "rds_faq.jsonl", "net": EVAL / "net_faq.jsonl", "sh": EVAL / "sh_faq.jsonl",
+             "git": EVAL / "git_faq.jsonl", "py": EVAL / "py_faq.jsonl"}
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10
@@ -382,6 +387,14 @@ NOTES = {
           "scripting, six modules, near-duplicate entries, written answers, no links), built offline; queries written "
           "from the answers, first scored blind (bench/blind.py --decision shift, docs/faq-shift.md). Same dev/test "
           "halves as shipped",
+    "git": "A thirteenth course FAQ written for this project (60 entries of a course on Git and GitHub, six "
+           "modules, near-duplicate entries, written answers, no links), built offline; queries written from the "
+           "answers, first scored blind (bench/blind.py --decision hidden, docs/hidden-layer.md). Same dev/test "
+           "halves as shipped",
+    "py": "A fourteenth FAQ written for this project (40 bare questions of an introductory Python programming "
+          "course, six modules, near-duplicate entries, no answers and no links), built offline; hard paraphrases "
+          "and short queries written from the questions, first scored blind (bench/blind.py --decision hidden, "
+          "docs/hidden-layer.md). Same dev/test halves as shipped",
 }
 
 

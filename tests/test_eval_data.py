@@ -66,6 +66,12 @@ QUERY_FILES = {
     "net_short.jsonl": "bench/eval/net_faq.jsonl",
     "sh_answers.jsonl": "bench/eval/sh_faq.jsonl",
     "sh_paraphrases.jsonl": "bench/eval/sh_faq.jsonl",
+    "shipped_paraphrases6.jsonl": "data/faq.md",
+    "git_answers.jsonl": "bench/eval/git_faq.jsonl",
+    "git_paraphrases.jsonl": "bench/eval/git_faq.jsonl",
+    "git_short.jsonl": "bench/eval/git_faq.jsonl",
+    "py_paraphrases.jsonl": "bench/eval/py_faq.jsonl",
+    "py_short.jsonl": "bench/eval/py_faq.jsonl",
 }
 
 
@@ -91,7 +97,7 @@ def test_every_query_file_is_covered() -> None:
     files = {p.name for p in EVAL.glob("*.jsonl")}
     faqs = {"articles_faq.jsonl", "course_faq.jsonl", "dataeng_faq.jsonl", "mlops_faq.jsonl", "llm_faq.jsonl",
             "dl_faq.jsonl", "ab_faq.jsonl", "web_faq.jsonl", "sql_faq.jsonl",
-            "ts_faq.jsonl", "rds_faq.jsonl", "net_faq.jsonl", "sh_faq.jsonl"}
+            "ts_faq.jsonl", "rds_faq.jsonl", "net_faq.jsonl", "sh_faq.jsonl", "git_faq.jsonl", "py_faq.jsonl"}
     stackfaq = {p for p in files if p.startswith("stackfaq_")}
     assert files - faqs - stackfaq == set(QUERY_FILES)
 
@@ -101,7 +107,8 @@ def test_every_query_file_is_covered() -> None:
                           ("mlops_faq.jsonl", "m", 72, 6), ("llm_faq.jsonl", "l", 60, 6), ("dl_faq.jsonl", "p", 50, 5),
                           ("ab_faq.jsonl", "e", 50, 5), ("web_faq.jsonl", "w", 50, 5),
                           ("sql_faq.jsonl", "sq", 50, 5), ("ts_faq.jsonl", "ts", 50, 5),
-                          ("rds_faq.jsonl", "rds", 150, 6), ("sh_faq.jsonl", "sh", 60, 6)])
+                          ("rds_faq.jsonl", "rds", 150, 6), ("sh_faq.jsonl", "sh", 60, 6),
+                          ("git_faq.jsonl", "git", 60, 6)])
 def test_course_faqs_have_their_modules_and_near_duplicates(name: str, prefix: str, size: int, modules: int,
                                                             tmp_path: Path) -> None:
     """The course sets exist to tell similar entries apart: five or six modules, several entries each."""
@@ -145,9 +152,11 @@ def test_one_family_is_the_sets_own_entry_and_an_unknown_name_is_a_clear_error()
         one_family("shipped", "shipped-paraphrases9")
 
 
-def test_the_faq_of_bare_questions_has_no_answers_and_no_links(tmp_path: Path) -> None:
-    """The eighth look's FAQ with the least text an entry (docs/faq-shift.md): questions only."""
-    entries = _entries("bench/eval/net_faq.jsonl", tmp_path)
+@pytest.mark.parametrize("prefix", ["net", "py"])
+def test_the_faqs_of_bare_questions_have_no_answers_and_no_links(prefix: str, tmp_path: Path) -> None:
+    """The eighth and ninth looks' FAQs with the least text an entry (docs/faq-shift.md, docs/hidden-layer.md):
+    questions only."""
+    entries = _entries(f"bench/eval/{prefix}_faq.jsonl", tmp_path)
     assert len(entries) == 40 and len({e.category for e in entries.values()}) >= 5
     assert all(not e.answer.strip() and not e.resources for e in entries.values())
-    assert list(entries) == [f"net-{n:02d}" for n in range(1, 41)]
+    assert list(entries) == [f"{prefix}-{n:02d}" for n in range(1, 41)]
