@@ -12,6 +12,7 @@ which contender it picks.
     .venv/bin/python -m bench.blind --decision lift   # the sixth look (docs/page-lift.md)
     .venv/bin/python -m bench.blind --decision weights  # the seventh look (docs/set-weights.md)
     .venv/bin/python -m bench.blind --decision shift  # the eighth look (docs/faq-shift.md)
+    .venv/bin/python -m bench.blind --decision hidden  # the ninth look (docs/hidden-layer.md)
 
 Raw numbers go to bench/out/blind-<decision>.json.
 """
@@ -63,6 +64,9 @@ WEIGHTS_FAMILY_REVISION = "4b6edfd"
 WEIGHTS_CANDIDATE_REVISION = "00e4c8d"
 #: The eighth look (docs/faq-shift.md): the shipped file plus the FAQ shift, frozen before the look.
 SHIFT_CANDIDATE_REVISION = "52343f5"
+#: The ninth look (docs/hidden-layer.md): the shipped file (the eighth look's candidate, shipped since) against the
+#: hidden layer, frozen before the look.
+HIDDEN_CANDIDATE_REVISION = "HEAD"
 #: Shares are differences of sums of weights: a bound met exactly must not fail on the last bit.
 EPSILON = 1e-9
 #: Queries per set replayed through the product's own Searcher.search, to check the replay is the product.
@@ -82,6 +86,12 @@ class Rule:
     max_fewer_oos_refused: float = 0.05
     #: (d), where a rule has it: rows that must each gain at least this much MRR.
     row_gains: tuple[tuple[str, float], ...] = ()
+    #: (b) read by noise instead of `max_row_loss`: a row fails only if the paired bootstrap interval of its MRR
+    #: change (`learn.paired_interval` over the rows' reciprocal ranks) lies wholly below zero.
+    row_loss_by_interval: bool = False
+    #: (e), where a rule has it: (row with pages served, the same family offline): the challenger's top-1 and MRR
+    #: on the first must be at least its own on the second.
+    pages_not_below_offline: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,10 @@ def ranker_at(revision: str, model: str) -> Path:
     if not out.exists() or out.read_bytes() != raw:
         out.write_bytes(raw)
     return out
+
+
+#: The ninth look's family of the shipped FAQ, not yet among FAMILIES["shipped"] (it joins them after the look).
+SHIPPED_BLIND_HIDDEN = (("shipped-paraphrases6", "shipped_paraphrases6.jsonl"),)
 
 
 @dataclass(frozen=True)
@@ -161,6 +175,14 @@ DECISIONS = {
                       Rule(min_mean_gain=-0.005, max_more_answerable_refused=0.005, max_fewer_oos_refused=-0.03),
                       [(Contender(MPNET, REFIT_REVISION, "shipped"),
                         Contender(MPNET, SHIFT_CANDIDATE_REVISION, "shipped + FAQ shift"))]),
+    "hidden": Decision("docs/hidden-layer.md", {"git": written_families("git"), "py": written_families("py"),
+                                                "shipped": SHIPPED_BLIND_HIDDEN, "shipped-online": SHIPPED_BLIND_HIDDEN},
+                       Rule(min_mean_gain=0.0, row_loss_by_interval=True, max_more_answerable_refused=0.005,
+                            max_fewer_oos_refused=0.0,
+                            pages_not_below_offline=("shipped-online / shipped-paraphrases6",
+                                                     "shipped / shipped-paraphrases6")),
+                       [(Contender(MPNET, SHIFT_CANDIDATE_REVISION, "shipped"),
+                         Contender(MPNET, HIDDEN_CANDIDATE_REVISION, "hidden layer"))]),
 }
 
 
@@ -247,13 +269,21 @@ def decide(incumbent: dict[str, Any], challenger: dict[str, Any], rule: Rule) ->
     gains = {row: mrr(challenger, row) - mrr(incumbent, row) for row in shared}
     mean_gain = float(np.mean(list(gains.values()))) if gains else float("nan")
     worst_row = min(gains, key=gains.get) if gains else None
+    if rule.row_loss_by_interval:
+        intervals = {row: learn.paired_interval(np.asarray(challenger["rows"][row]["reciprocal"]),
+                                                np.asarray(incumbent["rows"][row]["reciprocal"])) for row in shared}
+        below = [row for row, (_, high) in intervals.items() if high < -EPSILON]
+        worst = {"row": worst_row, "value": gains.get(worst_row, float("nan")),
+                 "interval": intervals.get(worst_row), "rows_below": below, "met": bool(gains) and not below}
+    else:
+        worst = {"row": worst_row, "value": gains.get(worst_row, float("nan")),
+                 "met": bool(gains) and min(gains.values()) >= -rule.max_row_loss - EPSILON}
     a, b = incumbent["pooled"], challenger["pooled"]
     more_answerable = b["refused_answerable"] - a["refused_answerable"]
     fewer_oos = a.get("refused_unanswerable", 0.0) - b.get("refused_unanswerable", 0.0)
     criteria = {
         "a_mean_gain": {"value": mean_gain, "met": mean_gain >= rule.min_mean_gain - EPSILON},
-        "b_worst_row": {"row": worst_row, "value": gains.get(worst_row, float("nan")),
-                        "met": bool(gains) and min(gains.values()) >= -rule.max_row_loss - EPSILON},
+        "b_worst_row": worst,
         "c_refusal": {"more_answerable_refused": more_answerable, "fewer_oos_refused": fewer_oos,
                       "met": more_answerable <= rule.max_more_answerable_refused + EPSILON
                       and fewer_oos <= rule.max_fewer_oos_refused + EPSILON},
@@ -262,6 +292,13 @@ def decide(incumbent: dict[str, Any], challenger: dict[str, Any], rule: Rule) ->
         needed = {row: gain for row, gain in rule.row_gains}
         criteria["d_row_gains"] = {"gains": {row: gains.get(row, float("nan")) for row in needed},
                                    "met": all(gains.get(row, float("-inf")) >= g - EPSILON for row, g in needed.items())}
+    if rule.pages_not_below_offline:
+        online, offline = (challenger["rows"].get(row, {}).get("metrics", {}).get("learned")
+                           for row in rule.pages_not_below_offline)
+        criteria["e_pages"] = {"online": online and {k: online[k] for k in ("top1", "mrr")},
+                               "offline": offline and {k: offline[k] for k in ("top1", "mrr")},
+                               "met": bool(online and offline) and all(
+                                   online[k] >= offline[k] - EPSILON for k in ("top1", "mrr"))}
     return {"rows": shared, "gains": gains, "criteria": criteria,
             "challenger_wins": all(c["met"] for c in criteria.values())}
 
@@ -303,8 +340,7 @@ def render_pair(pair: dict[str, Any], rule: Rule | None) -> list[str]:
     lines += ["", f"Rule ({labels[1]} against {labels[0]}): "
               f"(a) mean row MRR gain {c['a_mean_gain']['value']:+.3f} (needs ≥ {rule.min_mean_gain:+.3f}): "
               f"{'met' if c['a_mean_gain']['met'] else 'not met'}; "
-              f"(b) worst row {c['b_worst_row']['row']} {c['b_worst_row']['value']:+.3f} (needs ≥ "
-              f"{-rule.max_row_loss:+.2f}): {'met' if c['b_worst_row']['met'] else 'not met'}; "
+              + _render_worst_row(c["b_worst_row"], rule) + "; "
               f"(c) answerable refused {c['c_refusal']['more_answerable_refused'] * 100:+.1f} points (at most "
               f"+{rule.max_more_answerable_refused * 100:g}), out of scope refused "
               f"{-c['c_refusal']['fewer_oos_refused'] * 100:+.1f} points (at least "
@@ -313,8 +349,24 @@ def render_pair(pair: dict[str, Any], rule: Rule | None) -> list[str]:
                   f"{row} {gain:+.3f} (needs ≥ {dict(rule.row_gains)[row]:+.2f})"
                   for row, gain in c["d_row_gains"]["gains"].items())
                  + f": {'met' if c['d_row_gains']['met'] else 'not met'}")
+              + ("" if "e_pages" not in c else "; (e) with pages served "
+                 + _top1_mrr(c["e_pages"]["online"]) + " against offline " + _top1_mrr(c["e_pages"]["offline"])
+                 + f" (needs ≥ on both): {'met' if c['e_pages']['met'] else 'not met'}")
               + f". Decision: **{labels[1] if d['challenger_wins'] else labels[0]}**."]
     return lines
+
+
+def _render_worst_row(worst: dict[str, Any], rule: Rule) -> str:
+    met = "met" if worst["met"] else "not met"
+    if not rule.row_loss_by_interval:
+        return f"(b) worst row {worst['row']} {worst['value']:+.3f} (needs ≥ {-rule.max_row_loss:+.2f}): {met}"
+    low, high = worst["interval"] or (float("nan"), float("nan"))
+    return (f"(b) worst row {worst['row']} {worst['value']:+.3f} (interval {low:+.3f} to {high:+.3f}); rows whose "
+            f"interval lies wholly below zero: {', '.join(worst['rows_below']) or 'none'} (needs none): {met}")
+
+
+def _top1_mrr(metrics: dict[str, float] | None) -> str:
+    return "–" if not metrics else f"{metrics['top1']:.3f} / {metrics['mrr']:.3f}"
 
 
 def render(run: dict[str, Any], decision: Decision) -> str:

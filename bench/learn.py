@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from indexer.evaluate import evaluate
 from indexer.features import FEATURES, EntryFeatures
 from indexer.fusion import fuse_entries
 from indexer.models import MINILM, MPNET, canonical
-from indexer.ranker import LearnedRanker
+from indexer.ranker import HiddenLayer, LearnedRanker
 from indexer.threshold import calibrate, is_answer
 
 #: Inverse L2 strength of the ranker (on standardised features): chosen leave-one-set-out on the dev
@@ -260,25 +260,100 @@ def softmax_with_none_fit(lists: Lists, c: float, bounds: Sequence[tuple[float |
     """
     from scipy.optimize import minimize
 
-    X, y, starts, gw = lists.X, lists.y.astype(np.float64), lists.starts, lists.weight
-    group = lists.group
-    rw = gw[group]
-    base = np.zeros(len(y)) if offset is None else np.asarray(offset, dtype=np.float64)
+    X = lists.X
+    nll = _softmax_none_nll(lists)
+    base = np.zeros(len(lists.y)) if offset is None else np.asarray(offset, dtype=np.float64)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         coef = theta[:-1]
-        s = X @ coef + theta[-1] + base
-        top = np.maximum(np.maximum.reduceat(s, starts), 0.0)
-        e = np.exp(s - top[group])
-        z = np.exp(-top) + np.add.reduceat(e, starts)
-        lse = top + np.log(z)
-        value = float(gw @ lse - rw @ (s * y)) + 0.5 / c * coef @ coef
-        g = rw * (e / z[group] - y)
-        return value, np.r_[X.T @ g + coef / c, g.sum()]
+        value, g = nll(X @ coef + theta[-1] + base)
+        return value + 0.5 / c * coef @ coef, np.r_[X.T @ g + coef / c, g.sum()]
 
     result = minimize(loss, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B",
                       bounds=list(bounds) + [(None, None)], options={"maxiter": 5000})
     return result.x[:-1], float(result.x[-1])
+
+
+def _softmax_none_nll(lists: Lists) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """The weighted negative log-likelihood of per-row scores s, and its gradient in s: per query
+    log(1 + sum_i exp(s_i)) - s_expected (no expected entry: the first term alone)."""
+    y, starts, gw = lists.y.astype(np.float64), lists.starts, lists.weight
+    group = lists.group
+    rw = gw[group]
+
+    def nll(s: np.ndarray) -> tuple[float, np.ndarray]:
+        top = np.maximum(np.maximum.reduceat(s, starts), 0.0)
+        e = np.exp(s - top[group])
+        z = np.exp(-top) + np.add.reduceat(e, starts)
+        return float(gw @ (top + np.log(z)) - rw @ (s * y)), rw * (e / z[group] - y)
+
+    return nll
+
+
+# -- the hidden layer (docs/hidden-layer.md) ------------------------------------------------------------
+#: Units per fit and fits averaged: the form the dev trial chose (docs/dev-trials.md, "A hidden layer in
+#: the ranker"): eight units were no better than four, and one random start moved the rows behind by two.
+HIDDEN_UNITS = 4
+HIDDEN_SEEDS = 5
+
+
+def fit_hidden(records: Sequence[Record], units: int = HIDDEN_UNITS, seeds: int = HIDDEN_SEEDS, c: float = C,
+               weigh_by: str = "family") -> LearnedRanker:
+    """The shipped linear form with the FAQ shift, plus a hidden layer of `units` unbounded ReLU units over
+    RANKER_FEATURES, fitted `seeds` times from random starts over each query's `RIVALS` best candidates by
+    the linear fit, and the fits' logits averaged: one file whose linear part is their mean and whose hidden
+    layer holds all their units, each output weight divided by `seeds`."""
+    base = fit_ranker(records, RANKER_FEATURES, c, weigh_by=weigh_by, shift=True)
+    lists = training_lists([best_candidates(rec, base, base.rivals) for rec in records], base.features, weigh_by)
+    mean = lists.X.mean(axis=0)
+    scale = lists.X.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    lists.X = (lists.X - mean) / scale
+    reads = np.array([f in RANKER_FEATURES for f in base.features])
+    fits = [_fit_hidden_once(lists, base.features, reads, units, c, seed) for seed in range(seeds)]
+    weights = np.vstack([f[2] for f in fits])
+    return replace(base, mean=mean, scale=scale, coef=np.mean([f[0] for f in fits], axis=0),
+                   intercept=float(np.mean([f[1] for f in fits])), sha256="",
+                   hidden=HiddenLayer(weights=weights, bias=np.concatenate([f[3] for f in fits]),
+                                      out=np.concatenate([f[4] for f in fits]) / seeds))
+
+
+def _fit_hidden_once(lists: Lists, features: Sequence[str], reads: np.ndarray, units: int, c: float, seed: int
+                     ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, np.ndarray]:
+    """(coef, intercept, weights, bias, out) of one fit from the random start `seed` (L-BFGS-B; the linear
+    coefficients under SIGNS, the hidden layer unbounded; L2 `1 / c` on every weight)."""
+    from scipy.optimize import minimize
+
+    X = lists.X
+    XF = X[:, reads]
+    n, f = X.shape[1], XF.shape[1]
+    nll = _softmax_none_nll(lists)
+
+    def unpack(theta: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, np.ndarray]:
+        at = np.cumsum([n, 1, units * f, units])
+        return (theta[:at[0]], float(theta[at[0]]), theta[at[1]:at[2]].reshape(units, f), theta[at[2]:at[3]],
+                theta[at[3]:])
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        coef, intercept, u, b, v = unpack(theta)
+        a = XF @ u.T + b
+        r = np.maximum(a, 0.0)
+        value, g = nll(X @ coef + intercept + r @ v)
+        da = g[:, None] * v[None, :] * (a > 0)
+        penalty = 0.5 / c * (coef @ coef + (u * u).sum() + v @ v)
+        return value + penalty, np.r_[X.T @ g + coef / c, g.sum(), (da.T @ XF + u / c).ravel(), da.sum(axis=0),
+                                      r.T @ g + v / c]
+
+    rng = np.random.default_rng(seed)
+    u0 = np.abs(rng.normal(0.0, 0.3, (units, f))) * rng.choice([-1, 1], (units, f))
+    start = np.r_[np.zeros(n + 1), u0.ravel(), np.zeros(units), np.full(units, 0.1)]
+    bounds = [(None, 0.0) if SIGNS.get(name, 1) < 0 else (0.0, None) for name in features]
+    result = minimize(loss, start, jac=True, method="L-BFGS-B",
+                      bounds=bounds + [(None, None)] * (1 + units * f + 2 * units), options={"maxiter": 3000})
+    coef, intercept, u, b, v = unpack(result.x)
+    weights = np.zeros((units, n))
+    weights[:, reads] = u
+    return coef, intercept, weights, b, v
 
 
 def fit_ranker(records: Sequence[Record], features: Sequence[str] = RANKER_FEATURES, c: float = C,
@@ -343,6 +418,8 @@ def fit_faq_shift(records: Sequence[Record], ranker: LearnedRanker, c: float = C
     (each over its `ranker.rivals` best candidates by `ranker`), every other coefficient held as it is, so
     every ranking stays the same and only the probability of "none" moves with the FAQ (docs/faq-shift.md).
     A ranker that reads it already (the shipped file) has it refitted: its intercept is refitted either way."""
+    if ranker.hidden is not None:
+        raise ValueError("fit_faq_shift keeps a linear ranker's coefficients; a hidden layer fits the shift itself")
     if SHIFT_FEATURE in ranker.features:
         keep = [i for i, f in enumerate(ranker.features) if f != SHIFT_FEATURE]
         ranker = replace(ranker, features=tuple(ranker.features[i] for i in keep), mean=ranker.mean[keep],
@@ -364,25 +441,39 @@ class ProbabilityChoice:
     curve: dict[float, tuple[float, float]]
 
 
+#: What a leave-one-out fit can leave out (`held_out_rankings(leave_out=...)`): a family (a way of asking, the
+#: default and what bench/quality.py does) or a whole set (a new FAQ; sixteen folds, for fits too slow to
+#: repeat per family, such as the hidden layer's).
+LEAVE_OUT = ("family", "set")
+
+
 def held_out_rankings(dev: Sequence[Record], features: Sequence[str] = RANKER_FEATURES, c: float = C,
-                      weigh_by: str = "family", shift: bool = False) -> list[tuple[Record, Ranking]]:
-    """Each family's records ranked by a ranker fitted on every other family's (leave-one-set-out); with
-    `shift`, the FAQ shift (`fit_faq_shift`) fitted on the same families on top of it."""
+                      weigh_by: str = "family", shift: bool = False, hidden: bool = False,
+                      leave_out: str = "family") -> list[tuple[Record, Ranking]]:
+    """Each family's (`leave_out` "set": each set's) records ranked by a ranker fitted on all the others; with
+    `shift`, the FAQ shift (`fit_faq_shift`) fitted on the same records on top of it; with `hidden`, the
+    hidden-layer form (`fit_hidden`, which reads RANKER_FEATURES and the shift)."""
+    if leave_out not in LEAVE_OUT:
+        raise ValueError(f"leave_out must be one of {', '.join(LEAVE_OUT)}, not {leave_out!r}")
     out: list[tuple[Record, Ranking]] = []
-    for family in sorted({r.family for r in dev}):
-        held = [r for r in dev if r.family == family]
-        fitted = fit_ranker([r for r in dev if r.family != family], features, c, weigh_by=weigh_by, shift=shift)
+    for key in sorted({getattr(r, leave_out) for r in dev}):
+        held = [r for r in dev if getattr(r, leave_out) == key]
+        rest = [r for r in dev if getattr(r, leave_out) != key]
+        fitted = (fit_hidden(rest, c=c, weigh_by=weigh_by) if hidden
+                  else fit_ranker(rest, features, c, weigh_by=weigh_by, shift=shift))
         out += zip(held, learned_rankings(held, fitted))
     return out
 
 
 def choose_answer_probability(records: Sequence[Record], grid: Sequence[float] = PROBABILITY_GRID,
                               budget: float = PROBABILITY_BUDGET, features: Sequence[str] = RANKER_FEATURES,
-                              weigh_by: str = "family", shift: bool = False) -> ProbabilityChoice:
+                              weigh_by: str = "family", shift: bool = False, hidden: bool = False,
+                              leave_out: str = "family") -> ProbabilityChoice:
     """The highest probability of `grid` whose pooled leave-one-set-out refusal of answerable dev queries is
-    within `budget` (the lowest of the grid if none is), from the dev halves only: each family's dev half is
-    ranked by a ranker fitted on every other family's, as `bench/quality.py` does for its test halves."""
-    held_out = held_out_rankings([r for r in records if r.half == "dev"], features, weigh_by=weigh_by, shift=shift)
+    within `budget` (the lowest of the grid if none is), from the dev halves only: each family's (or set's)
+    dev half is ranked by a ranker fitted on every other's, as `bench/quality.py` does for its test halves."""
+    held_out = held_out_rankings([r for r in records if r.half == "dev"], features, weigh_by=weigh_by, shift=shift,
+                                 hidden=hidden, leave_out=leave_out)
     curve = {}
     for p in grid:
         pooled = pooled_refusal([(rec, rk, p) for rec, rk in held_out])

@@ -15,13 +15,18 @@ leave-one-set-out table.
         --choose-probability --hold-to 0.17   # every set weighing the same (docs/set-weights.md)
     .venv/bin/python -m bench.train_ranker --work-dir bench/out/mpnet --faq-shift \
         --choose-probability --hold-to 0.17   # the shipped file plus the FAQ shift (docs/faq-shift.md)
+    .venv/bin/python -m bench.train_ranker --work-dir bench/out/mpnet --hidden --choose-probability \
+        --hold-to 0.18 --leave-out set        # the ninth look's candidate (docs/hidden-layer.md)
 
 `--choose-probability` chooses the answer probability on the same dev halves, leave-one-set-out
 (bench/learn.py `choose_answer_probability`), prints the curve it chose from and writes the choice into
 the file; bench/learn.py `ANSWER_PROBABILITIES` must then say the same (bench/quality.py reads it there).
 Its budget is the product's 5% of answerable queries refused, or with `--hold-to P` the share the shipped
 features refuse at P on the same dev halves and protocol, so that a candidate with other features is
-compared with the incumbent at the incumbent's operating point (docs/page-lift.md).
+compared with the incumbent at the incumbent's operating point (docs/page-lift.md). The incumbent there
+is the shipped form: the shipped features, with the FAQ shift if the model's shipped file reads it.
+`--leave-out set` leaves whole FAQs out instead of families (sixteen folds instead of some seventy), for
+the hidden layer, whose five fits take about a minute a fold.
 """
 
 from __future__ import annotations
@@ -60,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faq-shift", action="store_true",
                         help="keep the shipped file's coefficients and fit only the FAQ shift (faq_words) on top of "
                              "them, so that no ranking moves (bench/learn.py fit_faq_shift, docs/faq-shift.md)")
+    parser.add_argument("--hidden", action="store_true",
+                        help="add a hidden layer (bench/learn.py fit_hidden: %d units, %d starts averaged; "
+                             "docs/hidden-layer.md)" % (learn.HIDDEN_UNITS, learn.HIDDEN_SEEDS))
+    parser.add_argument("--leave-out", choices=learn.LEAVE_OUT, default="family",
+                        help="with --choose-probability: what each fold leaves out (default: a family)")
     args = parser.parse_args(argv)
     extra = tuple(f.strip() for f in args.extra_features.split(",") if f.strip())
     unknown = [f for f in extra if f not in FEATURES or f in learn.RANKER_FEATURES]
@@ -69,23 +79,32 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--hold-to needs --choose-probability")
     if args.faq_shift and (extra or args.weigh_by != "family"):
         parser.error("--faq-shift keeps the shipped file's features and weighing: no --extra-features or --weigh-by")
+    if args.hidden and (extra or args.faq_shift):
+        parser.error("--hidden reads the shipped features and fits the FAQ shift itself: no --extra-features or "
+                     "--faq-shift")
     features = learn.RANKER_FEATURES + extra
     records, _ = collect(SET_NAMES, args.work_dir, rebuild=False, latency_sample=0)
     dev = [r for r in records if r.half == "dev"]
     if args.faq_shift:
         base = load_ranker(shipped_path(Settings().model))
         ranker = learn.fit_faq_shift(dev, base)
+    elif args.hidden:
+        ranker = learn.fit_hidden(dev, weigh_by=args.weigh_by)
     else:
         ranker = learn.fit_ranker(dev, features, weigh_by=args.weigh_by)
     if args.choose_probability:
         budget = learn.PROBABILITY_BUDGET
-        if args.hold_to is not None:  # the shipped features' point at that probability, same protocol
-            budget, oos = learn.choose_answer_probability(dev, grid=(args.hold_to,)).curve[args.hold_to]
-            print(f"budget: {budget:.2%} of answerable dev queries refused, the shipped features' at {args.hold_to:g} "
+        if args.hold_to is not None:  # the shipped form's point at that probability, same protocol
+            budget, oos = learn.choose_answer_probability(
+                dev, grid=(args.hold_to,), shift=learn.shipped_shift(Settings().model),
+                leave_out=args.leave_out).curve[args.hold_to]
+            print(f"budget: {budget:.2%} of answerable dev queries refused, the shipped form's at {args.hold_to:g} "
                   f"(out of scope {oos:.1%})")
         choice = learn.choose_answer_probability(dev, budget=budget, features=features, weigh_by=args.weigh_by,
-                                                 shift=args.faq_shift)
-        print("answer probability: refused answerable / out of scope (dev halves, leave-one-set-out, pooled)")
+                                                 shift=args.faq_shift or args.hidden, hidden=args.hidden,
+                                                 leave_out=args.leave_out)
+        print(f"answer probability: refused answerable / out of scope (dev halves, each {args.leave_out} left out, "
+              "pooled)")
         for p, (ans, oos) in choice.curve.items():
             print(f"  {p:.2f}  {ans:6.1%} / {oos:6.1%}{'  <- chosen' if p == choice.value else ''}")
         ranker = replace(ranker, answer_threshold=choice.value)
@@ -111,16 +130,22 @@ def main(argv: list[str] | None = None) -> int:
         "embedding_model": Settings().model,
         "model": "softmax over each query's %d best candidate entries with a 'none' option of score 0 "
                  "(conditional logit), L2, C=%g, standardised features, coefficients held to signs %s" % (
-                     ranker.rivals, learn.C, "(>= 0 except page_size <= 0)"),
+                     ranker.rivals, learn.C, "(>= 0 except page_size and faq_words <= 0)")
+                 + ("" if ranker.hidden is None else
+                    "; plus a hidden layer of %d unbounded ReLU units over the features but faq_words: %d fits "
+                    "from random starts (seeds 0..%d) averaged, their units side by side, output weights divided "
+                    "by %d (bench/learn.py fit_hidden, docs/hidden-layer.md)" % (
+                        learn.HIDDEN_UNITS, learn.HIDDEN_SEEDS, learn.HIDDEN_SEEDS - 1, learn.HIDDEN_SEEDS)),
         "examples": "the best candidate entries of each dev query (by a first fit over all of them); "
                     "out-of-scope queries' answer is 'none'",
         "weighting": learn.WEIGHINGS[args.weigh_by],
-        "threshold": "fixed probability %.2f (bench/learn.py ANSWER_PROBABILITIES: chosen leave-one-set-out "
-                     "on the dev halves)" % ranker.answer_threshold,
+        "threshold": "fixed probability %.2f (bench/learn.py ANSWER_PROBABILITIES: chosen on the dev halves, "
+                     "each %s left out)" % (ranker.answer_threshold, args.leave_out),
         "dev_queries": dict(sorted(counts.items()))})
     ranker.save(args.out)
-    print(f"{args.out}: {len(ranker.features)} features, threshold {ranker.answer_threshold:.4f}, "
-          f"from {len(dev)} dev queries")
+    print(f"{args.out}: {len(ranker.features)} features"
+          + ("" if ranker.hidden is None else f" and {len(ranker.hidden.out)} hidden units")
+          + f", threshold {ranker.answer_threshold:.4f}, from {len(dev)} dev queries")
     for name, coef in sorted(zip(ranker.features, ranker.coef), key=lambda x: -abs(x[1])):
         print(f"  {name:14s} {coef:+.3f}")
     return 0

@@ -28,7 +28,9 @@ the query, so one score both ranks and decides "no good answer"
 
 The file holds numbers only (no pickle): feature names, the standardisation
 (mean and scale per feature), coefficients, intercept, the answer threshold
-and where they came from.
+and where they came from. A file of format 3 adds a small hidden layer to the
+linear score (`HiddenLayer`: how much one kind of evidence counts depending on
+another; docs/hidden-layer.md).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ from .models import canonical
 #: Version 2: probabilities are a softmax over the candidates with a "none" option (version 1 was
 #: an independent logistic per entry; its coefficients mean something else, so it is refused).
 FORMAT = "faq-ranker/2"
+#: Version 3: version 2 plus a `hidden` block, which a reader of version 2 would silently ignore.
+FORMAT_HIDDEN = "faq-ranker/3"
 #: The rankers the product ships, one per embedding model whose cosines they were fitted on (written by
 #: bench/train_ranker.py): `<model's short name>.json`.
 SHIPPED_DIR = Path(__file__).with_name("rankers")
@@ -69,6 +73,26 @@ class RankerError(ValueError):
 
 
 @dataclass(frozen=True)
+class HiddenLayer:
+    """`sum_h out_h * relu(weights_h . x + bias_h)` over the standardised features, added to the linear score.
+
+    Why: a linear score weighs each kind of evidence the same whatever the others say; a few hidden units
+    can weigh it by another (a page's passage counting less when the entry's own text already matches).
+    """
+
+    #: One row per unit, one column per feature of the file (a feature the layer does not read: 0).
+    weights: np.ndarray
+    bias: np.ndarray
+    out: np.ndarray
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.maximum(x @ self.weights.T + self.bias, 0.0) @ self.out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"weights": self.weights.tolist(), "bias": self.bias.tolist(), "out": self.out.tolist()}
+
+
+@dataclass(frozen=True)
 class LearnedRanker:
     features: tuple[str, ...]
     mean: np.ndarray
@@ -81,6 +105,7 @@ class LearnedRanker:
     rivals: int = 0
     sha256: str = ""
     trained: dict[str, Any] = field(default_factory=dict)
+    hidden: HiddenLayer | None = None
 
     def logits(self, matrix: np.ndarray) -> np.ndarray:
         """Log-odds per row of a FEATURES matrix (the columns are picked by name)."""
@@ -89,7 +114,8 @@ class LearnedRanker:
         if np.isnan(x).any():  # a feature the caller did not know (entry_features without faq_words)
             unknown = [f for f, bad in zip(self.features, np.isnan(x).any(axis=0)) if bad]
             raise ValueError(f"the ranker reads {', '.join(unknown)}, which these features do not hold")
-        return x @ self.coef + self.intercept
+        linear = x @ self.coef + self.intercept
+        return linear if self.hidden is None else linear + self.hidden(x)
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """P(each row answers), the rows being all the candidates of one query: its best `rivals` and "none"
@@ -104,9 +130,12 @@ class LearnedRanker:
         return value if isinstance(value, str) else ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "features": list(self.features), "mean": self.mean.tolist(),
-                "scale": self.scale.tolist(), "coef": self.coef.tolist(), "intercept": self.intercept,
-                "answer_threshold": self.answer_threshold, "rivals": self.rivals, "trained": self.trained}
+        data = {"format": FORMAT if self.hidden is None else FORMAT_HIDDEN, "features": list(self.features),
+                "mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
+                "intercept": self.intercept}
+        if self.hidden is not None:
+            data["hidden"] = self.hidden.to_dict()
+        return data | {"answer_threshold": self.answer_threshold, "rivals": self.rivals, "trained": self.trained}
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", "utf-8")
@@ -123,11 +152,11 @@ def softmax_with_none(scores: np.ndarray, rivals: int = 0) -> np.ndarray:
     return e / (np.exp(-top) + best.sum())
 
 
-def _numbers(data: dict[str, Any], key: str, n: int, path: Path) -> np.ndarray:
+def _numbers(data: dict[str, Any], key: str, n: int, path: Path, what: str = "feature") -> np.ndarray:
     value = data.get(key)
     if not isinstance(value, list) or len(value) != n or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
-        raise RankerError(f"{path}: {key!r} must be a list of {n} finite numbers, one per feature")
+        raise RankerError(f"{path}: {key!r} must be a list of {n} finite numbers, one per {what}")
     return np.asarray(value, dtype=np.float64)
 
 
@@ -138,15 +167,30 @@ def _number(data: dict[str, Any], key: str, path: Path) -> float:
     return float(value)
 
 
+def _hidden(data: dict[str, Any], n: int, path: Path) -> HiddenLayer:
+    """The `hidden` block: `weights` (units x n), `bias` and `out` (one per unit), all finite numbers."""
+    block = data.get("hidden")
+    if not isinstance(block, dict):
+        raise RankerError(f"{path}: format {FORMAT_HIDDEN} needs a 'hidden' object with weights, bias and out")
+    rows = block.get("weights")
+    if not isinstance(rows, list) or not rows:
+        raise RankerError(f"{path}: 'hidden.weights' must be a non-empty list of rows, one per unit")
+    weights = np.vstack([_numbers({"hidden.weights": row}, "hidden.weights", n, path) for row in rows])
+    named = {f"hidden.{key}": value for key, value in block.items()}
+    bias = _numbers(named, "hidden.bias", len(rows), path, what="hidden unit")
+    out = _numbers(named, "hidden.out", len(rows), path, what="hidden unit")
+    return HiddenLayer(weights=weights, bias=bias, out=out)
+
+
 def parse(raw: bytes, path: Path) -> LearnedRanker:
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise RankerError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in (FORMAT, FORMAT_HIDDEN):
         found = data.get("format") if isinstance(data, dict) else None
         if isinstance(found, str) and found.startswith("faq-ranker/"):
-            raise RankerError(f"{path}: ranker format {found} is not {FORMAT}; retrain it with: "
+            raise RankerError(f"{path}: ranker format {found} is not {FORMAT} or {FORMAT_HIDDEN}; retrain it with: "
                               "python -m bench.train_ranker")
         raise RankerError(f"{path}: not a ranker file (expected \"format\": \"{FORMAT}\")")
     names = data.get("features")
@@ -166,10 +210,14 @@ def parse(raw: bytes, path: Path) -> LearnedRanker:
     rivals = data.get("rivals", 0)  # absent in files trained over all candidates
     if not isinstance(rivals, int) or isinstance(rivals, bool) or rivals < 0:
         raise RankerError(f"{path}: 'rivals' must be a whole number >= 0 (0: every candidate)")
+    if data["format"] == FORMAT and "hidden" in data:
+        raise RankerError(f"{path}: a 'hidden' layer needs \"format\": \"{FORMAT_HIDDEN}\"")
+    hidden = _hidden(data, n, path) if data["format"] == FORMAT_HIDDEN else None
     return LearnedRanker(features=tuple(names), mean=_numbers(data, "mean", n, path), scale=scale,
                          coef=_numbers(data, "coef", n, path), intercept=_number(data, "intercept", path),
                          answer_threshold=threshold, rivals=rivals, sha256=hashlib.sha256(raw).hexdigest(),
-                         trained=data.get("trained") if isinstance(data.get("trained"), dict) else {})
+                         trained=data.get("trained") if isinstance(data.get("trained"), dict) else {},
+                         hidden=hidden)
 
 
 @lru_cache(maxsize=8)

@@ -105,3 +105,54 @@ def test_a_decision_scores_the_families_its_agents_wrote_not_the_answer_cuts_add
     assert DECISIONS["weights"].blind["rds"] == FAMILIES["rds"][:3]
     assert DECISIONS["shift"].blind["sh"] == FAMILIES["sh"][:2] and DECISIONS["shift"].blind["net"] == FAMILIES["net"]
     assert DECISIONS["shift"].blind["shipped"] == (("shipped-paraphrases5", "shipped_paraphrases5.jsonl"),)
+
+
+def test_the_hidden_rule_reads_row_losses_by_their_interval_and_pages_against_offline() -> None:
+    """docs/hidden-layer.md: mean gain >= 0; no row's paired interval wholly below zero; answerable refused at
+    most +0.5 point, out of scope not fewer; the challenger's shipped row with pages at least its offline one."""
+    import numpy as np
+
+    rule = DECISIONS["hidden"].rule
+    assert {"git", "py", "shipped", "shipped-online"} == set(DECISIONS["hidden"].blind)
+    online, offline = rule.pages_not_below_offline
+    base = {"x": np.r_[np.ones(28), np.zeros(12)], online: np.ones(40), offline: np.full(40, 0.5)}
+
+    def scores(reciprocal: dict, answerable: float = 0.04, oos: float = 0.45) -> dict:
+        return {"rows": {row: {"reciprocal": list(rr), "metrics": {"learned": {
+                    "mrr": float(np.mean(rr)), "top1": float(np.mean(np.asarray(rr) == 1))}}}
+                         for row, rr in reciprocal.items()},
+                "pooled": {"refused_answerable": answerable, "refused_unanswerable": oos}}
+
+    incumbent = scores(base)
+    one_query_lost = dict(base, x=np.r_[0.0, base["x"][1:]])
+    one_query_lost[offline] = np.full(40, 0.6)  # and a gain elsewhere, so the mean does not fall
+    decision = decide(incumbent, scores(one_query_lost), rule)
+    assert decision["challenger_wins"], decision["criteria"]
+    steady_loss = dict(one_query_lost, x=np.where(base["x"] == 1, 0.5, 0.0))
+    steady_loss[online] = np.full(40, 1.0)
+    steady_loss[offline] = np.full(40, 0.95)
+    decision = decide(incumbent, scores(steady_loss), rule)
+    assert [k for k, c in decision["criteria"].items() if not c["met"]] == ["b_worst_row"]
+    assert decision["criteria"]["b_worst_row"]["rows_below"] == ["x"]
+    pages_behind = dict(one_query_lost)
+    pages_behind[offline] = np.ones(40)
+    pages_behind[online] = np.r_[np.ones(39), 0.5]
+    decision = decide(incumbent, scores(pages_behind), rule)
+    assert [k for k, c in decision["criteria"].items() if not c["met"]] == ["e_pages"]
+    more_refused = decide(incumbent, scores(one_query_lost, answerable=0.046, oos=0.5), rule)
+    fewer_oos = decide(incumbent, scores(one_query_lost, oos=0.44), rule)
+    assert not more_refused["criteria"]["c_refusal"]["met"] and not fewer_oos["criteria"]["c_refusal"]["met"]
+    text = "\n".join(render_rule_line(decision, rule))
+    assert "(e) with pages served 0.975 / 0.988 against offline 1.000 / 1.000" in text and "not met" in text
+
+
+def render_rule_line(decision: dict, rule) -> list[str]:
+    from bench.blind import render_pair
+
+    def side(label: str) -> dict:
+        row = {"metrics": {"learned": {"mrr": 0.8, "answerable": 10, "unanswerable": 2, "refused_unanswerable": 0.5,
+                                       "refused_answerable": 0.1}, "dense-all": {"mrr": 0.7}, "bm25": {"mrr": 0.6}},
+               "against_reference": {"mrr": 0.1, "mrr_high": 0.2}}
+        return {"label": label, "threshold": 0.18, "rows": {"x": row}, "pooled": {"refused_answerable": 0.04}}
+
+    return render_pair({"incumbent": side("shipped"), "challenger": side("hidden"), "decision": decision}, rule)

@@ -192,3 +192,64 @@ def test_the_faq_shift_is_refitted_on_a_ranker_that_reads_it_and_records_without
         rec.matrix[:, FEATURES.index("faq_words")] = np.nan
     with pytest.raises(ValueError, match="faq_words is missing"):
         fit_faq_shift(records, base)
+
+
+def _interaction_records(family: str, rng: np.random.Generator) -> list[Record]:
+    """Queries whose entry matches on the question or on the answer but never both, among rivals that match on
+    both a little: which kind counts depends on the other, which no weighting of the two can say."""
+    from indexer.features import FEATURES
+
+    q, a = FEATURES.index("d_question"), FEATURES.index("d_answer")
+    records = []
+    for i in range(40):
+        matrix = rng.normal(0.0, 0.02, size=(6, len(FEATURES)))
+        matrix[:, [q, a]] += 0.45 + rng.normal(0, 0.03, size=(6, 2))  # every rival: a middling match on both
+        expected = None if i % 8 == 7 else f"{family}-{i % 6}"
+        if expected is not None:
+            row = i % 6
+            strong, weak = (q, a) if i % 2 else (a, q)
+            matrix[row, strong], matrix[row, weak] = 0.85, 0.1  # one kind very close, the other far
+        records.append(Record(set=family, family=family, half="dev", query=f"{family} {i}", expected=expected,
+                              entry_ids=[f"{family}-{k}" for k in range(6)], matrix=matrix))
+    return records
+
+
+def test_the_hidden_layer_averages_its_fits_and_learns_what_the_linear_form_cannot():
+    from bench.learn import fit_hidden, fit_ranker, learned_rankings, rank_of
+
+    rng = np.random.default_rng(5)
+    records = [r for f in ("s1", "s2", "s3") for r in _interaction_records(f, rng)]
+    one = fit_hidden(records, units=3, seeds=1)
+    two = fit_hidden(records, units=3, seeds=2)
+    assert one.hidden.weights.shape == (3, len(one.features)) and two.hidden.weights.shape == (6, len(two.features))
+    np.testing.assert_allclose(two.hidden.weights[:3], one.hidden.weights)  # seed 0's units, then seed 1's
+    np.testing.assert_allclose(two.hidden.out[:3], one.hidden.out / 2)  # each fit's logits weigh a half
+    assert not two.hidden.weights[:, list(two.features).index("faq_words")].any(), "the layer reads no FAQ shift"
+
+    def top1(ranker) -> float:
+        answerable = [r for r in records if r.expected]
+        return np.mean([rank_of(rk, r.expected) == 1 for r, rk in zip(answerable, learned_rankings(answerable, ranker))])
+
+    linear = fit_ranker(records, shift=True)
+    assert top1(two) >= top1(linear) + 0.2, (top1(two), top1(linear))
+
+
+def test_leaving_out_whole_sets_fits_once_per_set_without_any_of_its_records(monkeypatch):
+    from dataclasses import replace
+
+    from bench import learn
+
+    rng = np.random.default_rng(6)
+    records = [r for f in ("s1", "s2", "s3") for r in _interaction_records(f, rng)]
+    records = [replace(r, family=f"{r.set}-{i % 2}") for i, r in enumerate(records)]
+    seen: list[set[str]] = []
+    fit = learn.fit_ranker
+    monkeypatch.setattr(learn, "fit_ranker", lambda rest, *a, **k: seen.append({r.set for r in rest}) or fit(rest, *a, **k))
+    by_set = learn.held_out_rankings(records, shift=True, leave_out="set")
+    assert seen == [{"s2", "s3"}, {"s1", "s3"}, {"s1", "s2"}]
+    assert sorted(r.query for r, _ in by_set) == sorted(r.query for r in records)
+    seen.clear()
+    learn.held_out_rankings(records, shift=True)
+    assert len(seen) == 6 and all(len(sets) == 3 for sets in seen), "a family left out leaves its set's other family in"
+    with pytest.raises(ValueError, match="leave_out"):
+        learn.held_out_rankings(records, leave_out="query")

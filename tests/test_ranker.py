@@ -119,7 +119,8 @@ def test_a_missing_ranker_file_is_a_clear_error(tmp_path):
     (lambda d: "{not json", "not valid JSON"),
     (lambda d: [], "not a ranker file"),
     (lambda d: {**d, "format": "pickle"}, "not a ranker file"),
-    (lambda d: {**d, "format": "faq-ranker/1"}, "ranker format faq-ranker/1 is not faq-ranker/2; retrain"),
+    (lambda d: {**d, "format": "faq-ranker/1"}, "ranker format faq-ranker/1 is not faq-ranker/2 or faq-ranker/3; "
+                                                 "retrain"),
     (lambda d: {**d, "features": []}, "'features' must be a non-empty list"),
     (lambda d: {**d, "features": d["features"][:-1] + ["colour"]}, "unknown features colour"),
     (lambda d: {**d, "coef": d["coef"][:-1]}, "'coef' must be a list of"),
@@ -134,6 +135,52 @@ def test_a_missing_ranker_file_is_a_clear_error(tmp_path):
 ])
 def test_a_malformed_ranker_file_is_a_clear_error_naming_it(tmp_path, mangle, message):
     path = write(tmp_path, mangle(shipped()))
+    with pytest.raises(RankerError, match=message) as info:
+        ranker.load(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def _with_hidden(data: dict, units: int = 3) -> dict:
+    """The shipped file with a hidden layer of `units` units (format 3), numbers chosen so that it bends."""
+    n = len(data["features"])
+    rng = np.random.default_rng(1)
+    return {**data, "format": ranker.FORMAT_HIDDEN,
+            "hidden": {"weights": rng.normal(0, 1, (units, n)).round(3).tolist(),
+                       "bias": [0.1] * units, "out": [0.5, -0.4, 0.3][:units]}}
+
+
+def test_a_hidden_layer_adds_relu_units_to_the_linear_score_and_reads_back(tmp_path):
+    linear = ranker.load()
+    path = write(tmp_path, _with_hidden(shipped()))
+    bent = ranker.load(path)
+    assert bent.hidden is not None and bent.hidden.weights.shape == (3, len(bent.features))
+    rows = np.random.default_rng(2).normal(0.3, 0.2, (6, len(FEATURES)))
+    x = (rows[:, [FEATURES.index(f) for f in bent.features]] - bent.mean) / bent.scale
+    expected = linear.logits(rows) + np.maximum(x @ bent.hidden.weights.T + 0.1, 0) @ np.array([0.5, -0.4, 0.3])
+    np.testing.assert_allclose(bent.logits(rows), expected)
+    assert not np.allclose(bent.logits(rows), linear.logits(rows)), "the layer must move the scores"
+    bent.save(tmp_path / "again.json")
+    again = ranker.load(tmp_path / "again.json")
+    assert json.loads((tmp_path / "again.json").read_text("utf-8"))["format"] == "faq-ranker/3"
+    np.testing.assert_allclose(again.logits(rows), bent.logits(rows))
+    linear.save(tmp_path / "linear.json")
+    assert json.loads((tmp_path / "linear.json").read_text("utf-8"))["format"] == "faq-ranker/2"
+
+
+@pytest.mark.parametrize("mangle, message", [
+    (lambda d: {k: v for k, v in d.items() if k != "hidden"}, "faq-ranker/3 needs a 'hidden' object"),
+    (lambda d: {**d, "hidden": [1, 2]}, "faq-ranker/3 needs a 'hidden' object"),
+    (lambda d: {**d, "format": "faq-ranker/2"}, "a 'hidden' layer needs \"format\": \"faq-ranker/3\""),
+    (lambda d: {**d, "hidden": {**d["hidden"], "weights": []}}, "'hidden.weights' must be a non-empty list"),
+    (lambda d: {**d, "hidden": {**d["hidden"], "weights": [w[:-1] for w in d["hidden"]["weights"]]}},
+     "'hidden.weights' must be a list of"),
+    (lambda d: {**d, "hidden": {**d["hidden"], "bias": [0.1]}}, "'hidden.bias' must be a list of 3 finite numbers, "
+                                                                "one per hidden unit"),
+    (lambda d: {**d, "hidden": {k: v for k, v in d["hidden"].items() if k != "out"}}, "'hidden.out' must be a list"),
+    (lambda d: {**d, "hidden": {**d["hidden"], "out": ["x", 1, 2]}}, "'hidden.out' must be a list"),
+])
+def test_a_malformed_hidden_layer_is_a_clear_error_naming_the_file(tmp_path, mangle, message):
+    path = write(tmp_path, mangle(_with_hidden(shipped())))
     with pytest.raises(RankerError, match=message) as info:
         ranker.load(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
