@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--hidden reads the shipped features and fits the FAQ shift itself: no --extra-features or "
                      "--faq-shift")
     features = learn.RANKER_FEATURES + extra
+    # The shipped form: with the FAQ shift if the model's shipped file reads it (a plain refit must not drop it).
+    shift = learn.shipped_shift(Settings().model)
     records, _ = collect(SET_NAMES, args.work_dir, rebuild=False, latency_sample=0)
     dev = [r for r in records if r.half == "dev"]
     if args.faq_shift:
@@ -91,17 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     elif args.hidden:
         ranker = learn.fit_hidden(dev, weigh_by=args.weigh_by)
     else:
-        ranker = learn.fit_ranker(dev, features, weigh_by=args.weigh_by)
+        ranker = learn.fit_ranker(dev, features, weigh_by=args.weigh_by, shift=shift)
     if args.choose_probability:
         budget = learn.PROBABILITY_BUDGET
         if args.hold_to is not None:  # the shipped form's point at that probability, same protocol
             budget, oos = learn.choose_answer_probability(
-                dev, grid=(args.hold_to,), shift=learn.shipped_shift(Settings().model),
-                leave_out=args.leave_out).curve[args.hold_to]
+                dev, grid=(args.hold_to,), shift=shift, leave_out=args.leave_out).curve[args.hold_to]
             print(f"budget: {budget:.2%} of answerable dev queries refused, the shipped form's at {args.hold_to:g} "
                   f"(out of scope {oos:.1%})")
         choice = learn.choose_answer_probability(dev, budget=budget, features=features, weigh_by=args.weigh_by,
-                                                 shift=args.faq_shift or args.hidden, hidden=args.hidden,
+                                                 shift=shift or args.faq_shift or args.hidden, hidden=args.hidden,
                                                  leave_out=args.leave_out)
         print(f"answer probability: refused answerable / out of scope (dev halves, each {args.leave_out} left out, "
               "pooled)")
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         "model": "softmax over each query's %d best candidate entries with a 'none' option of score 0 "
                  "(conditional logit), L2, C=%g, standardised features, coefficients held to signs %s" % (
                      ranker.rivals, learn.C, "(>= 0 except page_size and faq_words <= 0)")
+                 + ("; then the FAQ shift (faq_words) and the intercept fitted with every other coefficient "
+                    "held (bench/learn.py fit_faq_shift)" if shift and ranker.hidden is None else "")
                  + ("" if ranker.hidden is None else
                     "; plus a hidden layer of %d unbounded ReLU units over the features but faq_words: %d fits "
                     "from random starts (seeds 0..%d) averaged, their units side by side, output weights divided "

@@ -140,8 +140,18 @@ def test_a_malformed_ranker_file_is_a_clear_error_naming_it(tmp_path, mangle, me
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+MINILM_FILE = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def linear_file() -> dict:
+    """A shipped file without a hidden layer (format 2): MiniLM's."""
+    data = json.loads(ranker.shipped_path(MINILM_FILE).read_text("utf-8"))
+    assert data["format"] == "faq-ranker/2" and "hidden" not in data
+    return data
+
+
 def _with_hidden(data: dict, units: int = 3) -> dict:
-    """The shipped file with a hidden layer of `units` units (format 3), numbers chosen so that it bends."""
+    """A linear file with a hidden layer of `units` units (format 3), numbers chosen so that it bends."""
     n = len(data["features"])
     rng = np.random.default_rng(1)
     return {**data, "format": ranker.FORMAT_HIDDEN,
@@ -150,8 +160,8 @@ def _with_hidden(data: dict, units: int = 3) -> dict:
 
 
 def test_a_hidden_layer_adds_relu_units_to_the_linear_score_and_reads_back(tmp_path):
-    linear = ranker.load()
-    path = write(tmp_path, _with_hidden(shipped()))
+    linear = ranker.load(model=MINILM_FILE)
+    path = write(tmp_path, _with_hidden(linear_file()))
     bent = ranker.load(path)
     assert bent.hidden is not None and bent.hidden.weights.shape == (3, len(bent.features))
     rows = np.random.default_rng(2).normal(0.3, 0.2, (6, len(FEATURES)))
@@ -180,7 +190,7 @@ def test_a_hidden_layer_adds_relu_units_to_the_linear_score_and_reads_back(tmp_p
     (lambda d: {**d, "hidden": {**d["hidden"], "out": ["x", 1, 2]}}, "'hidden.out' must be a list"),
 ])
 def test_a_malformed_hidden_layer_is_a_clear_error_naming_the_file(tmp_path, mangle, message):
-    path = write(tmp_path, mangle(_with_hidden(shipped())))
+    path = write(tmp_path, mangle(_with_hidden(linear_file())))
     with pytest.raises(RankerError, match=message) as info:
         ranker.load(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
