@@ -13,6 +13,7 @@ which contender it picks.
     .venv/bin/python -m bench.blind --decision weights  # the seventh look (docs/set-weights.md)
     .venv/bin/python -m bench.blind --decision shift  # the eighth look (docs/faq-shift.md)
     .venv/bin/python -m bench.blind --decision hidden  # the ninth look (docs/hidden-layer.md)
+    .venv/bin/python -m bench.blind --decision curve   # the tenth look (docs/hidden-layer.md)
 
 Raw numbers go to bench/out/blind-<decision>.json.
 """
@@ -93,6 +94,11 @@ class Rule:
     #: (e), where a rule has it: (row with pages served, the same family offline): the challenger's top-1 and MRR
     #: on the first must be at least its own on the second.
     pages_not_below_offline: tuple[str, str] | None = None
+    #: (c) read along the incumbent's curve instead of at its one probability: the challenger must refuse at least
+    #: the out-of-scope share the incumbent refuses at the highest probability of `learn.PROBABILITY_GRID` that
+    #: refuses no more answerable queries than the challenger does (docs/hidden-layer.md, the tenth look); the
+    #: bound on answerable queries refused (`max_more_answerable_refused`) still holds at the shipped points.
+    refusal_along_curve: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,8 +127,9 @@ def ranker_at(revision: str, model: str) -> Path:
     return out
 
 
-#: The ninth look's family of the shipped FAQ, not yet among FAMILIES["shipped"] (it joins them after the look).
+#: The ninth and tenth looks' families of the shipped FAQ, each kept out of FAMILIES["shipped"] until its look.
 SHIPPED_BLIND_HIDDEN = (("shipped-paraphrases6", "shipped_paraphrases6.jsonl"),)
+SHIPPED_BLIND_CURVE = (("shipped-paraphrases7", "shipped_paraphrases7.jsonl"),)
 
 
 @dataclass(frozen=True)
@@ -186,6 +193,15 @@ DECISIONS = {
                          Contender(MPNET, HIDDEN_CANDIDATE_REVISION, "hidden layer"))],
                        shown=[(Contender(MPNET, SHIFT_CANDIDATE_REVISION, "shipped"),
                                Contender(MPNET, HIDDEN_REFIT_REVISION, "shipped form, 69 rows"))]),
+    "curve": Decision("docs/hidden-layer.md, 'A tenth look'",
+                      {"docker": written_families("docker"), "stats": written_families("stats"),
+                       "shipped": SHIPPED_BLIND_CURVE, "shipped-online": SHIPPED_BLIND_CURVE},
+                      Rule(min_mean_gain=0.0, row_loss_by_interval=True, max_more_answerable_refused=0.005,
+                           refusal_along_curve=True,
+                           pages_not_below_offline=("shipped-online / shipped-paraphrases7",
+                                                    "shipped / shipped-paraphrases7")),
+                      [(Contender(MPNET, SHIFT_CANDIDATE_REVISION, "shipped"),
+                        Contender(MPNET, HIDDEN_CANDIDATE_REVISION, "hidden layer"))]),
 }
 
 
@@ -259,7 +275,16 @@ def score(records: Sequence[Record], ranker_path: Path) -> dict[str, Any]:
         rows[f"{set_name} / {family}"] = {"metrics": by_config, "reciprocal": reciprocal["learned"].tolist(),
                                           "against_reference": against_reference(by_config, reciprocal)}
         pooled += [(rec, rk, threshold) for rec, rk in zip(recs, final)]
-    return {"threshold": threshold, "rows": rows, "pooled": pooled_refusal(pooled)}
+    curve = {f"{p:.2f}": pooled_refusal([(rec, rk, p) for rec, rk, _ in pooled]) for p in learn.PROBABILITY_GRID}
+    return {"threshold": threshold, "rows": rows, "pooled": pooled_refusal(pooled), "curve": curve}
+
+
+def on_curve(curve: dict[str, dict[str, float]], refused_answerable: float) -> tuple[str, dict[str, float]]:
+    """The curve's point at the highest probability refusing no more answerable queries than `refused_answerable`
+    (the lowest probability if every point refuses more)."""
+    within = [p for p, point in curve.items() if point["refused_answerable"] <= refused_answerable + EPSILON]
+    p = max(within, key=float) if within else min(curve, key=float)
+    return p, curve[p]
 
 
 def decide(incumbent: dict[str, Any], challenger: dict[str, Any], rule: Rule) -> dict[str, Any]:
@@ -291,6 +316,13 @@ def decide(incumbent: dict[str, Any], challenger: dict[str, Any], rule: Rule) ->
                       "met": more_answerable <= rule.max_more_answerable_refused + EPSILON
                       and fewer_oos <= rule.max_fewer_oos_refused + EPSILON},
     }
+    if rule.refusal_along_curve:
+        p, point = on_curve(incumbent["curve"], b["refused_answerable"])
+        beside = point.get("refused_unanswerable", 0.0) - b.get("refused_unanswerable", 0.0)
+        criteria["c_refusal"] = {"more_answerable_refused": more_answerable, "fewer_oos_refused": fewer_oos,
+                                 "incumbent_at": p, "incumbent_point": point, "fewer_oos_than_curve": beside,
+                                 "met": more_answerable <= rule.max_more_answerable_refused + EPSILON
+                                 and beside <= EPSILON}
     if rule.row_gains:
         needed = {row: gain for row, gain in rule.row_gains}
         criteria["d_row_gains"] = {"gains": {row: gains.get(row, float("nan")) for row in needed},
@@ -343,11 +375,7 @@ def render_pair(pair: dict[str, Any], rule: Rule | None) -> list[str]:
     lines += ["", f"Rule ({labels[1]} against {labels[0]}): "
               f"(a) mean row MRR gain {c['a_mean_gain']['value']:+.3f} (needs ≥ {rule.min_mean_gain:+.3f}): "
               f"{'met' if c['a_mean_gain']['met'] else 'not met'}; "
-              + _render_worst_row(c["b_worst_row"], rule) + "; "
-              f"(c) answerable refused {c['c_refusal']['more_answerable_refused'] * 100:+.1f} points (at most "
-              f"+{rule.max_more_answerable_refused * 100:g}), out of scope refused "
-              f"{-c['c_refusal']['fewer_oos_refused'] * 100:+.1f} points (at least "
-              f"{-rule.max_fewer_oos_refused * 100:g}): {'met' if c['c_refusal']['met'] else 'not met'}"
+              + _render_worst_row(c["b_worst_row"], rule) + "; " + _render_refusal(c["c_refusal"], rule)
               + ("" if "d_row_gains" not in c else "; (d) " + ", ".join(
                   f"{row} {gain:+.3f} (needs ≥ {dict(rule.row_gains)[row]:+.2f})"
                   for row, gain in c["d_row_gains"]["gains"].items())
@@ -366,6 +394,19 @@ def _render_worst_row(worst: dict[str, Any], rule: Rule) -> str:
     low, high = worst["interval"] or (float("nan"), float("nan"))
     return (f"(b) worst row {worst['row']} {worst['value']:+.3f} (interval {low:+.3f} to {high:+.3f}); rows whose "
             f"interval lies wholly below zero: {', '.join(worst['rows_below']) or 'none'} (needs none): {met}")
+
+
+def _render_refusal(refusal: dict[str, Any], rule: Rule) -> str:
+    met = "met" if refusal["met"] else "not met"
+    answerable = (f"(c) answerable refused {refusal['more_answerable_refused'] * 100:+.1f} points (at most "
+                  f"+{rule.max_more_answerable_refused * 100:g}), out of scope refused "
+                  f"{-refusal['fewer_oos_refused'] * 100:+.1f} points")
+    if not rule.refusal_along_curve:
+        return answerable + f" (at least {-rule.max_fewer_oos_refused * 100:g}): {met}"
+    point = refusal["incumbent_point"]
+    return (answerable + f"; against the incumbent's curve at {refusal['incumbent_at']} (refusing "
+            f"{point['refused_answerable'] * 100:.1f}% of answerable, {point.get('refused_unanswerable', 0) * 100:.1f}% "
+            f"out of scope): {-refusal['fewer_oos_than_curve'] * 100:+.1f} points out of scope (at least 0): {met}")
 
 
 def _top1_mrr(metrics: dict[str, float] | None) -> str:

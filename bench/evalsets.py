@@ -107,6 +107,10 @@ FAMILIES = {
     "git": (("git-answers", "git_answers.jsonl"), ("git-paraphrases", "git_paraphrases.jsonl"),
             ("git-short", "git_short.jsonl"), ("git-cuts", CUT_FROM_ANSWERS)),
     "py": (("py-paraphrases", "py_paraphrases.jsonl"), ("py-short", "py_short.jsonl")),
+    # The tenth look's FAQs (docs/hidden-layer.md): written answers, and bare questions.
+    "docker": (("docker-answers", "docker_answers.jsonl"), ("docker-paraphrases", "docker_paraphrases.jsonl"),
+               ("docker-short", "docker_short.jsonl"), ("docker-cuts", CUT_FROM_ANSWERS)),
+    "stats": (("stats-paraphrases", "stats_paraphrases.jsonl"), ("stats-short", "stats_short.jsonl")),
 }
 
 
@@ -141,7 +145,8 @@ REPO_FAQS = {"course": COURSE_FAQ, "dataeng": EVAL / "dataeng_faq.jsonl", "mlops
              "llm": EVAL / "llm_faq.jsonl", "dl": EVAL / "dl_faq.jsonl", "ab": EVAL / "ab_faq.jsonl",
              "web": EVAL / "web_faq.jsonl", "sql": EVAL / "sql_faq.jsonl", "ts": EVAL / "ts_faq.jsonl",
              "rds": EVAL / "rds_faq.jsonl", "net": EVAL / "net_faq.jsonl", "sh": EVAL / "sh_faq.jsonl",
-             "git": EVAL / "git_faq.jsonl", "py": EVAL / "py_faq.jsonl"}
+             "git": EVAL / "git_faq.jsonl", "py": EVAL / "py_faq.jsonl", "docker": EVAL / "docker_faq.jsonl",
+             "stats": EVAL / "stats_faq.jsonl"}
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10
@@ -395,6 +400,14 @@ NOTES = {
           "course, six modules, near-duplicate entries, no answers and no links), built offline; hard paraphrases "
           "and short queries written from the questions, first scored blind (bench/blind.py --decision hidden, "
           "docs/hidden-layer.md). Same dev/test halves as shipped",
+    "docker": "A fifteenth course FAQ written for this project (60 entries of a course on Docker containers and "
+              "Compose, six modules, near-duplicate entries, written answers, no links), built offline; queries "
+              "written from the answers, first scored blind (bench/blind.py --decision curve, docs/hidden-layer.md). "
+              "Same dev/test halves as shipped",
+    "stats": "A sixteenth FAQ written for this project (40 bare questions of an introductory statistics course, six "
+             "modules, near-duplicate entries, no answers and no links), built offline; hard paraphrases and short "
+             "queries written from the questions, first scored blind (bench/blind.py --decision curve, "
+             "docs/hidden-layer.md). Same dev/test halves as shipped",
 }
 
 

@@ -1,6 +1,8 @@
-"""The blind decisions' rules (docs/models.md, docs/ranker-refit.md) as bench/blind.py computes them."""
+"""The blind decisions' rules (docs/models.md, docs/ranker-refit.md, docs/hidden-layer.md) as bench/blind.py computes them."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from bench.blind import DECISIONS, decide
 
@@ -110,8 +112,6 @@ def test_a_decision_scores_the_families_its_agents_wrote_not_the_answer_cuts_add
 def test_the_hidden_rule_reads_row_losses_by_their_interval_and_pages_against_offline() -> None:
     """docs/hidden-layer.md: mean gain >= 0; no row's paired interval wholly below zero; answerable refused at
     most +0.5 point, out of scope not fewer; the challenger's shipped row with pages at least its offline one."""
-    import numpy as np
-
     rule = DECISIONS["hidden"].rule
     assert {"git", "py", "shipped", "shipped-online"} == set(DECISIONS["hidden"].blind)
     online, offline = rule.pages_not_below_offline
@@ -156,3 +156,32 @@ def render_rule_line(decision: dict, rule) -> list[str]:
         return {"label": label, "threshold": 0.18, "rows": {"x": row}, "pooled": {"refused_answerable": 0.04}}
 
     return render_pair({"incumbent": side("shipped"), "challenger": side("hidden"), "decision": decision}, rule)
+
+
+def test_the_curve_rule_compares_the_candidates_refusal_with_the_incumbents_whole_curve() -> None:
+    """docs/hidden-layer.md, the tenth look: out of scope refused at least what the incumbent refuses at the
+    highest probability refusing no more answerable queries than the candidate."""
+    from bench.blind import on_curve
+
+    rule = DECISIONS["curve"].rule
+    assert rule.refusal_along_curve and {"docker", "stats", "shipped", "shipped-online"} == set(DECISIONS["curve"].blind)
+    curve = {"0.15": {"refused_answerable": 0.039, "refused_unanswerable": 0.32},
+             "0.16": {"refused_answerable": 0.041, "refused_unanswerable": 0.35},
+             "0.18": {"refused_answerable": 0.054, "refused_unanswerable": 0.39}}
+    assert on_curve(curve, 0.040) == ("0.15", curve["0.15"])
+    assert on_curve(curve, 0.041)[0] == "0.16" and on_curve(curve, 0.01)[0] == "0.15", "none within: the lowest"
+    rows = {"x": np.r_[np.ones(30), np.zeros(10)], "shipped-online / shipped-paraphrases7": np.ones(10),
+            "shipped / shipped-paraphrases7": np.ones(10)}
+
+    def scores(answerable: float, oos: float) -> dict:
+        return {"rows": {row: {"reciprocal": list(rr), "metrics": {"learned": {
+                    "mrr": float(np.mean(rr)), "top1": float(np.mean(rr == 1))}}} for row, rr in rows.items()},
+                "pooled": {"refused_answerable": answerable, "refused_unanswerable": oos}, "curve": curve}
+
+    incumbent = scores(0.054, 0.388)
+    answers_more = decide(incumbent, scores(0.040, 0.387), rule)  # the ninth look's trade: fewer of both refused
+    assert answers_more["challenger_wins"], answers_more["criteria"]["c_refusal"]
+    assert answers_more["criteria"]["c_refusal"]["incumbent_at"] == "0.15"
+    below_the_curve = decide(incumbent, scores(0.040, 0.30), rule)
+    assert [k for k, c in below_the_curve["criteria"].items() if not c["met"]] == ["c_refusal"]
+    assert not decide(incumbent, scores(0.060, 0.60), rule)["criteria"]["c_refusal"]["met"], "+0.6 answerable"
