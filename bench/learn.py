@@ -412,6 +412,17 @@ def shipped_shift(model: str | None = None) -> bool:
     return SHIFT_FEATURE in load(model=model).features
 
 
+def fit_shipped_form(records: Sequence[Record], model: str | None = None) -> LearnedRanker:
+    """A ranker of the shipped file's form fitted on `records`: with a hidden layer if the file has one (which
+    fits the FAQ shift itself), else linear, with the FAQ shift if the file reads it. What bench/quality.py fits
+    once per left-out family, so that its `learned` column measures the procedure that made the shipped file."""
+    from indexer.ranker import load
+
+    if load(model=model).hidden is not None:
+        return fit_hidden(records)
+    return fit_ranker(records, shift=shipped_shift(model))
+
+
 def fit_faq_shift(records: Sequence[Record], ranker: LearnedRanker, c: float = C, weigh_by: str = "family"
                   ) -> LearnedRanker:
     """`ranker` with SHIFT_FEATURE added: its weight and a new intercept fitted on the records' queries

@@ -63,7 +63,7 @@ def fit(config: str, train: Sequence[Record]) -> dict[str, Any]:
         return {"weight": weight, "threshold": learn.fit_threshold(
             train, learn.weighted_rankings(train, config, weight))}
     if config == "learned":
-        ranker = learn.fit_ranker(train, shift=learn.shipped_shift())  # with the FAQ shift when shipped with it
+        ranker = learn.fit_shipped_form(train)  # the FAQ shift, or the hidden layer, when shipped with it
         return {"ranker": ranker, "threshold": ranker.answer_threshold}
     return {"threshold": learn.fit_threshold(train, [r.rankings[config] for r in train])}
 

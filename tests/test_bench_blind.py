@@ -107,6 +107,9 @@ def test_a_decision_scores_the_families_its_agents_wrote_not_the_answer_cuts_add
     assert DECISIONS["weights"].blind["rds"] == FAMILIES["rds"][:3]
     assert DECISIONS["shift"].blind["sh"] == FAMILIES["sh"][:2] and DECISIONS["shift"].blind["net"] == FAMILIES["net"]
     assert DECISIONS["shift"].blind["shipped"] == (("shipped-paraphrases5", "shipped_paraphrases5.jsonl"),)
+    assert DECISIONS["hidden"].blind["git"] == FAMILIES["git"][:3] and DECISIONS["hidden"].blind["py"] == FAMILIES["py"]
+    assert DECISIONS["hidden"].blind["shipped"] == (("shipped-paraphrases6", "shipped_paraphrases6.jsonl"),)
+    assert DECISIONS["curve"].blind["docker"] == FAMILIES["docker"][:3]
 
 
 def test_the_hidden_rule_reads_row_losses_by_their_interval_and_pages_against_offline() -> None:

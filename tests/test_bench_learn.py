@@ -253,3 +253,23 @@ def test_leaving_out_whole_sets_fits_once_per_set_without_any_of_its_records(mon
     assert len(seen) == 6 and all(len(sets) == 3 for sets in seen), "a family left out leaves its set's other family in"
     with pytest.raises(ValueError, match="leave_out"):
         learn.held_out_rankings(records, leave_out="query")
+
+
+def test_the_leave_one_out_fits_take_the_shipped_files_form(monkeypatch):
+    """bench/quality.py's `learned` column refits what made the shipped file: linear with the FAQ shift as shipped
+    today, with a hidden layer once a file with one ships."""
+    from dataclasses import replace
+
+    from bench.learn import SHIFT_FEATURE, fit_shipped_form
+    from indexer import ranker as ranker_file
+    from indexer.ranker import HiddenLayer
+
+    rng = np.random.default_rng(7)
+    records = [r for f in ("s1", "s2") for r in _interaction_records(f, rng)]
+    shipped = ranker_file.load()
+    linear = fit_shipped_form(records)
+    assert linear.hidden is None and (SHIFT_FEATURE in linear.features) == (SHIFT_FEATURE in shipped.features)
+    n = len(shipped.features)
+    bent = replace(shipped, hidden=HiddenLayer(np.zeros((1, n)), np.zeros(1), np.zeros(1)))
+    monkeypatch.setattr(ranker_file, "load", lambda *a, **k: bent)
+    assert fit_shipped_form(records).hidden is not None
