@@ -273,3 +273,20 @@ def test_the_leave_one_out_fits_take_the_shipped_files_form(monkeypatch):
     bent = replace(shipped, hidden=HiddenLayer(np.zeros((1, n)), np.zeros(1), np.zeros(1)))
     monkeypatch.setattr(ranker_file, "load", lambda *a, **k: bent)
     assert fit_shipped_form(records).hidden is not None
+
+
+def test_the_quality_tables_folds_fitted_in_parallel_are_the_folds_fitted_one_by_one():
+    from dataclasses import replace
+
+    from bench.quality import fit, learned_folds
+
+    rng = np.random.default_rng(8)
+    records = [replace(r, family=f"{r.set}-{i % 2}") for i, r in
+               enumerate(r for f in ("s1", "s2") for r in _interaction_records(f, rng))]
+    families = sorted({r.family for r in records})
+    parallel = learned_folds(records, families)
+    assert list(parallel) == families
+    for family in families:
+        alone = fit("learned", [r for r in records if r.half == "dev" and r.family != family])
+        np.testing.assert_allclose(parallel[family]["ranker"].coef, alone["ranker"].coef)
+        assert parallel[family]["threshold"] == alone["threshold"]
