@@ -127,11 +127,6 @@ def ranker_at(revision: str, model: str) -> Path:
     return out
 
 
-#: The tenth look's family of the shipped FAQ, kept out of FAMILIES["shipped"] until its look (the ninth look's,
-#: shipped-paraphrases6, joined them after it).
-SHIPPED_BLIND_CURVE = (("shipped-paraphrases7", "shipped_paraphrases7.jsonl"),)
-
-
 @dataclass(frozen=True)
 class Decision:
     doc: str
@@ -196,7 +191,8 @@ DECISIONS = {
                                Contender(MPNET, HIDDEN_REFIT_REVISION, "shipped form, 69 rows"))]),
     "curve": Decision("docs/hidden-layer.md, 'A tenth look'",
                       {"docker": written_families("docker"), "stats": written_families("stats"),
-                       "shipped": SHIPPED_BLIND_CURVE, "shipped-online": SHIPPED_BLIND_CURVE},
+                       "shipped": one_family("shipped", "shipped-paraphrases7"),
+                       "shipped-online": one_family("shipped", "shipped-paraphrases7")},
                       Rule(min_mean_gain=0.0, row_loss_by_interval=True, max_more_answerable_refused=0.005,
                            refusal_along_curve=True,
                            pages_not_below_offline=("shipped-online / shipped-paraphrases7",

@@ -61,7 +61,7 @@ from indexer.files import file_sha256
 log = logging.getLogger(__name__)
 
 SET_NAMES = ("shipped", "shipped-online", "articles", "stackfaq", "course", "dataeng", "mlops", "llm", "dl", "ab", "web",
-             "sql", "ts", "rds", "net", "sh", "git", "py")
+             "sql", "ts", "rds", "net", "sh", "git", "py", "docker", "stats")
 #: The query families of each FAQ: (family name, query file in bench/eval or None for the set's own
 #: split). A family is one way of asking (hand-written mixes, hard paraphrases, answer-derived
 #: questions, short and misspelt queries); leave-one-set-out holds out one family at a time.
@@ -74,7 +74,8 @@ FAMILIES = {
                 ("shipped-paraphrases3", "shipped_paraphrases3.jsonl"),
                 ("shipped-paraphrases4", "shipped_paraphrases4.jsonl"),
                 ("shipped-paraphrases5", "shipped_paraphrases5.jsonl"),
-                ("shipped-paraphrases6", "shipped_paraphrases6.jsonl")),
+                ("shipped-paraphrases6", "shipped_paraphrases6.jsonl"),
+                ("shipped-paraphrases7", "shipped_paraphrases7.jsonl")),
     "articles": (("articles-queries", "articles.jsonl"), ("articles-answers", "articles_answers.jsonl"),
                  ("articles-short", "articles_short.jsonl"),
                  ("articles-paraphrases", "articles_paraphrases.jsonl")),

@@ -109,7 +109,9 @@ def test_a_decision_scores_the_families_its_agents_wrote_not_the_answer_cuts_add
     assert DECISIONS["shift"].blind["shipped"] == (("shipped-paraphrases5", "shipped_paraphrases5.jsonl"),)
     assert DECISIONS["hidden"].blind["git"] == FAMILIES["git"][:3] and DECISIONS["hidden"].blind["py"] == FAMILIES["py"]
     assert DECISIONS["hidden"].blind["shipped"] == (("shipped-paraphrases6", "shipped_paraphrases6.jsonl"),)
-    assert DECISIONS["curve"].blind["docker"] == FAMILIES["docker"][:3]
+    assert DECISIONS["curve"].blind["docker"] == FAMILIES["docker"][:3] and DECISIONS["curve"].blind["stats"] == \
+        FAMILIES["stats"]
+    assert DECISIONS["curve"].blind["shipped-online"] == (("shipped-paraphrases7", "shipped_paraphrases7.jsonl"),)
 
 
 def test_the_hidden_rule_reads_row_losses_by_their_interval_and_pages_against_offline() -> None:
