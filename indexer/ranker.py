@@ -1,10 +1,10 @@
-"""The learned ranker: a linear score per candidate entry, a softmax with a "none" option, shipped as JSON.
+"""The learned ranker: a score per candidate entry, a softmax with a "none" option, shipped as JSON.
 
 For each candidate entry of a query it gives the probability that the entry
 answers the query, from the entry's FEATURES (indexer/features.py). The
 candidates of one query compete: each gets a score s_i (a linear function of
-its standardised features), and the FAQ's not answering at all is one more
-option with the fixed score 0, so
+its standardised features, plus in a format-3 file a small hidden layer), and
+the FAQ's not answering at all is one more option with the fixed score 0, so
 
     P(entry i answers) = exp(s_i) / (1 + sum_j exp(s_j)),
 
@@ -28,9 +28,9 @@ the query, so one score both ranks and decides "no good answer"
 
 The file holds numbers only (no pickle): feature names, the standardisation
 (mean and scale per feature), coefficients, intercept, the answer threshold
-and where they came from. A file of format 3 adds a small hidden layer to the
-linear score (`HiddenLayer`: how much one kind of evidence counts depending on
-another; docs/hidden-layer.md).
+and where they came from. A file of format 3 (the default model's, since the
+tenth blind look) adds a small hidden layer to the linear score (`HiddenLayer`:
+how much one kind of evidence counts depending on another; docs/hidden-layer.md).
 """
 
 from __future__ import annotations

@@ -256,8 +256,8 @@ def test_leaving_out_whole_sets_fits_once_per_set_without_any_of_its_records(mon
 
 
 def test_the_leave_one_out_fits_take_the_shipped_files_form(monkeypatch):
-    """bench/quality.py's `learned` column refits what made the shipped file: linear with the FAQ shift as shipped
-    today, with a hidden layer once a file with one ships."""
+    """bench/quality.py's `learned` column refits what made the shipped file: linear (with the FAQ shift if the
+    file reads it), or with a hidden layer if the file has one."""
     from dataclasses import replace
 
     from bench.learn import SHIFT_FEATURE, fit_shipped_form
@@ -266,13 +266,16 @@ def test_the_leave_one_out_fits_take_the_shipped_files_form(monkeypatch):
 
     rng = np.random.default_rng(7)
     records = [r for f in ("s1", "s2") for r in _interaction_records(f, rng)]
-    shipped = ranker_file.load()
-    linear = fit_shipped_form(records)
-    assert linear.hidden is None and (SHIFT_FEATURE in linear.features) == (SHIFT_FEATURE in shipped.features)
-    n = len(shipped.features)
-    bent = replace(shipped, hidden=HiddenLayer(np.zeros((1, n)), np.zeros(1), np.zeros(1)))
-    monkeypatch.setattr(ranker_file, "load", lambda *a, **k: bent)
-    assert fit_shipped_form(records).hidden is not None
+    minilm = ranker_file.load(model="sentence-transformers/all-MiniLM-L6-v2")
+    assert minilm.hidden is None and SHIFT_FEATURE not in minilm.features
+    shifted = replace(minilm, features=minilm.features + (SHIFT_FEATURE,), mean=np.r_[minilm.mean, 0.0],
+                      scale=np.r_[minilm.scale, 1.0], coef=np.r_[minilm.coef, -1.0])
+    n = len(shifted.features)
+    bent = replace(shifted, hidden=HiddenLayer(np.zeros((1, n)), np.zeros(1), np.zeros(1)))
+    for shipped, hidden, shift in ((minilm, False, False), (shifted, False, True), (bent, True, True)):
+        monkeypatch.setattr(ranker_file, "load", lambda *a, shipped=shipped, **k: shipped)
+        fitted = fit_shipped_form(records)
+        assert (fitted.hidden is not None) == hidden and (SHIFT_FEATURE in fitted.features) == shift
 
 
 def test_the_quality_tables_folds_fitted_in_parallel_are_the_folds_fitted_one_by_one():
