@@ -456,7 +456,7 @@ class ProbabilityChoice:
 
 
 #: What a leave-one-out fit can leave out (`held_out_rankings(leave_out=...)`): a family (a way of asking, the
-#: default and what bench/quality.py does) or a whole set (a new FAQ; sixteen folds, for fits too slow to
+#: default and what bench/quality.py does) or a whole set (a new FAQ; one fold per FAQ, for fits too slow to
 #: repeat per family, such as the hidden layer's).
 LEAVE_OUT = ("family", "set")
 

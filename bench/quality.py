@@ -30,8 +30,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -95,10 +98,6 @@ def learned_folds(records: Sequence[Record], families: Sequence[str]) -> dict[st
     """`fit("learned", ...)` for each family left out, the folds spread over the machine's cores: with a hidden
     layer a fold takes about a minute (five fits from random starts), and the folds are independent."""
     global _FOLD_RECORDS
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
     workers = min(len(families), os.cpu_count() or 1)
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return {family: fit("learned", [r for r in records if r.half == "dev" and r.family != family])

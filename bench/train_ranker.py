@@ -16,7 +16,7 @@ leave-one-set-out table.
     .venv/bin/python -m bench.train_ranker --work-dir bench/out/mpnet --faq-shift \
         --choose-probability --hold-to 0.17   # the shipped file plus the FAQ shift (docs/faq-shift.md)
     .venv/bin/python -m bench.train_ranker --work-dir bench/out/mpnet --hidden --choose-probability \
-        --hold-to 0.18 --leave-out set        # the ninth look's candidate (docs/hidden-layer.md)
+        --hold-to 0.18 --leave-out set        # the default model's ranker as shipped (docs/hidden-layer.md)
 
 `--choose-probability` chooses the answer probability on the same dev halves, leave-one-set-out
 (bench/learn.py `choose_answer_probability`), prints the curve it chose from and writes the choice into
@@ -25,8 +25,11 @@ Its budget is the product's 5% of answerable queries refused, or with `--hold-to
 features refuse at P on the same dev halves and protocol, so that a candidate with other features is
 compared with the incumbent at the incumbent's operating point (docs/page-lift.md). The incumbent there
 is the shipped form: the shipped features, with the FAQ shift if the model's shipped file reads it.
-`--leave-out set` leaves whole FAQs out instead of families (sixteen folds instead of some seventy), for
+`--leave-out set` leaves whole FAQs out instead of families (a fold per FAQ instead of one per family), for
 the hidden layer, whose five fits take about a minute a fold.
+
+The form fitted is the shipped file's (a hidden layer if it has one, the FAQ shift if it reads it), so that
+a plain refit never drops part of it; `--hidden` or `--linear` choose one.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", action="store_true",
                         help="add a hidden layer (bench/learn.py fit_hidden: %d units, %d starts averaged; "
                              "docs/hidden-layer.md)" % (learn.HIDDEN_UNITS, learn.HIDDEN_SEEDS))
+    parser.add_argument("--linear", action="store_true",
+                        help="no hidden layer even if the shipped file has one")
     parser.add_argument("--leave-out", choices=learn.LEAVE_OUT, default="family",
                         help="with --choose-probability: what each fold leaves out (default: a family)")
     args = parser.parse_args(argv)
@@ -79,12 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--hold-to needs --choose-probability")
     if args.faq_shift and (extra or args.weigh_by != "family"):
         parser.error("--faq-shift keeps the shipped file's features and weighing: no --extra-features or --weigh-by")
-    if args.hidden and (extra or args.faq_shift):
-        parser.error("--hidden reads the shipped features and fits the FAQ shift itself: no --extra-features or "
-                     "--faq-shift")
+    if args.hidden and (extra or args.faq_shift or args.linear):
+        parser.error("--hidden reads the shipped features and fits the FAQ shift itself: no --extra-features, "
+                     "--faq-shift or --linear")
     features = learn.RANKER_FEATURES + extra
-    # The shipped form: with the FAQ shift if the model's shipped file reads it (a plain refit must not drop it).
+    # The shipped form: with the FAQ shift if the model's shipped file reads it, with a hidden layer if it has one
+    # (a plain refit must not drop either).
     shift = learn.shipped_shift(Settings().model)
+    shipped_hidden = load_ranker(shipped_path(Settings().model)).hidden is not None
+    args.hidden = args.hidden or (shipped_hidden and not (extra or args.faq_shift or args.linear))
     records, _ = collect(SET_NAMES, args.work_dir, rebuild=False, latency_sample=0)
     dev = [r for r in records if r.half == "dev"]
     if args.faq_shift:
@@ -98,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         budget = learn.PROBABILITY_BUDGET
         if args.hold_to is not None:  # the shipped form's point at that probability, same protocol
             budget, oos = learn.choose_answer_probability(
-                dev, grid=(args.hold_to,), shift=shift, leave_out=args.leave_out).curve[args.hold_to]
+                dev, grid=(args.hold_to,), shift=shift, hidden=shipped_hidden,
+                leave_out=args.leave_out).curve[args.hold_to]
             print(f"budget: {budget:.2%} of answerable dev queries refused, the shipped form's at {args.hold_to:g} "
                   f"(out of scope {oos:.1%})")
         choice = learn.choose_answer_probability(dev, budget=budget, features=features, weigh_by=args.weigh_by,
