@@ -308,10 +308,7 @@ def fit_hidden(records: Sequence[Record], units: int = HIDDEN_UNITS, seeds: int 
     layer holds all their units, each output weight divided by `seeds`."""
     base = fit_ranker(records, RANKER_FEATURES, c, weigh_by=weigh_by, shift=True)
     lists = training_lists([best_candidates(rec, base, base.rivals) for rec in records], base.features, weigh_by)
-    mean = lists.X.mean(axis=0)
-    scale = lists.X.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    lists.X = (lists.X - mean) / scale
+    mean, scale = _standardise(lists)
     reads = np.array([f in RANKER_FEATURES for f in base.features])
     fits = [_fit_hidden_once(lists, base.features, reads, units, c, seed) for seed in range(seeds)]
     weights = np.vstack([f[2] for f in fits])
@@ -390,13 +387,19 @@ def _fit_lists(records: Sequence[Record], features: Sequence[str], c: float, riv
 def _fit_standardised(lists: Lists, features: Sequence[str], c: float, offset: np.ndarray | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(mean, scale, coef, intercept): `lists`' features standardised (in place) and fitted under SIGNS."""
+    mean, scale = _standardise(lists)
+    bounds = [(None, 0.0) if SIGNS.get(f, 1) < 0 else (0.0, None) for f in features]
+    coef, intercept = softmax_with_none_fit(lists, c, bounds, offset=offset)
+    return mean, scale, coef, intercept
+
+
+def _standardise(lists: Lists) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) of `lists`' features, which are standardised in place (a constant feature keeps scale 1)."""
     mean = lists.X.mean(axis=0)
     scale = lists.X.std(axis=0)
     scale[scale < 1e-9] = 1.0
     lists.X = (lists.X - mean) / scale
-    bounds = [(None, 0.0) if SIGNS.get(f, 1) < 0 else (0.0, None) for f in features]
-    coef, intercept = softmax_with_none_fit(lists, c, bounds, offset=offset)
-    return mean, scale, coef, intercept
+    return mean, scale
 
 
 # -- the answer probability -----------------------------------------------------------------------------
