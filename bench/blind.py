@@ -294,32 +294,31 @@ def decide(incumbent: dict[str, Any], challenger: dict[str, Any], rule: Rule) ->
     gains = {row: mrr(challenger, row) - mrr(incumbent, row) for row in shared}
     mean_gain = float(np.mean(list(gains.values()))) if gains else float("nan")
     worst_row = min(gains, key=gains.get) if gains else None
+    worst: dict[str, Any] = {"row": worst_row, "value": gains.get(worst_row, float("nan"))}
     if rule.row_loss_by_interval:
         intervals = {row: learn.paired_interval(np.asarray(challenger["rows"][row]["reciprocal"]),
                                                 np.asarray(incumbent["rows"][row]["reciprocal"])) for row in shared}
         below = [row for row, (_, high) in intervals.items() if high < -EPSILON]
-        worst = {"row": worst_row, "value": gains.get(worst_row, float("nan")),
-                 "interval": intervals.get(worst_row), "rows_below": below, "met": bool(gains) and not below}
+        worst |= {"interval": intervals.get(worst_row), "rows_below": below, "met": bool(gains) and not below}
     else:
-        worst = {"row": worst_row, "value": gains.get(worst_row, float("nan")),
-                 "met": bool(gains) and min(gains.values()) >= -rule.max_row_loss - EPSILON}
+        worst["met"] = bool(gains) and min(gains.values()) >= -rule.max_row_loss - EPSILON
     a, b = incumbent["pooled"], challenger["pooled"]
     more_answerable = b["refused_answerable"] - a["refused_answerable"]
     fewer_oos = a.get("refused_unanswerable", 0.0) - b.get("refused_unanswerable", 0.0)
-    criteria = {
-        "a_mean_gain": {"value": mean_gain, "met": mean_gain >= rule.min_mean_gain - EPSILON},
-        "b_worst_row": worst,
-        "c_refusal": {"more_answerable_refused": more_answerable, "fewer_oos_refused": fewer_oos,
-                      "met": more_answerable <= rule.max_more_answerable_refused + EPSILON
-                      and fewer_oos <= rule.max_fewer_oos_refused + EPSILON},
-    }
+    refusal: dict[str, Any] = {"more_answerable_refused": more_answerable, "fewer_oos_refused": fewer_oos}
     if rule.refusal_along_curve:
         p, point = on_curve(incumbent["curve"], b["refused_answerable"])
         beside = point.get("refused_unanswerable", 0.0) - b.get("refused_unanswerable", 0.0)
-        criteria["c_refusal"] = {"more_answerable_refused": more_answerable, "fewer_oos_refused": fewer_oos,
-                                 "incumbent_at": p, "incumbent_point": point, "fewer_oos_than_curve": beside,
-                                 "met": more_answerable <= rule.max_more_answerable_refused + EPSILON
-                                 and beside <= EPSILON}
+        refusal |= {"incumbent_at": p, "incumbent_point": point, "fewer_oos_than_curve": beside}
+        oos_met = beside <= EPSILON
+    else:
+        oos_met = fewer_oos <= rule.max_fewer_oos_refused + EPSILON
+    refusal["met"] = more_answerable <= rule.max_more_answerable_refused + EPSILON and oos_met
+    criteria = {
+        "a_mean_gain": {"value": mean_gain, "met": mean_gain >= rule.min_mean_gain - EPSILON},
+        "b_worst_row": worst,
+        "c_refusal": refusal,
+    }
     if rule.row_gains:
         needed = {row: gain for row, gain in rule.row_gains}
         criteria["d_row_gains"] = {"gains": {row: gains.get(row, float("nan")) for row in needed},
