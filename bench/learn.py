@@ -7,7 +7,10 @@ one-weight fusions and the answer threshold, every set weighing the same.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any, Callable, Sequence
@@ -61,6 +64,9 @@ SIGNS = {"page_size": -1, "faq_words": -1}
 #: no ranking (docs/faq-shift.md).
 #: Held <= 0 (SIGNS): more text per entry, higher scores for a true match, so a higher bar.
 SHIFT_FEATURE = "faq_words"
+#: The query-level feature `fit_query_shift` adds the same way (docs/query-length.md): the query's length, the same
+#: for every candidate of a query. Held >= 0 (SIGNS' default): a longer query's true match has lower cosines.
+QUERY_FEATURE = "query_words"
 #: The answer threshold: answer when the top entry's probability reaches it. A fixed probability, not a
 #: value fitted per training set: fitted by the constrained rule below, it moved between 0.075 and 0.22
 #: from fold to fold (whichever family was hardest set it) and refused 6% of the answerable queries of
@@ -420,13 +426,25 @@ def shipped_shift(model: str | None = None) -> bool:
 
 def fit_shipped_form(records: Sequence[Record], model: str | None = None) -> LearnedRanker:
     """A ranker of the shipped file's form fitted on `records`: with a hidden layer if the file has one (which
-    fits the FAQ shift itself), else linear, with the FAQ shift if the file reads it. What bench/quality.py fits
-    once per left-out family, so that its `learned` column measures the procedure that made the shipped file."""
+    fits the FAQ shift itself), else linear, with the FAQ shift if the file reads it; then the query shift if it
+    reads that. What bench/quality.py fits once per left-out family, so that its `learned` column measures the
+    procedure that made the shipped file."""
     from indexer.ranker import load
 
-    if load(model=model).hidden is not None:
-        return fit_hidden(records)
-    return fit_ranker(records, shift=shipped_shift(model))
+    shipped = load(model=model)
+    return fit_form(records, shift=SHIFT_FEATURE in shipped.features, hidden=shipped.hidden is not None,
+                    query=QUERY_FEATURE in shipped.features)
+
+
+def fit_form(records: Sequence[Record], features: Sequence[str] = RANKER_FEATURES, c: float = C,
+             weigh_by: str = "family", shift: bool = False, hidden: bool = False, query: bool = False
+             ) -> LearnedRanker:
+    """The ranker of one form fitted on `records`: `hidden` (`fit_hidden`, which reads RANKER_FEATURES and fits
+    the FAQ shift itself) or linear over `features`, with the FAQ shift if `shift`; then, if `query`, the query
+    shift on top (`fit_query_shift`)."""
+    ranker = (fit_hidden(records, c=c, weigh_by=weigh_by) if hidden
+              else fit_ranker(records, features, c, weigh_by=weigh_by, shift=shift))
+    return fit_query_shift(records, ranker, c, weigh_by) if query else ranker
 
 
 def fit_faq_shift(records: Sequence[Record], ranker: LearnedRanker, c: float = C, weigh_by: str = "family"
@@ -437,18 +455,47 @@ def fit_faq_shift(records: Sequence[Record], ranker: LearnedRanker, c: float = C
     A ranker that reads it already (the shipped file) has it refitted: its intercept is refitted either way."""
     if ranker.hidden is not None:
         raise ValueError("fit_faq_shift keeps a linear ranker's coefficients; a hidden layer fits the shift itself")
-    if SHIFT_FEATURE in ranker.features:
-        keep = [i for i, f in enumerate(ranker.features) if f != SHIFT_FEATURE]
-        ranker = replace(ranker, features=tuple(ranker.features[i] for i in keep), mean=ranker.mean[keep],
-                         scale=ranker.scale[keep], coef=ranker.coef[keep])
+    return fit_none_stage(records, ranker, SHIFT_FEATURE, c, weigh_by)
+
+
+def fit_query_shift(records: Sequence[Record], ranker: LearnedRanker, c: float = C, weigh_by: str = "family"
+                    ) -> LearnedRanker:
+    """`ranker` (linear, or with a hidden layer) with QUERY_FEATURE added the same way: its weight (>= 0) and a
+    new intercept, every other weight held, so no ranking moves and a long query's weaker cosines stop reading
+    as out of scope (docs/query-length.md)."""
+    return fit_none_stage(records, ranker, QUERY_FEATURE, c, weigh_by)
+
+
+def fit_none_stage(records: Sequence[Record], ranker: LearnedRanker, feature: str, c: float = C,
+                   weigh_by: str = "family") -> LearnedRanker:
+    """`ranker` with `feature`, one value per query (the same for all its candidates), added: its weight (under
+    SIGNS) and the intercept fitted over each query's `ranker.rivals` best candidates by `ranker`, the rest of
+    its score held as an offset. A ranker that reads `feature` already has it refitted."""
+    if feature in ranker.features:
+        ranker = _without(ranker, feature)
     kept = [best_candidates(rec, ranker, ranker.rivals) if ranker.rivals else rec for rec in records]
-    lists = training_lists(kept, (SHIFT_FEATURE,), weigh_by)
+    lists = training_lists(kept, (feature,), weigh_by)
     if np.isnan(lists.X).any():
-        raise ValueError(f"{SHIFT_FEATURE} is missing from some records (collected before the feature existed)")
+        raise ValueError(f"{feature} is missing from some records (collected before the feature existed)")
     offset = np.concatenate([ranker.logits(rec.matrix) for rec in kept if len(rec.entry_ids)]) - ranker.intercept
-    mean, scale, coef, intercept = _fit_standardised(lists, (SHIFT_FEATURE,), c, offset)
-    return replace(ranker, features=ranker.features + (SHIFT_FEATURE,), mean=np.r_[ranker.mean, mean],
-                   scale=np.r_[ranker.scale, scale], coef=np.r_[ranker.coef, coef], intercept=intercept, sha256="")
+    mean, scale, coef, intercept = _fit_standardised(lists, (feature,), c, offset)
+    hidden = None if ranker.hidden is None else replace(
+        ranker.hidden, weights=np.c_[ranker.hidden.weights, np.zeros(len(ranker.hidden.out))])
+    return replace(ranker, features=ranker.features + (feature,), mean=np.r_[ranker.mean, mean],
+                   scale=np.r_[ranker.scale, scale], coef=np.r_[ranker.coef, coef], intercept=intercept, sha256="",
+                   hidden=hidden)
+
+
+def _without(ranker: LearnedRanker, feature: str) -> LearnedRanker:
+    """`ranker` without `feature`, which its hidden layer (if any) must not read."""
+    keep = [i for i, f in enumerate(ranker.features) if f != feature]
+    hidden = ranker.hidden
+    if hidden is not None:
+        if np.delete(hidden.weights, keep, axis=1).any():
+            raise ValueError(f"the ranker's hidden layer reads {feature}: it cannot be refitted on its own")
+        hidden = replace(hidden, weights=hidden.weights[:, keep])
+    return replace(ranker, features=tuple(ranker.features[i] for i in keep), mean=ranker.mean[keep],
+                   scale=ranker.scale[keep], coef=ranker.coef[keep], hidden=hidden)
 
 
 @dataclass(frozen=True)
@@ -466,31 +513,60 @@ LEAVE_OUT = ("family", "set")
 
 def held_out_rankings(dev: Sequence[Record], features: Sequence[str] = RANKER_FEATURES, c: float = C,
                       weigh_by: str = "family", shift: bool = False, hidden: bool = False,
-                      leave_out: str = "family") -> list[tuple[Record, Ranking]]:
-    """Each family's (`leave_out` "set": each set's) records ranked by a ranker fitted on all the others; with
-    `shift`, the FAQ shift (`fit_faq_shift`) fitted on the same records on top of it; with `hidden`, the
-    hidden-layer form (`fit_hidden`, which reads RANKER_FEATURES and the shift)."""
+                      leave_out: str = "family", query: bool = False) -> list[tuple[Record, Ranking]]:
+    """Each family's (`leave_out` "set": each set's) records ranked by a ranker of the form `fit_form` fits (FAQ
+    shift, hidden layer, query shift) fitted on all the others; the folds spread over the cores (`map_folds`)."""
     if leave_out not in LEAVE_OUT:
         raise ValueError(f"leave_out must be one of {', '.join(LEAVE_OUT)}, not {leave_out!r}")
-    out: list[tuple[Record, Ranking]] = []
-    for key in sorted({getattr(r, leave_out) for r in dev}):
-        held = [r for r in dev if getattr(r, leave_out) == key]
-        rest = [r for r in dev if getattr(r, leave_out) != key]
-        fitted = (fit_hidden(rest, c=c, weigh_by=weigh_by) if hidden
-                  else fit_ranker(rest, features, c, weigh_by=weigh_by, shift=shift))
-        out += zip(held, learned_rankings(held, fitted))
-    return out
+    held: dict[str, list[Record]] = {}
+    for r in dev:
+        held.setdefault(getattr(r, leave_out), []).append(r)
+    keys = sorted(held)
+
+    def fold(key: str) -> list[Ranking]:
+        fitted = fit_form([r for r in dev if getattr(r, leave_out) != key], features, c, weigh_by, shift, hidden,
+                          query)
+        return learned_rankings(held[key], fitted)
+
+    return [pair for key, ranked in zip(keys, map_folds(fold, keys)) for pair in zip(held[key], ranked)]
+
+
+#: The job `map_folds` gives its workers: inherited when they fork, not pickled (it may be a closure).
+_FOLD_JOB: Callable[[Any], Any] | None = None
+
+
+def _run_fold(key: Any) -> Any:
+    from threadpoolctl import threadpool_limits
+
+    assert _FOLD_JOB is not None
+    with threadpool_limits(1):  # one BLAS thread a worker: the workers already fill the cores (2x quicker on 2)
+        return _FOLD_JOB(key)
+
+
+def map_folds(job: Callable[[Any], Any], keys: Sequence[Any]) -> list[Any]:
+    """`job(key)` for each key, in order, spread over the machine's cores by forked workers (a hidden-layer fold
+    takes about a minute, and the folds are independent); one by one where fork is not available."""
+    global _FOLD_JOB
+    workers = min(len(keys), os.cpu_count() or 1)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [job(key) for key in keys]
+    _FOLD_JOB = job
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_run_fold, keys))
+    finally:
+        _FOLD_JOB = None
 
 
 def choose_answer_probability(records: Sequence[Record], grid: Sequence[float] = PROBABILITY_GRID,
                               budget: float = PROBABILITY_BUDGET, features: Sequence[str] = RANKER_FEATURES,
                               weigh_by: str = "family", shift: bool = False, hidden: bool = False,
-                              leave_out: str = "family") -> ProbabilityChoice:
+                              leave_out: str = "family", query: bool = False) -> ProbabilityChoice:
     """The highest probability of `grid` whose pooled leave-one-set-out refusal of answerable dev queries is
     within `budget` (the lowest of the grid if none is), from the dev halves only: each family's (or set's)
     dev half is ranked by a ranker fitted on every other's, as `bench/quality.py` does for its test halves."""
     held_out = held_out_rankings([r for r in records if r.half == "dev"], features, weigh_by=weigh_by, shift=shift,
-                                 hidden=hidden, leave_out=leave_out)
+                                 hidden=hidden, leave_out=leave_out, query=query)
     curve = {}
     for p in grid:
         pooled = pooled_refusal([(rec, rk, p) for rec, rk in held_out])

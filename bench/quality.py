@@ -30,11 +30,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
-import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -86,31 +83,13 @@ def rows_of(records: Sequence[Record]) -> dict[tuple[str, str], list[Record]]:
     return out
 
 
-#: The records `_fit_learned_without` reads in the worker processes (inherited when they fork, not pickled).
-_FOLD_RECORDS: Sequence[Record] = ()
-
-
-def _fit_learned_without(family: str) -> dict[str, Any]:
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):  # one BLAS thread a worker: the workers already fill the cores (2x quicker on 2)
-        return fit("learned", [r for r in _FOLD_RECORDS if r.half == "dev" and r.family != family])
-
-
 def learned_folds(records: Sequence[Record], families: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """`fit("learned", ...)` for each family left out, the folds spread over the machine's cores: with a hidden
-    layer a fold takes about a minute (five fits from random starts), and the folds are independent."""
-    global _FOLD_RECORDS
-    workers = min(len(families), os.cpu_count() or 1)
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return {family: fit("learned", [r for r in records if r.half == "dev" and r.family != family])
-                for family in families}
-    _FOLD_RECORDS = records
-    try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            return dict(zip(families, pool.map(_fit_learned_without, families)))
-    finally:
-        _FOLD_RECORDS = ()
+    """`fit("learned", ...)` for each family left out, the folds spread over the machine's cores
+    (`learn.map_folds`): with a hidden layer a fold takes about a minute."""
+    def fold(family: str) -> dict[str, Any]:
+        return fit("learned", [r for r in records if r.half == "dev" and r.family != family])
+
+    return dict(zip(families, learn.map_folds(fold, families)))
 
 
 def leave_one_out(records: Sequence[Record], half: str) -> dict[str, Any]:

@@ -17,6 +17,8 @@ leave-one-set-out table.
         --choose-probability --hold-to 0.17   # the shipped file plus the FAQ shift (docs/faq-shift.md)
     .venv/bin/python -m bench.train_ranker --work-dir bench/out/mpnet --hidden --choose-probability \
         --hold-to 0.18 --leave-out set        # the default model's ranker as shipped (docs/hidden-layer.md)
+    .venv/bin/python -m bench.train_ranker --work-dir bench/out/mpnet --query-shift --choose-probability \
+        --hold-to 0.18 --leave-out set        # the shipped file plus the query shift (docs/query-length.md)
 
 `--choose-probability` chooses the answer probability on the same dev halves, leave-one-set-out
 (bench/learn.py `choose_answer_probability`), prints the curve it chose from and writes the choice into
@@ -28,8 +30,8 @@ is the shipped form: the shipped features, with the FAQ shift if the model's shi
 `--leave-out set` leaves whole FAQs out instead of families (a fold per FAQ instead of one per family), for
 the hidden layer, whose five fits take about a minute a fold.
 
-The form fitted is the shipped file's (a hidden layer if it has one, the FAQ shift if it reads it), so that
-a plain refit never drops part of it; `--hidden` or `--linear` choose one.
+The form fitted is the shipped file's (a hidden layer if it has one, the FAQ shift and the query shift if it
+reads them), so that a plain refit never drops part of it; `--hidden` or `--linear` choose one.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faq-shift", action="store_true",
                         help="keep the shipped file's coefficients and fit only the FAQ shift (faq_words) on top of "
                              "them, so that no ranking moves (bench/learn.py fit_faq_shift, docs/faq-shift.md)")
+    parser.add_argument("--query-shift", action="store_true",
+                        help="keep the shipped file's weights and fit only the query shift (query_words) on top of "
+                             "them, so that no ranking moves (bench/learn.py fit_query_shift, docs/query-length.md)")
     parser.add_argument("--hidden", action="store_true",
                         help="add a hidden layer (bench/learn.py fit_hidden: %d units, %d starts averaged; "
                              "docs/hidden-layer.md)" % (learn.HIDDEN_UNITS, learn.HIDDEN_SEEDS))
@@ -82,37 +87,43 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--extra-features: {', '.join(unknown)} unknown or already used (FEATURES: {', '.join(FEATURES)})")
     if args.hold_to is not None and not args.choose_probability:
         parser.error("--hold-to needs --choose-probability")
-    if args.faq_shift and (extra or args.weigh_by != "family"):
-        parser.error("--faq-shift keeps the shipped file's features and weighing: no --extra-features or --weigh-by")
+    if (args.faq_shift or args.query_shift) and (extra or args.weigh_by != "family" or args.hidden or args.linear):
+        parser.error("--faq-shift and --query-shift keep the shipped file's form: no --extra-features, --weigh-by, "
+                     "--hidden or --linear")
+    if args.faq_shift and args.query_shift:
+        parser.error("--faq-shift and --query-shift each fit one stage on the shipped file: one at a time")
     if args.hidden and (extra or args.faq_shift or args.linear):
         parser.error("--hidden reads the shipped features and fits the FAQ shift itself: no --extra-features, "
                      "--faq-shift or --linear")
     features = learn.RANKER_FEATURES + extra
-    # The shipped form: with the FAQ shift if the model's shipped file reads it, with a hidden layer if it has one
-    # (a plain refit must not drop either).
-    shift = learn.shipped_shift(Settings().model)
-    shipped_hidden = load_ranker(shipped_path(Settings().model)).hidden is not None
-    args.hidden = args.hidden or (shipped_hidden and not (extra or args.faq_shift or args.linear))
+    # The shipped form: with the FAQ shift if the model's shipped file reads it, with a hidden layer if it has one,
+    # with the query shift if it reads it (a plain refit must not drop any).
+    base = load_ranker(shipped_path(Settings().model))
+    shift = learn.SHIFT_FEATURE in base.features
+    shipped_hidden = base.hidden is not None
+    hidden = args.hidden or (shipped_hidden and not (extra or args.faq_shift or args.linear))
+    shipped_query = learn.QUERY_FEATURE in base.features
+    query = shipped_query and not (extra or args.linear)
     records, _ = collect(SET_NAMES, args.work_dir, rebuild=False, latency_sample=0)
     dev = [r for r in records if r.half == "dev"]
     if args.faq_shift:
-        base = load_ranker(shipped_path(Settings().model))
         ranker = learn.fit_faq_shift(dev, base)
-    elif args.hidden:
-        ranker = learn.fit_hidden(dev, weigh_by=args.weigh_by)
+    elif args.query_shift:
+        ranker = learn.fit_query_shift(dev, base)
     else:
-        ranker = learn.fit_ranker(dev, features, weigh_by=args.weigh_by, shift=shift)
+        ranker = learn.fit_form(dev, features, weigh_by=args.weigh_by, shift=shift, hidden=hidden, query=query)
     if args.choose_probability:
         budget = learn.PROBABILITY_BUDGET
         if args.hold_to is not None:  # the shipped form's point at that probability, same protocol
             budget, oos = learn.choose_answer_probability(
-                dev, grid=(args.hold_to,), shift=shift, hidden=shipped_hidden,
+                dev, grid=(args.hold_to,), shift=shift, hidden=shipped_hidden, query=shipped_query,
                 leave_out=args.leave_out).curve[args.hold_to]
             print(f"budget: {budget:.2%} of answerable dev queries refused, the shipped form's at {args.hold_to:g} "
                   f"(out of scope {oos:.1%})")
         choice = learn.choose_answer_probability(dev, budget=budget, features=features, weigh_by=args.weigh_by,
-                                                 shift=shift or args.faq_shift or args.hidden, hidden=args.hidden,
-                                                 leave_out=args.leave_out)
+                                                 shift=shift or args.faq_shift or hidden, hidden=hidden,
+                                                 leave_out=args.leave_out,
+                                                 query=args.query_shift or query)
         print(f"answer probability: refused answerable / out of scope (dev halves, each {args.leave_out} left out, "
               "pooled)")
         for p, (ans, oos) in choice.curve.items():
@@ -121,17 +132,19 @@ def main(argv: list[str] | None = None) -> int:
         if choice.value != learn.answer_probability(Settings().model):
             print(f"set bench/learn.py ANSWER_PROBABILITIES[{Settings().model!r}] = {choice.value}", file=sys.stderr)
     counts = Counter(f"{r.set} / {r.family}" for r in dev)
-    if args.faq_shift:  # the shipped file's own record stays; the shift's is added beside it
-        ranker = replace(ranker, trained={**base.trained, "faq_shift": {
-            "by": "bench/train_ranker.py --faq-shift", "date": now(), "revision": git_revision(),
-            "fitted": f"the weight of {learn.SHIFT_FEATURE} (<= 0) and the intercept, every other coefficient held "
-                      "as shipped, on each dev query's best candidates by the shipped file (docs/faq-shift.md)",
+    if args.faq_shift or args.query_shift:  # the shipped file's own record stays; the stage's is added beside it
+        stage, feature, sign = (("faq_shift", learn.SHIFT_FEATURE, "<= 0") if args.faq_shift
+                                else ("query_shift", learn.QUERY_FEATURE, ">= 0"))
+        ranker = replace(ranker, trained={**base.trained, stage: {
+            "by": f"bench/train_ranker.py --{stage.replace('_', '-')}", "date": now(), "revision": git_revision(),
+            "fitted": f"the weight of {feature} ({sign}) and the intercept, every other weight held as shipped, on "
+                      "each dev query's best candidates by the shipped file (bench/learn.py fit_none_stage)",
             "weighting": learn.WEIGHINGS["family"],
-            "threshold": "fixed probability %.2f, chosen leave-one-set-out on the dev halves with the shift "
-                         "refitted in every fold" % ranker.answer_threshold,
+            "threshold": "fixed probability %.2f, chosen on the dev halves with the file's form refitted in every "
+                         "fold, each %s left out" % (ranker.answer_threshold, args.leave_out),
             "dev_queries": dict(sorted(counts.items()))}})
         ranker.save(args.out)
-        print(f"{args.out}: the shipped file plus {learn.SHIFT_FEATURE} {ranker.coef[-1]:+.3f} (intercept "
+        print(f"{args.out}: the shipped file plus {feature} {ranker.coef[-1]:+.3f} (intercept "
               f"{base.intercept:+.3f} -> {ranker.intercept:+.3f}), threshold {ranker.answer_threshold:.4f}, "
               f"from {len(dev)} dev queries")
         return 0
@@ -147,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                     "; plus a hidden layer of %d unbounded ReLU units over the features but faq_words: %d fits "
                     "from random starts (seeds 0..%d) averaged, their units side by side, output weights divided "
                     "by %d (bench/learn.py fit_hidden, docs/hidden-layer.md)" % (
-                        learn.HIDDEN_UNITS, learn.HIDDEN_SEEDS, learn.HIDDEN_SEEDS - 1, learn.HIDDEN_SEEDS)),
+                        learn.HIDDEN_UNITS, learn.HIDDEN_SEEDS, learn.HIDDEN_SEEDS - 1, learn.HIDDEN_SEEDS))
+                 + ("; then the query shift (query_words, >= 0) and the intercept fitted with every other weight "
+                    "held (bench/learn.py fit_query_shift)" if query else ""),
         "examples": "the best candidate entries of each dev query (by a first fit over all of them); "
                     "out-of-scope queries' answer is 'none'",
         "weighting": learn.WEIGHINGS[args.weigh_by],

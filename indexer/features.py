@@ -43,6 +43,12 @@ another:
   written answer, so one answer probability refused a quarter of the answerable questions of a FAQ
   of bare questions and hardly any of a FAQ with answers (docs/faq-shift.md). Being the same for
   every candidate of a query, it moves "none" against all of them and changes no ranking;
+- how long the query is (`query_words`: the log of its searched words, held within
+  QUERY_WORDS_SPAN), the same for every candidate of a query: a true match of a long question
+  reaches lower cosines than one of a short question, as the question's other words pull its
+  vector away from the entry's, so a long answerable question looked like an out-of-scope one.
+  Like `faq_words`, it moves "none" against every candidate and changes no ranking
+  (docs/query-length.md);
 - how much of the query an entry's own text holds word for word (`phrase`: runs
   of three terms in order, indexer/lexical.py `phrase_share`), the evidence of
   words pasted from an answer, which BM25's bag of words cannot tell from a
@@ -68,12 +74,16 @@ TOP_PASSAGES = 3
 #: `faq_words` holds the median words per entry within this span: the FAQs its weight was fitted on have
 #: 9 to 383, and a weight read linearly beyond them would be an extrapolation.
 FAQ_WORDS_SPAN = (8, 400)
+#: `query_words` holds the query's searched words within this span: the dev queries its weight was fitted on
+#: have 1 to about 30, and a weight read linearly beyond them (a pasted page) would be an extrapolation.
+QUERY_WORDS_SPAN = (1, 24)
 
 FEATURES = (
     "d_question", "d_entry", "d_answer", "d_title", "d_passage", "d_pages", "d_best", "c_direct",
     "l_direct", "l_passage", "l_best",
     "z_dense", "z_lexical", "gap_dense", "gap_lexical", "lead_dense", "lead_lexical", "lead_backed",
     "has_pages", "page_size", "focus_best", "phrase", "page_lift", "faq_words",
+    "query_words",
 )
 
 
@@ -119,6 +129,12 @@ def faq_words_of(words: np.ndarray) -> float:
     lo, hi = FAQ_WORDS_SPAN
     median = float(np.median(words)) if len(words) else float(lo)
     return math.log1p(min(max(median, lo), hi))
+
+
+def query_words_of(words: int) -> float:
+    """`query_words` of a query with `words` searched words: log(1 + words, held within QUERY_WORDS_SPAN)."""
+    lo, hi = QUERY_WORDS_SPAN
+    return math.log1p(min(max(words, lo), hi))
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
@@ -209,7 +225,7 @@ class Centroid:
 def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
                    focus: np.ndarray | None = None, *, units: np.ndarray | None = None,
                    centred: np.ndarray | None = None, phrase: np.ndarray | None = None,
-                   faq_words: float | None = None) -> EntryFeatures:
+                   faq_words: float | None = None, query_words: float | None = None) -> EntryFeatures:
     """FEATURES for every candidate entry from unit scores.
 
     `dense`: each unit's cosine (-inf where the unit was not a dense candidate or its kind is
@@ -220,6 +236,7 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
     `centred`: the same units' cosines from the FAQ's centre (`Centroid.cosines`); None: from the
     origin, i.e. `dense` itself. `phrase`: the same units' `phrase_share` (0 where not read; None: 0).
     `faq_words`: the index's `faq_words` (None: not known, NaN; a ranker that reads it needs it).
+    `query_words`: the query's `query_words_of` (None: not known, NaN; likewise).
     """
     centred = np.asarray(dense if centred is None else centred, dtype=np.float64)
     dense = np.asarray(dense, dtype=np.float64)
@@ -302,6 +319,7 @@ def entry_features(dense: np.ndarray, lexical: np.ndarray, layout: Layout,
         "focus_best": focus_best,
         "phrase": phrase_best,
         "faq_words": np.full(n, math.nan if faq_words is None else float(faq_words)),
+        "query_words": np.full(n, math.nan if query_words is None else float(query_words)),
     }
     cols["d_best"] = np.maximum(cand_direct, cols["d_passage"])
     cols["page_lift"] = np.maximum(cols["d_passage"] - cand_direct, 0.0)  # without pages d_passage is cand_direct

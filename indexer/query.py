@@ -19,6 +19,9 @@ class PreparedQuery:
     #: Stems for BM25 and highlighting.
     terms: list[str] = field(default_factory=list)
     corrections: dict[str, str] = field(default_factory=dict)
+    #: Searched words (not stop words) of the part the model embeds, repeats counted, before any mending: the
+    #: ranker's `query_words` (indexer/features.py).
+    words: int = 0
 
     @property
     def searchable(self) -> bool:
@@ -84,4 +87,5 @@ def prepare(query: str, lexical: Lexical, count_tokens: TokenCounter, max_tokens
     if corrections:
         dense = fit_window(f"{focus} ({' '.join(corrections.values())})", count_tokens, max_tokens)
     query_terms = terms(focus) + terms(" ".join(corrections.values()))
-    return PreparedQuery(text=text, dense_text=dense, terms=list(dict.fromkeys(query_terms)), corrections=corrections)
+    return PreparedQuery(text=text, dense_text=dense, terms=list(dict.fromkeys(query_terms)), corrections=corrections,
+                         words=len(words(focus)))

@@ -25,7 +25,7 @@ from . import ranker as ranker_file
 from .config import PARALLEL_LEXICAL_UNITS, PHRASE_UNITS, SearchSettings, Settings
 from .embed import Embedder
 from .features import (KINDS, Centroid, EntryFeatures, Layout, entry_features, entry_words, faq_words_of,
-                       passage_focus)
+                       passage_focus, query_words_of)
 from .lexical import Lexical, highlight_spans, phrase_share, phrases
 from .models import canonical
 from .onnx_encoder import OnnxEncoder, load_query_encoder
@@ -512,7 +512,8 @@ class Searcher:
             return Scored(n_entries, self.n_units, positions, best, found.units, matches)
         phrase = self._phrase_shares(prepared, found)
         features = entry_features(found.dense, found.lexical, self.layout, self.focus, units=found.units,
-                                  centred=found.centred, phrase=phrase, faq_words=self.faq_words)
+                                  centred=found.centred, phrase=phrase, faq_words=self.faq_words,
+                                  query_words=query_words_of(prepared.words))
         scores = np.asarray(fusion.fuse_entries(features, s, self.ranker), dtype=np.float64)
         return Scored(n_entries, self.n_units, features.entries, scores, found.units, matches, features, phrase)
 

@@ -244,6 +244,7 @@ def test_leaving_out_whole_sets_fits_once_per_set_without_any_of_its_records(mon
     records = [replace(r, family=f"{r.set}-{i % 2}") for i, r in enumerate(records)]
     seen: list[set[str]] = []
     fit = learn.fit_ranker
+    monkeypatch.setattr(learn.os, "cpu_count", lambda: 1)  # the folds in this process, where `seen` is
     monkeypatch.setattr(learn, "fit_ranker", lambda rest, *a, **k: seen.append({r.set for r in rest}) or fit(rest, *a, **k))
     by_set = learn.held_out_rankings(records, shift=True, leave_out="set")
     assert seen == [{"s2", "s3"}, {"s1", "s3"}, {"s1", "s2"}]

@@ -9,7 +9,8 @@ import pytest
 
 from indexer import fusion
 from indexer.config import SearchSettings
-from indexer.features import FEATURES, TOP_PASSAGES, Centroid, Layout, entry_features, passage_focus
+from indexer.features import (FEATURES, QUERY_WORDS_SPAN, TOP_PASSAGES, Centroid, Layout, entry_features, passage_focus,
+                              query_words_of)
 
 NEG = -np.inf
 # Three entries. Entry 0: question, profile, 3 passages (a broad page); entry 1: question, profile, title;
@@ -22,7 +23,7 @@ LAYOUT = Layout.of(ENTRY, KINDS, 3)
 
 def features(dense, lexical, focus=None):
     f = entry_features(np.array(dense, dtype=np.float32), np.array(lexical, dtype=np.float32), LAYOUT, focus,
-                       faq_words=3.0)
+                       faq_words=3.0, query_words=2.0)
     return {name: dict(zip(f.entries.tolist(), f.column(name).tolist())) for name in FEATURES}, f
 
 
@@ -235,12 +236,19 @@ def test_unknown_fusions_are_named():
         fusion.check("mean")
 
 
-def test_faq_words_is_one_value_for_every_candidate_and_unknown_unless_given():
+@pytest.mark.parametrize("name", ["faq_words", "query_words"])
+def test_the_faq_and_query_level_features_are_one_value_for_every_candidate_and_unknown_unless_given(name):
     dense = [0.2, 0.3, 0.5, 0.7, 0.1, 0.6, 0.4, 0.65, 0.1, 0.2, 0.15]
     lexical = np.zeros(11, np.float32)
-    given = entry_features(np.array(dense, np.float32), lexical, LAYOUT, faq_words=3.5)
-    assert given.column("faq_words").tolist() == [3.5, 3.5, 3.5]
+    given = entry_features(np.array(dense, np.float32), lexical, LAYOUT, **{name: 3.5})
+    assert given.column(name).tolist() == [3.5, 3.5, 3.5]
     unknown = entry_features(np.array(dense, np.float32), lexical, LAYOUT)
-    assert np.isnan(unknown.column("faq_words")).all()
-    others = [i for i, name in enumerate(FEATURES) if name != "faq_words"]
+    assert np.isnan(unknown.column(name)).all()
+    others = [i for i, f in enumerate(FEATURES) if f not in ("faq_words", "query_words")]
     assert np.array_equal(given.matrix[:, others], unknown.matrix[:, others])
+
+
+def test_query_words_is_the_log_of_the_searched_words_held_within_its_span():
+    lo, hi = QUERY_WORDS_SPAN
+    assert query_words_of(7) == pytest.approx(np.log(8))
+    assert query_words_of(0) == query_words_of(lo) and query_words_of(500) == query_words_of(hi)

@@ -463,6 +463,43 @@ def test_faq_words_is_the_median_words_of_the_entries_own_text_the_same_for_ever
     assert faq_words_of(np.array([5000])) == pytest.approx(np.log1p(400))
 
 
+def test_query_words_counts_the_searched_words_once_however_many_typos_are_mended(searcher):
+    from indexer.features import FEATURES, query_words_of
+
+    prepared = searcher.prepare("Why do we use the exp in softmax, and why exp?")
+    assert prepared.words == 3  # exp, softmax, exp: stop words do not count, repeats do
+    mended = searcher.prepare("backprogation explained simply")
+    assert mended.corrections and mended.words == 3, "a mended word is not counted twice"
+    scored = searcher.score(prepared)
+    column = scored.features.matrix[:, FEATURES.index("query_words")]
+    assert len(column) >= 2 and (column == query_words_of(3)).all()
+
+
+def test_a_ranker_reading_query_words_moves_probabilities_and_no_ranking(searcher, tmp_path):
+    from indexer.ranker import load
+
+    shipped = load(model=searcher.stored.manifest.get("model"))
+    assert "query_words" not in shipped.features or shipped.coef[shipped.features.index("query_words")] >= 0
+    base = shipped if "query_words" not in shipped.features else replace(
+        shipped, coef=np.where(np.array(shipped.features) == "query_words", 0.0, shipped.coef))
+    grown = replace(base, features=base.features + ("query_words",), mean=np.r_[base.mean, np.log1p(4)],
+                    scale=np.r_[base.scale, 1.0], coef=np.r_[base.coef, 1.0],
+                    hidden=base.hidden and replace(base.hidden, weights=np.c_[base.hidden.weights,
+                                                                              np.zeros(len(base.hidden.out))]))
+    paths = {}
+    for name, ranker in (("base", base), ("grown", grown)):
+        paths[name] = tmp_path / f"{name}.json"
+        ranker.save(paths[name])
+    a_side, b_side = (searcher.with_settings(replace(searcher.settings, ranker=str(paths[n]))) for n in ("base", "grown"))
+    for query, longer in (("softmax exp", False), ("why would anyone put the exponential function inside softmax "
+                                                   "instead of just normalising the raw outputs", True)):
+        a, b = (side.score(side.prepare(query)) for side in (a_side, b_side))
+        assert np.array_equal(a.entry_positions, b.entry_positions)
+        assert np.array_equal(np.argsort(-a.entry_scores, kind="stable"), np.argsort(-b.entry_scores, kind="stable"))
+        # centred on 4 words: a 2-word query's bar rises (lower probabilities), a 13-word one's falls
+        assert ((b.entry_scores > a.entry_scores).all() if longer else (b.entry_scores < a.entry_scores).all()), query
+
+
 def test_a_ranker_reading_faq_words_moves_probabilities_and_no_ranking(searcher, tmp_path):
     from indexer.ranker import load
 
