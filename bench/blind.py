@@ -14,6 +14,7 @@ which contender it picks.
     .venv/bin/python -m bench.blind --decision shift  # the eighth look (docs/faq-shift.md)
     .venv/bin/python -m bench.blind --decision hidden  # the ninth look (docs/hidden-layer.md)
     .venv/bin/python -m bench.blind --decision curve   # the tenth look (docs/hidden-layer.md)
+    .venv/bin/python -m bench.blind --decision length  # the eleventh look (docs/query-length.md)
 
 Raw numbers go to bench/out/blind-<decision>.json.
 """
@@ -69,6 +70,10 @@ SHIFT_CANDIDATE_REVISION = "52343f5"
 #: hidden layer; shown, the shipped form refitted on the same sixty-nine rows; each frozen before the look.
 HIDDEN_CANDIDATE_REVISION = "9b2638a"
 HIDDEN_REFIT_REVISION = "fbdd9f3"
+#: The eleventh look (docs/query-length.md): the shipped file (the tenth look's candidate) plus the query shift,
+#: frozen before the look. Its blind family of the shipped FAQ is not in the pool (bench/evalsets.py FAMILIES).
+QUERY_CANDIDATE_REVISION = "QUERY_CANDIDATE_REVISION"
+SHIPPED_BLIND_LENGTH = (("shipped-paraphrases8", "shipped_paraphrases8.jsonl"),)
 #: Shares are differences of sums of weights: a bound met exactly must not fail on the last bit.
 EPSILON = 1e-9
 #: Queries per set replayed through the product's own Searcher.search, to check the replay is the product.
@@ -199,6 +204,13 @@ DECISIONS = {
                                                     "shipped / shipped-paraphrases7")),
                       [(Contender(MPNET, SHIFT_CANDIDATE_REVISION, "shipped"),
                         Contender(MPNET, HIDDEN_CANDIDATE_REVISION, "hidden layer"))]),
+    "length": Decision("docs/query-length.md",
+                       {"viz": written_families("viz"), "cloud": written_families("cloud"),
+                        "shipped": SHIPPED_BLIND_LENGTH, "shipped-online": SHIPPED_BLIND_LENGTH},
+                       Rule(min_mean_gain=0.0, row_loss_by_interval=True, max_more_answerable_refused=0.005,
+                            refusal_along_curve=True),
+                       [(Contender(MPNET, HIDDEN_CANDIDATE_REVISION, "shipped"),
+                         Contender(MPNET, QUERY_CANDIDATE_REVISION, "query shift"))]),
 }
 
 

@@ -113,6 +113,10 @@ FAMILIES = {
     "docker": (("docker-answers", "docker_answers.jsonl"), ("docker-paraphrases", "docker_paraphrases.jsonl"),
                ("docker-short", "docker_short.jsonl"), ("docker-cuts", CUT_FROM_ANSWERS)),
     "stats": (("stats-paraphrases", "stats_paraphrases.jsonl"), ("stats-short", "stats_short.jsonl")),
+    # The eleventh look's FAQs (docs/query-length.md): written answers, and bare questions. Not yet in SET_NAMES.
+    "viz": (("viz-answers", "viz_answers.jsonl"), ("viz-paraphrases", "viz_paraphrases.jsonl"),
+            ("viz-short", "viz_short.jsonl"), ("viz-cuts", CUT_FROM_ANSWERS)),
+    "cloud": (("cloud-paraphrases", "cloud_paraphrases.jsonl"), ("cloud-short", "cloud_short.jsonl")),
 }
 
 
@@ -148,7 +152,7 @@ REPO_FAQS = {"course": COURSE_FAQ, "dataeng": EVAL / "dataeng_faq.jsonl", "mlops
              "web": EVAL / "web_faq.jsonl", "sql": EVAL / "sql_faq.jsonl", "ts": EVAL / "ts_faq.jsonl",
              "rds": EVAL / "rds_faq.jsonl", "net": EVAL / "net_faq.jsonl", "sh": EVAL / "sh_faq.jsonl",
              "git": EVAL / "git_faq.jsonl", "py": EVAL / "py_faq.jsonl", "docker": EVAL / "docker_faq.jsonl",
-             "stats": EVAL / "stats_faq.jsonl"}
+             "stats": EVAL / "stats_faq.jsonl", "viz": EVAL / "viz_faq.jsonl", "cloud": EVAL / "cloud_faq.jsonl"}
 STACKFAQ_JSON = SHARED / "datasets" / "stackfaq" / "stackExchange-FAQ.json"
 #: Thread n is held out of the StackFAQ index when n % HOLDOUT_EVERY == HOLDOUT_EVERY - 1.
 HOLDOUT_EVERY = 10
@@ -410,6 +414,14 @@ NOTES = {
              "modules, near-duplicate entries, no answers and no links), built offline; hard paraphrases and short "
              "queries written from the questions, first scored blind (bench/blind.py --decision curve, "
              "docs/hidden-layer.md). Same dev/test halves as shipped",
+    "viz": "A seventeenth course FAQ written for this project (50 entries of a course on data visualisation with "
+           "Python, six modules, near-duplicate entries, written answers, no links), built offline; queries written "
+           "from the answers, first scored blind (bench/blind.py --decision length, docs/query-length.md). Same "
+           "dev/test halves as shipped",
+    "cloud": "An eighteenth FAQ written for this project (40 bare questions of a course on AWS cloud fundamentals, "
+             "six modules, near-duplicate entries, no answers and no links), built offline; hard paraphrases and "
+             "short queries written from the questions, first scored blind (bench/blind.py --decision length, "
+             "docs/query-length.md). Same dev/test halves as shipped",
 }
 
 
