@@ -112,6 +112,9 @@ def test_a_decision_scores_the_families_its_agents_wrote_not_the_answer_cuts_add
     assert DECISIONS["curve"].blind["docker"] == FAMILIES["docker"][:3] and DECISIONS["curve"].blind["stats"] == \
         FAMILIES["stats"]
     assert DECISIONS["curve"].blind["shipped-online"] == (("shipped-paraphrases7", "shipped_paraphrases7.jsonl"),)
+    assert DECISIONS["length"].blind["viz"] == FAMILIES["viz"][:3] and DECISIONS["length"].blind["cloud"] == \
+        FAMILIES["cloud"]
+    assert DECISIONS["length"].blind["shipped"] == (("shipped-paraphrases8", "shipped_paraphrases8.jsonl"),)
 
 
 def test_the_hidden_rule_reads_row_losses_by_their_interval_and_pages_against_offline() -> None:

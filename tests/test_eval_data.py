@@ -78,6 +78,12 @@ QUERY_FILES = {
     "docker_short.jsonl": "bench/eval/docker_faq.jsonl",
     "stats_paraphrases.jsonl": "bench/eval/stats_faq.jsonl",
     "stats_short.jsonl": "bench/eval/stats_faq.jsonl",
+    "shipped_paraphrases8.jsonl": "data/faq.md",
+    "viz_answers.jsonl": "bench/eval/viz_faq.jsonl",
+    "viz_paraphrases.jsonl": "bench/eval/viz_faq.jsonl",
+    "viz_short.jsonl": "bench/eval/viz_faq.jsonl",
+    "cloud_paraphrases.jsonl": "bench/eval/cloud_faq.jsonl",
+    "cloud_short.jsonl": "bench/eval/cloud_faq.jsonl",
 }
 
 
@@ -104,7 +110,7 @@ def test_every_query_file_is_covered() -> None:
     faqs = {"articles_faq.jsonl", "course_faq.jsonl", "dataeng_faq.jsonl", "mlops_faq.jsonl", "llm_faq.jsonl",
             "dl_faq.jsonl", "ab_faq.jsonl", "web_faq.jsonl", "sql_faq.jsonl",
             "ts_faq.jsonl", "rds_faq.jsonl", "net_faq.jsonl", "sh_faq.jsonl", "git_faq.jsonl", "py_faq.jsonl",
-            "docker_faq.jsonl", "stats_faq.jsonl"}
+            "docker_faq.jsonl", "stats_faq.jsonl", "viz_faq.jsonl", "cloud_faq.jsonl"}
     stackfaq = {p for p in files if p.startswith("stackfaq_")}
     assert files - faqs - stackfaq == set(QUERY_FILES)
 
@@ -115,7 +121,8 @@ def test_every_query_file_is_covered() -> None:
                           ("ab_faq.jsonl", "e", 50, 5), ("web_faq.jsonl", "w", 50, 5),
                           ("sql_faq.jsonl", "sq", 50, 5), ("ts_faq.jsonl", "ts", 50, 5),
                           ("rds_faq.jsonl", "rds", 150, 6), ("sh_faq.jsonl", "sh", 60, 6),
-                          ("git_faq.jsonl", "git", 60, 6), ("docker_faq.jsonl", "dk", 60, 6)])
+                          ("git_faq.jsonl", "git", 60, 6), ("docker_faq.jsonl", "dk", 60, 6),
+                          ("viz_faq.jsonl", "vz", 50, 6)])
 def test_course_faqs_have_their_modules_and_near_duplicates(name: str, prefix: str, size: int, modules: int,
                                                             tmp_path: Path) -> None:
     """The course sets exist to tell similar entries apart: five or six modules, several entries each."""
@@ -159,10 +166,10 @@ def test_one_family_is_the_sets_own_entry_and_an_unknown_name_is_a_clear_error()
         one_family("shipped", "shipped-paraphrases9")
 
 
-@pytest.mark.parametrize(("name", "prefix"), [("net", "net"), ("py", "py"), ("stats", "st")])
+@pytest.mark.parametrize(("name", "prefix"), [("net", "net"), ("py", "py"), ("stats", "st"), ("cloud", "cl")])
 def test_the_faqs_of_bare_questions_have_no_answers_and_no_links(name: str, prefix: str, tmp_path: Path) -> None:
-    """The eighth, ninth and tenth looks' FAQs with the least text an entry (docs/faq-shift.md,
-    docs/hidden-layer.md): questions only."""
+    """The eighth to eleventh looks' FAQs with the least text an entry (docs/faq-shift.md,
+    docs/hidden-layer.md, docs/query-length.md): questions only."""
     entries = _entries(f"bench/eval/{name}_faq.jsonl", tmp_path)
     assert len(entries) == 40 and len({e.category for e in entries.values()}) >= 5
     assert all(not e.answer.strip() and not e.resources for e in entries.values())
