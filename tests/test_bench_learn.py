@@ -194,6 +194,51 @@ def test_the_faq_shift_is_refitted_on_a_ranker_that_reads_it_and_records_without
         fit_faq_shift(records, base)
 
 
+def _length_records(rng: np.random.Generator) -> list[Record]:
+    """One FAQ's queries of 2 to 20 words, where a long answerable query's entry stands out less (its other words
+    pull its vector away), and out-of-scope queries, of every length, have no entry standing out."""
+    from indexer.features import FEATURES, query_words_of
+
+    column = FEATURES.index("query_words")
+    records = []
+    for i in range(160):
+        words = 2 + i % 19
+        expected = None if i % 4 == 3 else f"e-{i % 5}"
+        matrix = rng.normal(0.2, 0.05, size=(6, len(FEATURES)))
+        matrix[:, FEATURES.index("faq_words")] = 3.0
+        if expected is not None:
+            matrix[i % 5, :6] += 0.5 * rng.uniform(0.6, 1.4) / np.sqrt(words / 2)
+        matrix[:, column] = query_words_of(words)
+        records.append(Record(set="s", family=f"f{i % 2}", half="dev", query=f"q {i}", expected=expected,
+                              entry_ids=[f"e-{k}" for k in range(6)], matrix=matrix))
+    return records
+
+
+def test_the_query_shift_keeps_every_ranking_of_a_hidden_ranker_and_raises_long_queries_probabilities():
+    from dataclasses import replace
+
+    from bench.learn import QUERY_FEATURE, fit_hidden, fit_query_shift, learned_rankings
+
+    rng = np.random.default_rng(9)
+    records = _length_records(rng)
+    base = fit_hidden(records, units=2, seeds=1)
+    grown = fit_query_shift(records, base)
+    assert grown.features == base.features + (QUERY_FEATURE,) and grown.coef[-1] > 0
+    assert np.array_equal(grown.coef[:-1], base.coef) and np.array_equal(grown.hidden.weights[:, :-1],
+                                                                          base.hidden.weights)
+    assert not grown.hidden.weights[:, -1].any(), "the hidden layer does not read the query's length"
+    before, after = learned_rankings(records, base), learned_rankings(records, grown)
+    assert [b.ids for b in before] == [a.ids for a in after]  # no ranking moves
+    words = np.array([2 + i % 19 for i in range(len(records))])  # as _length_records made them
+    change = np.array([a.top_score - b.top_score for b, a in zip(before, after)])
+    assert change[words >= 16].mean() > 0 > change[words <= 4].mean()  # long queries' bar falls, short ones' rises
+    again = fit_query_shift(records, grown)  # a ranker that reads it has it refitted, not added twice
+    assert again.features == grown.features and np.allclose(again.coef, grown.coef)
+    reads = replace(grown, hidden=replace(grown.hidden, weights=grown.hidden.weights + 1.0))
+    with pytest.raises(ValueError, match="hidden layer reads query_words"):
+        fit_query_shift(records, reads)
+
+
 def _interaction_records(family: str, rng: np.random.Generator) -> list[Record]:
     """Queries whose entry matches on the question or on the answer but never both, among rivals that match on
     both a little: which kind counts depends on the other, which no weighting of the two can say."""
@@ -258,10 +303,10 @@ def test_leaving_out_whole_sets_fits_once_per_set_without_any_of_its_records(mon
 
 def test_the_leave_one_out_fits_take_the_shipped_files_form(monkeypatch):
     """bench/quality.py's `learned` column refits what made the shipped file: linear (with the FAQ shift if the
-    file reads it), or with a hidden layer if the file has one."""
+    file reads it), or with a hidden layer if the file has one; then the query shift if the file reads it."""
     from dataclasses import replace
 
-    from bench.learn import SHIFT_FEATURE, fit_shipped_form
+    from bench.learn import QUERY_FEATURE, SHIFT_FEATURE, fit_shipped_form
     from indexer import ranker as ranker_file
     from indexer.ranker import HiddenLayer
 
@@ -273,10 +318,15 @@ def test_the_leave_one_out_fits_take_the_shipped_files_form(monkeypatch):
                       scale=np.r_[minilm.scale, 1.0], coef=np.r_[minilm.coef, -1.0])
     n = len(shifted.features)
     bent = replace(shifted, hidden=HiddenLayer(np.zeros((1, n)), np.zeros(1), np.zeros(1)))
-    for shipped, hidden, shift in ((minilm, False, False), (shifted, False, True), (bent, True, True)):
+    long = replace(bent, features=bent.features + (QUERY_FEATURE,), mean=np.r_[bent.mean, 0.0],
+                   scale=np.r_[bent.scale, 1.0], coef=np.r_[bent.coef, 1.0],
+                   hidden=HiddenLayer(np.zeros((1, n + 1)), np.zeros(1), np.zeros(1)))
+    for shipped, hidden, shift, query in ((minilm, False, False, False), (shifted, False, True, False),
+                                          (bent, True, True, False), (long, True, True, True)):
         monkeypatch.setattr(ranker_file, "load", lambda *a, shipped=shipped, **k: shipped)
         fitted = fit_shipped_form(records)
         assert (fitted.hidden is not None) == hidden and (SHIFT_FEATURE in fitted.features) == shift
+        assert (QUERY_FEATURE in fitted.features) == query
 
 
 def test_the_quality_tables_folds_fitted_in_parallel_are_the_folds_fitted_one_by_one():
