@@ -47,8 +47,9 @@ another:
   QUERY_WORDS_SPAN), the same for every candidate of a query: a true match of a long question
   reaches lower cosines than one of a short question, as the question's other words pull its
   vector away from the entry's, so a long answerable question looked like an out-of-scope one.
-  Like `faq_words`, it moves "none" against every candidate and changes no ranking
-  (docs/query-length.md);
+  Like `faq_words`, it moves "none" against every candidate and changes no ranking. No shipped
+  ranker reads it: the eleventh blind look, on families whose out-of-scope queries are as long as
+  their answerable ones, kept the file without it (docs/query-length.md);
 - how much of the query an entry's own text holds word for word (`phrase`: runs
   of three terms in order, indexer/lexical.py `phrase_share`), the evidence of
   words pasted from an answer, which BM25's bag of words cannot tell from a
