@@ -19,13 +19,13 @@ def test_entry_features_ignore_units_that_are_no_candidate() -> None:
     dense = np.where(rng.random(n_units) < 0.3, rng.random(n_units), -np.inf).astype(np.float32)
     lexical = np.where(rng.random(n_units) < 0.2, rng.random(n_units), 0).astype(np.float32)
     focus = rng.random(n_units)
-    got = entry_features(dense, lexical, layout, focus, faq_words=3.0)
+    got = entry_features(dense, lexical, layout, focus, faq_words=3.0, query_words=2.0)
     # The same units plus many inactive ones (of one more entry): nothing changes.
     extra = 500
     big = Layout.of(np.r_[unit_entry, np.full(extra, n_entries)], kinds + ["passage"] * extra, n_entries + 1)
     padded = entry_features(np.r_[dense, np.full(extra, -np.inf, np.float32)],
                             np.r_[lexical, np.zeros(extra, np.float32)], big, np.r_[focus, np.ones(extra)],
-                            faq_words=3.0)
+                            faq_words=3.0, query_words=2.0)
     assert np.array_equal(got.entries, padded.entries)
     assert np.array_equal(got.matrix, padded.matrix)
     assert len(got.entries) == len(np.unique(unit_entry[np.isfinite(dense) | (lexical > 0)]))
