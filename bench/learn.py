@@ -423,9 +423,14 @@ def fit_shipped_form(records: Sequence[Record], model: str | None = None) -> Lea
     procedure that made the shipped file."""
     from indexer.ranker import load
 
-    shipped = load(model=model)
-    return fit_form(records, shift=SHIFT_FEATURE in shipped.features, hidden=shipped.hidden is not None,
-                    query=QUERY_FEATURE in shipped.features)
+    return fit_form(records, **form_of(load(model=model)))
+
+
+def form_of(ranker: LearnedRanker) -> dict[str, bool]:
+    """The form a ranker file has, as `fit_form`'s keywords: whether it reads the FAQ shift, has a hidden layer,
+    reads the query shift."""
+    return {"shift": SHIFT_FEATURE in ranker.features, "hidden": ranker.hidden is not None,
+            "query": QUERY_FEATURE in ranker.features}
 
 
 def fit_form(records: Sequence[Record], features: Sequence[str] = RANKER_FEATURES, c: float = C,

@@ -92,18 +92,17 @@ def main(argv: list[str] | None = None) -> int:
                      "--hidden or --linear")
     if args.faq_shift and args.query_shift:
         parser.error("--faq-shift and --query-shift each fit one stage on the shipped file: one at a time")
-    if args.hidden and (extra or args.faq_shift or args.linear):
-        parser.error("--hidden reads the shipped features and fits the FAQ shift itself: no --extra-features, "
-                     "--faq-shift or --linear")
+    if args.hidden and (extra or args.linear):
+        parser.error("--hidden reads the shipped features and fits the FAQ shift itself: no --extra-features or "
+                     "--linear")
     features = learn.RANKER_FEATURES + extra
     # The shipped form: with the FAQ shift if the model's shipped file reads it, with a hidden layer if it has one,
     # with the query shift if it reads it (a plain refit must not drop any).
     base = load_ranker(shipped_path(Settings().model))
-    shift = learn.SHIFT_FEATURE in base.features
-    shipped_hidden = base.hidden is not None
-    hidden = args.hidden or (shipped_hidden and not (extra or args.faq_shift or args.linear))
-    shipped_query = learn.QUERY_FEATURE in base.features
-    query = shipped_query and not (extra or args.linear)
+    shipped = learn.form_of(base)
+    shift = shipped["shift"]
+    hidden = args.hidden or (shipped["hidden"] and not (extra or args.faq_shift or args.linear))
+    query = shipped["query"] and not (extra or args.linear)
     records, _ = collect(SET_NAMES, args.work_dir, rebuild=False, latency_sample=0)
     dev = [r for r in records if r.half == "dev"]
     if args.faq_shift:
@@ -116,8 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         budget = learn.PROBABILITY_BUDGET
         if args.hold_to is not None:  # the shipped form's point at that probability, same protocol
             budget, oos = learn.choose_answer_probability(
-                dev, grid=(args.hold_to,), shift=shift, hidden=shipped_hidden, query=shipped_query,
-                leave_out=args.leave_out).curve[args.hold_to]
+                dev, grid=(args.hold_to,), leave_out=args.leave_out, **shipped).curve[args.hold_to]
             print(f"budget: {budget:.2%} of answerable dev queries refused, the shipped form's at {args.hold_to:g} "
                   f"(out of scope {oos:.1%})")
         choice = learn.choose_answer_probability(dev, budget=budget, features=features, weigh_by=args.weigh_by,
