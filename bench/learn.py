@@ -488,7 +488,7 @@ def _without(ranker: LearnedRanker, feature: str) -> LearnedRanker:
     keep = [i for i, f in enumerate(ranker.features) if f != feature]
     hidden = ranker.hidden
     if hidden is not None:
-        if np.delete(hidden.weights, keep, axis=1).any():
+        if hidden.weights[:, ranker.features.index(feature)].any():
             raise ValueError(f"the ranker's hidden layer reads {feature}: it cannot be refitted on its own")
         hidden = replace(hidden, weights=hidden.weights[:, keep])
     return replace(ranker, features=tuple(ranker.features[i] for i in keep), mean=ranker.mean[keep],
