@@ -252,6 +252,24 @@ def prepare_repo_faq(name: str, work_dir: Path = OUT) -> Prepared:
     return _repo_set(REPO_FAQS[name], cases, Path(work_dir) / name)
 
 
+def serve(root: Path, key: str, folder: Path, stack: contextlib.ExitStack) -> StaticServer:
+    """A local server over `root`, on the port that `key` had last time in `folder` when it is free.
+
+    The port is part of every served URL, so of the FAQ file and the index's fingerprint: keeping it
+    lets a rerun reuse the set's index and page cache instead of rebuilding them.
+    """
+    memory = folder / "ports.json"
+    try:
+        ports = json.loads(memory.read_text("utf-8"))
+    except (OSError, ValueError):
+        ports = {}
+    server = stack.enter_context(StaticServer(root, port=int(ports.get(key, 0))))
+    if ports.get(key) != server.port:
+        folder.mkdir(parents=True, exist_ok=True)
+        memory.write_text(json.dumps({**ports, key: server.port}, indent=1, sort_keys=True), "utf-8")
+    return server
+
+
 def online_faq(dest: Path, stack: contextlib.ExitStack) -> Path:
     """data/faq.md with each link replaced by its seed page on a local server (one per original host)."""
     rows = [line.split("\t") for line in (SEED_PAGES / "urls.tsv").read_text("utf-8").splitlines()[1:] if line.strip()]
@@ -260,7 +278,7 @@ def online_faq(dest: Path, stack: contextlib.ExitStack) -> Path:
     for url, filename in sorted(rows, key=lambda r: -len(r[0])):  # longest first: no URL is cut by a shorter one
         host = urlsplit(url).hostname or ""
         if host not in servers:
-            servers[host] = stack.enter_context(StaticServer(SEED_PAGES))
+            servers[host] = serve(SEED_PAGES, host, dest.parent, stack)
         if url not in text:
             raise SystemExit(f"{url} (from urls.tsv) is not in {SHIPPED_FAQ}")
         text = text.replace(url, servers[host].url(filename))
@@ -454,14 +472,9 @@ def _open_set(name: str, work_dir: Path) -> Iterator[EvalSet]:
                           extra_inputs=sorted(SEED_PAGES.glob("*.html")))
     elif name == "articles":
         _require(HTML_FIXTURES / "readability", "the HTML fixtures (../shared/fixtures/html)")
-        port_file = folder / "port"
-        try:
-            preferred = int(port_file.read_text().strip())
-        except (OSError, ValueError):
-            preferred = 0
-        with StaticServer(HTML_FIXTURES, port=preferred) as server:
+        with contextlib.ExitStack() as stack:
+            server = serve(HTML_FIXTURES, "html", folder, stack)
             faq, dev, test = prepare_articles(server.base_url, work_dir)
-            port_file.write_text(str(server.port))
             pages = sorted(HTML_FIXTURES.glob("readability/*/source.html"))
             yield EvalSet(name, faq, dev, test, folder, offline=False, fresh_cache=False, note=NOTES[name],
                           extra_inputs=pages)

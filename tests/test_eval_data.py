@@ -174,3 +174,31 @@ def test_the_faqs_of_bare_questions_have_no_answers_and_no_links(name: str, pref
     assert len(entries) == 40 and len({e.category for e in entries.values()}) >= 5
     assert all(not e.answer.strip() and not e.resources for e in entries.values())
     assert list(entries) == [f"{prefix}-{n:02d}" for n in range(1, 41)]
+
+
+def test_a_sets_local_servers_keep_their_ports_across_runs_so_its_urls_and_index_stay(tmp_path: Path) -> None:
+    """The served port is in every page URL, so in the FAQ's fingerprint: a new port every run
+    rebuilt shipped-online's index each time a bench collected it."""
+    import contextlib
+    import urllib.request
+
+    from bench.evalsets import serve
+
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "pages" / "a.html").write_text("<p>hello</p>", "utf-8")
+    with contextlib.ExitStack() as stack:
+        first = serve(tmp_path / "pages", "example.org", tmp_path / "set", stack)
+        other = serve(tmp_path / "pages", "example.com", tmp_path / "set", stack)
+        assert first.port != other.port
+        with urllib.request.urlopen(first.url("a.html"), timeout=5) as reply:
+            assert reply.read() == b"<p>hello</p>"
+    with contextlib.ExitStack() as stack:
+        again = serve(tmp_path / "pages", "example.org", tmp_path / "set", stack)
+        assert again.port == first.port
+        # A remembered port that is taken gives way to a free one, and the new one is remembered.
+        taken = serve(tmp_path / "pages", "example.com", tmp_path / "other-set", stack)
+        (tmp_path / "set" / "ports.json").write_text(json.dumps({"example.org": first.port, "example.com": taken.port}))
+        moved = serve(tmp_path / "pages", "example.com", tmp_path / "set", stack)
+        assert moved.port != taken.port
+    assert json.loads((tmp_path / "set" / "ports.json").read_text()) == {"example.org": first.port,
+                                                                          "example.com": moved.port}
