@@ -152,8 +152,8 @@ def softmax_with_none(scores: np.ndarray, rivals: int = 0) -> np.ndarray:
     return e / (np.exp(-top) + best.sum())
 
 
-def _numbers(data: dict[str, Any], key: str, n: int, path: Path, what: str = "feature") -> np.ndarray:
-    value = data.get(key)
+def _numbers(value: Any, key: str, n: int, path: Path, what: str = "feature") -> np.ndarray:
+    """`value` as n finite numbers; `key` names it in the error (e.g. 'hidden.bias')."""
     if not isinstance(value, list) or len(value) != n or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
         raise RankerError(f"{path}: {key!r} must be a list of {n} finite numbers, one per {what}")
@@ -175,10 +175,9 @@ def _hidden(data: dict[str, Any], n: int, path: Path) -> HiddenLayer:
     rows = block.get("weights")
     if not isinstance(rows, list) or not rows:
         raise RankerError(f"{path}: 'hidden.weights' must be a non-empty list of rows, one per unit")
-    weights = np.vstack([_numbers({"hidden.weights": row}, "hidden.weights", n, path) for row in rows])
-    named = {f"hidden.{key}": value for key, value in block.items()}
-    bias = _numbers(named, "hidden.bias", len(rows), path, what="hidden unit")
-    out = _numbers(named, "hidden.out", len(rows), path, what="hidden unit")
+    weights = np.vstack([_numbers(row, "hidden.weights", n, path) for row in rows])
+    bias = _numbers(block.get("bias"), "hidden.bias", len(rows), path, what="hidden unit")
+    out = _numbers(block.get("out"), "hidden.out", len(rows), path, what="hidden unit")
     return HiddenLayer(weights=weights, bias=bias, out=out)
 
 
@@ -201,7 +200,7 @@ def parse(raw: bytes, path: Path) -> LearnedRanker:
         raise RankerError(f"{path}: unknown features {', '.join(unknown)} (this version computes: "
                           f"{', '.join(FEATURES)})")
     n = len(names)
-    scale = _numbers(data, "scale", n, path)
+    scale = _numbers(data.get("scale"), "scale", n, path)
     if (scale <= 0).any():
         raise RankerError(f"{path}: 'scale' must be positive")
     threshold = _number(data, "answer_threshold", path)
@@ -213,8 +212,8 @@ def parse(raw: bytes, path: Path) -> LearnedRanker:
     if data["format"] == FORMAT and "hidden" in data:
         raise RankerError(f"{path}: a 'hidden' layer needs \"format\": \"{FORMAT_HIDDEN}\"")
     hidden = _hidden(data, n, path) if data["format"] == FORMAT_HIDDEN else None
-    return LearnedRanker(features=tuple(names), mean=_numbers(data, "mean", n, path), scale=scale,
-                         coef=_numbers(data, "coef", n, path), intercept=_number(data, "intercept", path),
+    return LearnedRanker(features=tuple(names), mean=_numbers(data.get("mean"), "mean", n, path), scale=scale,
+                         coef=_numbers(data.get("coef"), "coef", n, path), intercept=_number(data, "intercept", path),
                          answer_threshold=threshold, rivals=rivals, sha256=hashlib.sha256(raw).hexdigest(),
                          trained=data.get("trained") if isinstance(data.get("trained"), dict) else {},
                          hidden=hidden)
