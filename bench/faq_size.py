@@ -15,7 +15,9 @@ searched on three indexes, built offline under the work folder:
 
 Configurations: the shipped ranker as it is (its softmax over each query's best `rivals` candidates,
 indexer/ranker.py), the same coefficients over all candidates (`rivals` 0, what comparing against every
-candidate would do as the FAQ grows), and the references `dense-all` and `bm25` (bench/configs.py).
+candidate would do as the FAQ grows), on the bigger indexes the ranker with `faq_words` (the FAQ shift:
+the typical entry's length, which the other FAQs' entries move) held at the home FAQ's own value, and
+the references `dense-all` and `bm25` (bench/configs.py).
 Scored on the dev halves of every family of the home FAQ: top-1 and MRR@10 over the answerable
 queries; for the ranker, how many of them are refused at its threshold, and on the home FAQ's own index
 how many out-of-scope queries are (beside other FAQs an out-of-scope query may have a real answer).
@@ -87,12 +89,19 @@ def run(work_dir: Path, homes: tuple[str, ...] = HOMES) -> list[dict]:
         own_ids = {e.id for e in load_entries([REPO_FAQS[home]])}
         halves = [(path, read_cases(path)) for path in dev_halves(home, work_dir)]
         cases = [c for _path, file_cases in halves for c in file_cases]
+        own_words = None
         for name, index_dir in indexes(home, work_dir):
             searcher = Searcher.open(index_dir)
             expected = [e for path, file_cases in halves
                         for e in resolve_expected(file_cases, searcher.stored.entries, str(path))]
             runs = [(f"ranker, best {searcher.ranker.rivals}", searcher),
                     ("ranker, all", _with_rivals(searcher, 0))]
+            if own_words is None:
+                own_words = searcher.faq_words
+            else:  # the FAQ shift as on the home FAQ's own index: what the other entries do besides moving it
+                alike = searcher.with_settings(searcher.settings)
+                alike.faq_words = own_words
+                runs.append((f"ranker, best {searcher.ranker.rivals}, own faq_words", alike))
             runs += [(ref, searcher.with_settings(config_settings(ref))) for ref in REFERENCES]
             for config, s in runs:
                 rows.append({"home": home, "index": name, "entries": len(searcher.entry_ids), "config": config,
@@ -143,7 +152,8 @@ def render(rows: list[dict]) -> str:
              f"{Settings().model}). Each course FAQ's dev queries ({sizes}) on its own index and beside other "
              "FAQs' entries, built offline: the shipped ranker over each query's best `rivals` candidates and over "
              "all of them, and the references dense-all and BM25. `own entries only`: the same rankings with other "
-             "FAQs' entries taken out; `other FAQ first`: answerable queries whose top entry is another FAQ's (some "
+             "FAQs' entries taken out; `own faq_words`: the ranker with the FAQ shift (`faq_words`, the typical entry's "
+             "length, which other FAQs' entries move) held at the home FAQ's own value; `other FAQ first`: answerable queries whose top entry is another FAQ's (some "
              "of which answer as well, so the true top-1 lies between the two columns). Refusal is the ranker's; out of scope only on "
              "the FAQ's own index. The ranker was fitted on these dev halves, so its lead over the references here is in "
              "sample (the leave-one-set-out table above is the fair comparison); what this section measures is how each "

@@ -277,6 +277,12 @@ class Searcher:
             self._faq_words = faq_words_of(entry_words(self.stored.entries.values()) if words is None else words)
         return self._faq_words
 
+    @faq_words.setter
+    def faq_words(self, value: float) -> None:
+        """Score as if the FAQ's typical entry had another length (bench.faq_size searches an index of several
+        FAQs with one FAQ's own value, to tell the FAQ shift's part in a change from the other entries')."""
+        self._faq_words = float(value)
+
     def _all_vectors(self) -> np.ndarray:
         """Every stored vector: only for what an index from an older build did not save."""
         n = self.stored.faiss_index.ntotal

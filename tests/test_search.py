@@ -461,6 +461,11 @@ def test_faq_words_is_the_median_words_of_the_entries_own_text_the_same_for_ever
     assert len(column) >= 2 and (column == searcher.faq_words).all()
     assert faq_words_of(np.array([3, 4])) == pytest.approx(np.log1p(8))  # held within FAQ_WORDS_SPAN
     assert faq_words_of(np.array([5000])) == pytest.approx(np.log1p(400))
+    # Set on a copy (bench.faq_size holds a mixed index at one FAQ's value): that copy's column moves, not the original's.
+    alike = searcher.with_settings(searcher.settings)
+    alike.faq_words = 5.0
+    moved = alike.score(searcher.prepare("why exp in softmax")).features.matrix[:, FEATURES.index("faq_words")]
+    assert (moved == 5.0).all() and searcher.faq_words != 5.0
 
 
 def test_query_words_counts_the_searched_words_once_however_many_typos_are_mended(searcher):
