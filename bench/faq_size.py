@@ -144,20 +144,21 @@ def _with_rivals(searcher: Searcher, rivals: int) -> Searcher:
 def render(rows: list[dict]) -> str:
     from indexer.config import Settings
 
-    counts = {}
+    counts: dict[str, tuple[int, int]] = {}
     for r in rows:
         counts.setdefault(r["home"], (r["answerable"], r["oos"]))
     sizes = ", ".join(f"{home} {a} answerable and {o} out of scope" for home, (a, o) in counts.items())
     lines = [f"`{command_line()}` ({now()}; {machine_line()}; indexer at {git_revision()}; model "
              f"{Settings().model}). Each course FAQ's dev queries ({sizes}) on its own index and beside other "
-             "FAQs' entries, built offline: the shipped ranker over each query's best `rivals` candidates and over "
-             "all of them, and the references dense-all and BM25. `own entries only`: the same rankings with other "
-             "FAQs' entries taken out; `own faq_words`: the ranker with the FAQ shift (`faq_words`, the typical entry's "
-             "length, which other FAQs' entries move) held at the home FAQ's own value; `other FAQ first`: answerable queries whose top entry is another FAQ's (some "
-             "of which answer as well, so the true top-1 lies between the two columns). Refusal is the ranker's; out of scope only on "
-             "the FAQ's own index. The ranker was fitted on these dev halves, so its lead over the references here is in "
-             "sample (the leave-one-set-out table above is the fair comparison); what this section measures is how each "
-             "search moves as the index grows. No choice is made on these numbers.", "",
+             "FAQs' entries, built offline: the shipped ranker over each query's best `rivals` candidates and "
+             "over all of them, and the references dense-all and BM25. `own entries only`: the same rankings "
+             "with other FAQs' entries taken out; `own faq_words`: the ranker with the FAQ shift (`faq_words`, "
+             "the typical entry's length, which other FAQs' entries move) held at the home FAQ's own value; "
+             "`other FAQ first`: answerable queries whose top entry is another FAQ's (some of which answer as "
+             "well, so the true top-1 lies between the two columns). Refusal is the ranker's; out of scope only "
+             "on the FAQ's own index. The ranker was fitted on these dev halves, so its lead over the references "
+             "here is in sample (the leave-one-set-out table above is the fair comparison); what this section "
+             "measures is how each search moves as the index grows. No choice is made on these numbers.", "",
              "| FAQ | index | entries | search | top-1 / MRR@10 | own entries only | other FAQ first | "
              "answerable refused | out of scope refused |",
              "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]

@@ -461,7 +461,8 @@ def test_faq_words_is_the_median_words_of_the_entries_own_text_the_same_for_ever
     assert len(column) >= 2 and (column == searcher.faq_words).all()
     assert faq_words_of(np.array([3, 4])) == pytest.approx(np.log1p(8))  # held within FAQ_WORDS_SPAN
     assert faq_words_of(np.array([5000])) == pytest.approx(np.log1p(400))
-    # Set on a copy (bench.faq_size holds a mixed index at one FAQ's value): that copy's column moves, not the original's.
+    # Set on a copy (bench.faq_size holds a mixed index at one FAQ's value): the copy's column moves, the
+    # original's does not.
     alike = searcher.with_settings(searcher.settings)
     alike.faq_words = 5.0
     moved = alike.score(searcher.prepare("why exp in softmax")).features.matrix[:, FEATURES.index("faq_words")]
