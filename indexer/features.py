@@ -125,17 +125,20 @@ def entry_words(entries: Sequence[Any]) -> np.ndarray:
                      for e in entries], dtype=np.int64)
 
 
+def _log_held(count: float, span: tuple[int, int]) -> float:
+    """log(1 + count), the count held within `span`: a weight read linearly stays within what it was fitted on."""
+    lo, hi = span
+    return math.log1p(min(max(count, lo), hi))
+
+
 def faq_words_of(words: np.ndarray) -> float:
     """`faq_words` of an index from its `entry_words`: log(1 + the median, held within FAQ_WORDS_SPAN)."""
-    lo, hi = FAQ_WORDS_SPAN
-    median = float(np.median(words)) if len(words) else float(lo)
-    return math.log1p(min(max(median, lo), hi))
+    return _log_held(float(np.median(words)) if len(words) else float(FAQ_WORDS_SPAN[0]), FAQ_WORDS_SPAN)
 
 
 def query_words_of(words: int) -> float:
     """`query_words` of a query with `words` searched words: log(1 + words, held within QUERY_WORDS_SPAN)."""
-    lo, hi = QUERY_WORDS_SPAN
-    return math.log1p(min(max(words, lo), hi))
+    return _log_held(words, QUERY_WORDS_SPAN)
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
