@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from bisect import bisect_left
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ from indexer.config import DEFAULT_MODEL, SearchSettings
 from indexer.evaluate import evaluate
 from indexer.features import FEATURES, EntryFeatures
 from indexer.fusion import fuse_entries
+from indexer.lexical import words
 from indexer.models import MINILM, MPNET, canonical
 from indexer.ranker import HiddenLayer, LearnedRanker
 from indexer.threshold import calibrate, is_answer
@@ -572,22 +574,62 @@ def choose_answer_probability(records: Sequence[Record], grid: Sequence[float] =
     return ProbabilityChoice(max(within) if within else min(grid), curve)
 
 
-def pooled_refusal(items: Sequence[tuple[Record, Ranking, float]]) -> dict[str, float]:
-    """Refusal shares over all left-out queries, every (set, family) weighing the same."""
+def pooled_refusal(items: Sequence[tuple[Record, Ranking, float]], lengths_matched: bool = False
+                   ) -> dict[str, float]:
+    """Refusal shares over all left-out queries, every (set, family) weighing the same (`lengths_matched`: its
+    out-of-scope queries weighted to its answerable queries' lengths, `length_matched`)."""
     if not items:
         return {}
     return refused_shares([rec for rec, _, _ in items],
-                          np.array([not is_answer(rk.top_score, t) for _, rk, t in items]))
+                          np.array([not is_answer(rk.top_score, t) for _, rk, t in items]), lengths_matched)
 
 
-def refused_shares(records: Sequence[Any], refused: np.ndarray) -> dict[str, float]:
+def refused_shares(records: Sequence[Any], refused: np.ndarray, lengths_matched: bool = False) -> dict[str, float]:
     """Shares of answerable and of out-of-scope queries (`records`: anything with set, family and
-    answerable) that `refused` marks, every (set, family) weighing the same."""
+    answerable, and query if `lengths_matched`) that `refused` marks, every (set, family) weighing the same."""
     w = query_weights(records)
+    if lengths_matched:
+        w = length_matched(records, w)
     ans = np.array([r.answerable for r in records])
     out = {"refused_answerable": float((refused[ans] * w[ans]).sum() / w[ans].sum())}
     if (~ans).any():
         out["refused_unanswerable"] = float((refused[~ans] * w[~ans]).sum() / w[~ans].sum())
+    return out
+
+
+#: Upper bounds of the bins of searched words (the last bin open) in which `length_matched` matches out-of-scope
+#: queries to answerable ones: 1-2, 3, 4-5, 6-7, 8-9, 10-12, 13 or more (docs/query-length.md).
+LENGTH_BINS = (2, 3, 5, 7, 9, 12)
+
+
+def length_bin(query: str) -> int:
+    """The LENGTH_BINS bin of a query's searched words (stop words out, repeats counted, as `query_words` counts)."""
+    return bisect_left(LENGTH_BINS, len(words(query)))
+
+
+def length_matched(records: Sequence[Any], weights: np.ndarray) -> np.ndarray:
+    """`weights` with each (set, family)'s out-of-scope queries reweighted, their total kept, so that they fall
+    into LENGTH_BINS as the family's answerable queries do. Most hand-written families' out-of-scope queries
+    are shorter than their answerable ones (written last, as a list of topics), and a short query reaches
+    higher cosines, so a plain pooled refusal partly measures length; read this way, length alone tells the
+    two kinds apart no better than chance. A family whose out-of-scope queries share no bin with its
+    answerable ones keeps its weights."""
+    out = np.asarray(weights, dtype=np.float64).copy()
+    families: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(records):
+        families.setdefault((r.set, r.family), []).append(i)
+    for members in families.values():
+        ans = [i for i in members if records[i].answerable]
+        oos = [i for i in members if not records[i].answerable]
+        if not ans or not oos:
+            continue
+        wanted = Counter(length_bin(records[i].query) for i in ans)
+        bins = [length_bin(records[i].query) for i in oos]
+        have = Counter(bins)
+        ratio = np.array([wanted[b] / len(ans) / (have[b] / len(oos)) for b in bins])
+        mass = out[oos] * ratio
+        if mass.sum() > 0:
+            out[oos] = mass * (out[oos].sum() / mass.sum())
     return out
 
 

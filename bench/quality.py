@@ -113,7 +113,9 @@ def leave_one_out(records: Sequence[Record], half: str) -> dict[str, Any]:
                 if config == "learned" or config in REFERENCES:  # what the interval against the reference reads
                     reciprocal.setdefault(f"{set_name} / {fam}", {})[config] = learn.reciprocal_ranks(recs, ranked)
                 pooled[config] += [(rec, rk, fitted["threshold"]) for rec, rk in zip(recs, ranked)]
-    return {"rows": table, "pooled": {c: pooled_refusal(v) for c, v in pooled.items()}, "params": params,
+    return {"rows": table, "pooled": {c: pooled_refusal(v) for c, v in pooled.items()},
+            "pooled_lengths_matched": {c: pooled_refusal(v, lengths_matched=True) for c, v in pooled.items()},
+            "params": params,
             "against_reference": {row: against_reference(table[row], rr) for row, rr in reciprocal.items()}}
 
 
@@ -213,6 +215,15 @@ def _table(rows: dict[str, dict[str, Any]], configs: Sequence[str], bold: str = 
     return lines
 
 
+def _bins(bounds: Sequence[int]) -> str:
+    """Upper bounds (the last bin open) as labels: (2, 3, 5) -> "1-2, 3, 4-5, 6+"."""
+    labels, low = [], 1
+    for high in bounds:
+        labels.append(f"{low}-{high}" if low < high else str(high))
+        low = high + 1
+    return ", ".join(labels + [f"{low}+"])
+
+
 def target_lines(loso: dict[str, Any]) -> list[str]:
     """`learned` against the better of dense-all and BM25 on each left-out row."""
     out = ["| set / family | learned top-1 / MRR | better reference (top-1 / MRR) | Δ top-1 | Δ MRR | "
@@ -255,6 +266,12 @@ def render(run: dict[str, Any]) -> str:
     lines += ["", "Refusal over all left-out queries (every row weighing the same), refused OOS / refused ans.: "
               + "; ".join(f"{c} {fmt(v.get('refused_unanswerable'), 2)} / {fmt(v.get('refused_answerable'), 2)}"
                           for c, v in loso["pooled"].items() if v) + ".", ""]
+    if loso.get("pooled_lengths_matched"):
+        lines += ["The same with each family's out-of-scope queries weighted to its answerable queries' lengths "
+                  f"(searched words binned {_bins(learn.LENGTH_BINS)}; "
+                  "`bench/learn.py length_matched`), so that length alone cannot tell the two kinds apart: "
+                  + "; ".join(f"{c} {fmt(v.get('refused_unanswerable'), 2)} / {fmt(v.get('refused_answerable'), 2)}"
+                              for c, v in loso["pooled_lengths_matched"].items() if v) + ".", ""]
     weights = {c: sorted({float(p['weight']) for p in loso["params"][c].values()}) for c in ("zscore", "minmax")}
     lines += ["Weights chosen per fold: " + "; ".join(f"{c} {v}" for c, v in weights.items()) + ".", ""]
     ref = run["per_set"]

@@ -344,3 +344,35 @@ def test_the_quality_tables_folds_fitted_in_parallel_are_the_folds_fitted_one_by
         alone = fit("learned", [r for r in records if r.half == "dev" and r.family != family])
         np.testing.assert_allclose(parallel[family]["ranker"].coef, alone["ranker"].coef)
         assert parallel[family]["threshold"] == alone["threshold"]
+
+
+def test_length_matching_weighs_out_of_scope_queries_as_long_as_the_answerable_ones():
+    """A family whose out-of-scope queries are shorter than its answerable ones: refusing only the short ones
+    counts fully in the plain pooled share and not at all once lengths are matched; the family's total stays."""
+    from bench.learn import length_bin, length_matched, query_weights, refused_shares
+
+    long_ = "why does my gradient descent loss curve oscillate instead of converging smoothly"
+    records = [Record(set="s", family="f", half="dev", query=f"{long_} {n}", expected="e", entry_ids=[],
+                      matrix=np.zeros((0, 0))) for n in range(100, 104)]
+    records += [Record(set="s", family="f", half="dev", query=q, expected=None, entry_ids=[], matrix=np.zeros((0, 0)))
+                for q in ("dropout", "batch norm", f"{long_} with momentum")]
+    bins = [length_bin(r.query) for r in records]
+    assert bins[-3:-1] == [0, 0] and set(bins[:4]) == {bins[-1]} and bins[-1] > 0
+    refused = np.array([False] * 4 + [True, True, False])
+    plain = refused_shares(records, refused)
+    matched = refused_shares(records, refused, lengths_matched=True)
+    assert plain["refused_unanswerable"] == pytest.approx(2 / 3)
+    assert matched["refused_unanswerable"] == 0.0
+    assert matched["refused_answerable"] == plain["refused_answerable"] == 0.0
+    w = query_weights(records)
+    assert length_matched(records, w)[4:].sum() == pytest.approx(w[4:].sum())
+
+
+def test_a_family_whose_out_of_scope_lengths_share_no_bin_keeps_its_weights():
+    from bench.learn import length_matched, query_weights
+
+    records = [Record(set="s", family="f", half="dev", query=q, expected=e, entry_ids=[], matrix=np.zeros((0, 0)))
+               for q, e in (("softmax exponential", "e"), ("relu", "e"),
+                            ("my whole convolutional network keeps overfitting badly on tiny images", None))]
+    w = query_weights(records)
+    assert np.array_equal(length_matched(records, w), w)
