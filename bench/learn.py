@@ -611,8 +611,8 @@ def length_matched(records: Sequence[Any], weights: np.ndarray) -> np.ndarray:
     """`weights` with each (set, family)'s out-of-scope queries reweighted, their total kept, so that they fall
     into LENGTH_BINS as the family's answerable queries do. Most hand-written families' out-of-scope queries
     are shorter than their answerable ones (written last, as a list of topics), and a short query reaches
-    higher cosines, so a plain pooled refusal partly measures length; read this way, length alone tells the
-    two kinds apart no better than chance. A family whose out-of-scope queries share no bin with its
+    higher cosines, so a plain pooled refusal partly measures length; read this way, length tells the two
+    kinds apart only within a bin's width. A family whose out-of-scope queries share no bin with its
     answerable ones keeps its weights."""
     out = np.asarray(weights, dtype=np.float64).copy()
     families: dict[tuple[str, str], list[int]] = {}
