@@ -581,17 +581,24 @@ def pooled_refusal(items: Sequence[tuple[Record, Ranking, float]], lengths_match
     if not items:
         return {}
     return refused_shares([rec for rec, _, _ in items],
-                          np.array([not is_answer(rk.top_score, t) for _, rk, t in items]), lengths_matched)
+                          np.array([not is_answer(rk.top_score, t) for _, rk, t in items]), lengths_matched,
+                          right=np.array([bool(rk.ids) and rk.ids[0] == rec.expected for rec, rk, _ in items]))
 
 
-def refused_shares(records: Sequence[Any], refused: np.ndarray, lengths_matched: bool = False) -> dict[str, float]:
+def refused_shares(records: Sequence[Any], refused: np.ndarray, lengths_matched: bool = False,
+                   right: np.ndarray | None = None) -> dict[str, float]:
     """Shares of answerable and of out-of-scope queries (`records`: anything with set, family and
-    answerable, and query if `lengths_matched`) that `refused` marks, every (set, family) weighing the same."""
+    answerable, and query if `lengths_matched`) that `refused` marks, every (set, family) weighing the same.
+    With `right` (the top entry is the expected one), also the share of answerable queries refused although
+    their top entry was right (`refused_answerable_right`): the rest of the refused answerable queries had a
+    wrong entry first, where "no good answer" spared the user a wrong one."""
     w = query_weights(records)
     if lengths_matched:
         w = length_matched(records, w)
     ans = np.array([r.answerable for r in records])
     out = {"refused_answerable": float((refused[ans] * w[ans]).sum() / w[ans].sum())}
+    if right is not None:
+        out["refused_answerable_right"] = float(((refused & right)[ans] * w[ans]).sum() / w[ans].sum())
     if (~ans).any():
         out["refused_unanswerable"] = float((refused[~ans] * w[~ans]).sum() / w[~ans].sum())
     return out

@@ -263,8 +263,11 @@ def render(run: dict[str, Any]) -> str:
               f"paired bootstrap over the row's answerable queries ({learn.BOOTSTRAP_RESAMPLES} resamples): a "
               "difference whose interval holds 0 is within what the row's size can tell.", ""]
     lines += target_lines(loso)
-    lines += ["", "Refusal over all left-out queries (every row weighing the same), refused OOS / refused ans.: "
-              + "; ".join(f"{c} {fmt(v.get('refused_unanswerable'), 2)} / {fmt(v.get('refused_answerable'), 2)}"
+    lines += ["", "Refusal over all left-out queries (every row weighing the same), refused OOS / refused ans. "
+              "(refused ans. whose top entry was the expected one: a right answer withheld; the rest had a wrong "
+              "entry first): "
+              + "; ".join(f"{c} {fmt(v.get('refused_unanswerable'), 2)} / {fmt(v.get('refused_answerable'), 2)} "
+                          f"({fmt(v.get('refused_answerable_right'), 2)})"
                           for c, v in loso["pooled"].items() if v) + ".", ""]
     if loso.get("pooled_lengths_matched"):
         lines += ["The same with each family's out-of-scope queries weighted to its answerable queries' lengths "

@@ -376,3 +376,21 @@ def test_a_family_whose_out_of_scope_lengths_share_no_bin_keeps_its_weights():
                             ("my whole convolutional network keeps overfitting badly on tiny images", None))]
     w = query_weights(records)
     assert np.array_equal(length_matched(records, w), w)
+
+
+def test_pooled_refusal_tells_a_withheld_right_answer_from_a_refused_wrong_one():
+    from bench.learn import pooled_refusal
+
+    def rec(query: str, expected: str | None) -> Record:
+        return Record(set="s", family="f", half="dev", query=query, expected=expected, entry_ids=[],
+                      matrix=np.zeros((0, 0)))
+
+    items = [(rec("a", "e1"), Ranking(ids=["e1", "e2"], scores=[0.9, 0.1]), 0.5),  # answered, right
+             (rec("b", "e1"), Ranking(ids=["e1", "e2"], scores=[0.3, 0.1]), 0.5),  # refused, right first
+             (rec("c", "e2"), Ranking(ids=["e1", "e2"], scores=[0.2, 0.1]), 0.5),  # refused, wrong first
+             (rec("d", "e2"), Ranking(), 0.5),                                      # nothing found: refused
+             (rec("e", None), Ranking(ids=["e1"], scores=[0.2]), 0.5)]              # out of scope, refused
+    out = pooled_refusal(items)
+    assert out["refused_answerable"] == pytest.approx(3 / 4)
+    assert out["refused_answerable_right"] == pytest.approx(1 / 4)
+    assert out["refused_unanswerable"] == 1.0
