@@ -17,6 +17,7 @@ import pytest
 
 from conftest import REPO_ROOT, seed_query_log
 from http_server import LocalServer, closed_port
+from jsonl_rows import write_jsonl
 
 KINDS = {"article", "video", "qa", "paper", "book", "other"}
 
@@ -161,12 +162,12 @@ def test_status_json_and_change_detection(cli_index):
 
 def test_eval_prints_metrics_as_text_and_json(cli_index, tmp_path):
     cases = tmp_path / "cases.jsonl"
-    cases.write_text("\n".join(json.dumps(c) for c in [
+    write_jsonl(cases, [
         {"query": "what is log loss", "expected": "what-is-cross-entropy-loss"},
         {"query": "why use relu at all", "expected": "Why do we need activation function?"},
         {"query": "how should I pick the learning rate", "expected": "how-to-find-the-optimal-learning-rate"},
         {"query": "what is the capital of Peru", "expected": None},
-    ]) + "\n", "utf-8")
+    ])
     text = run("eval", str(cases), "--index-dir", str(cli_index.index))
     assert text.returncode == 0, text.stderr
     for label in ("top-1", "MRR", "recall@5", "refused"):

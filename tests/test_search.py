@@ -18,6 +18,7 @@ from indexer.build import build_index
 from indexer.config import FetchSettings, SearchSettings, Settings
 from indexer.lexical import stem, words
 from indexer.search import Searcher
+from jsonl_rows import write_jsonl
 
 SETTINGS = Settings(fetch=FetchSettings(per_host_delay=0.0, max_retries=0, connect_timeout=2.0, read_timeout=5.0))
 
@@ -265,8 +266,6 @@ def test_words_pasted_from_an_answer_are_read_as_such_and_find_their_entry(searc
 def test_the_evidence_shown_for_pasted_words_is_the_passage_that_holds_them(tmp_path, embedder):
     """A learner asks in the FAQ's words and pastes a line from deep in a long answer: the question
     matches best, but the reason to show is the passage they quoted."""
-    import json
-
     from indexer import store
 
     steps = [f"Step {n}: check that the container on port {5000 + n} is stopped before you start another one "
@@ -276,7 +275,7 @@ def test_the_evidence_shown_for_pasted_words_is_the_passage_that_holds_them(tmp_
     rows = [{"id": "ports", "question": "How do I fix Docker port errors?", "answer": answer},
             {"id": "env", "question": "How do I install the course environment?", "answer": "Use conda."}]
     faq = tmp_path / "faq.jsonl"
-    faq.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    write_jsonl(faq, rows)
     build_index([faq], index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", settings=SETTINGS, offline=True)
     s = Searcher(store.load(tmp_path / "index"), embedder)
     assert sum(u.entry_id == "ports" and u.kind == "answer" for u in s.units) > 2, "a long answer, in passages"

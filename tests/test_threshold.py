@@ -19,6 +19,7 @@ from indexer.search import Searcher
 from indexer.status import index_status
 from indexer.store import read_manifest, update_manifest
 from indexer.threshold import ENV_VAR, ThresholdError, calibrate, fingerprint, refusal_rates, resolve
+from jsonl_rows import write_jsonl
 
 FAQ = """# Basics
 
@@ -59,17 +60,13 @@ def test_calibrate_without_out_of_scope_queries_refuses_nothing():
     assert "no out-of-scope" in result.note
 
 
-def _write_cases(path, cases) -> None:
-    path.write_text("".join(json.dumps(c) + "\n" for c in cases), "utf-8")
-
-
 @pytest.fixture(scope="module")
 def small_index(tmp_path_factory):
     root = tmp_path_factory.mktemp("calibrate")
     faq = root / "faq.md"
     faq.write_text(FAQ, "utf-8")
     cases = root / "cases.jsonl"
-    _write_cases(cases, CASES)
+    write_jsonl(cases, CASES)
     index_dir, cache_dir = root / "index", root / "cache"
     build_index([faq], index_dir=index_dir, cache_dir=cache_dir, offline=True)
     return faq, cases, index_dir, cache_dir
@@ -252,8 +249,8 @@ def test_calibrating_on_several_files_pools_their_queries(small_index, tmp_path)
     answerable scores needs more queries than one file holds to sit where it should."""
     _, cases, index_dir, _ = small_index
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
-    _write_cases(first, CASES[:4] + CASES[6:7])
-    _write_cases(second, CASES[4:6] + CASES[7:])
+    write_jsonl(first, CASES[:4] + CASES[6:7])
+    write_jsonl(second, CASES[4:6] + CASES[7:])
     whole = calibrate_index(index_dir, cases)
     pooled = calibrate_index(index_dir, [first, second])
     assert (pooled.answerable, pooled.unanswerable) == (6, 3)
@@ -271,13 +268,13 @@ def test_calibrating_on_several_files_pools_their_queries(small_index, tmp_path)
 def test_cli_calibrate_if_stale_recalibrates_when_the_labelled_files_change(small_index, tmp_path):
     _, _, index_dir, cache_dir = small_index
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
-    _write_cases(first, CASES[:5])
-    _write_cases(second, CASES[5:])
+    write_jsonl(first, CASES[:5])
+    write_jsonl(second, CASES[5:])
     calibrate_index(index_dir, [first, second], cache_dir=cache_dir)
 
     proc = _calibrate_if_stale(second, first, index_dir=index_dir, cache_dir=cache_dir)
     assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stderr
-    _write_cases(second, CASES[5:] + [{"query": "how do I bake sourdough bread", "expected": None}])
+    write_jsonl(second, CASES[5:] + [{"query": "how do I bake sourdough bread", "expected": None}])
     proc = _calibrate_if_stale(first, second, index_dir=index_dir, cache_dir=cache_dir)
     assert proc.returncode == 0 and "nothing to do" not in proc.stdout, proc.stderr
     assert "from 6 answerable and 4 out-of-scope queries" in proc.stdout
@@ -292,7 +289,7 @@ def test_cli_calibrate_if_stale_recalibrates_when_the_labelled_files_change(smal
 def test_cli_calibrate_names_the_file_and_line_of_a_bad_expected_value_among_several(small_index, tmp_path):
     _, cases, index_dir, _ = small_index
     bad = tmp_path / "bad.jsonl"
-    _write_cases(bad, CASES[:2] + [{"query": "x", "expected": "No such question?"}])
+    write_jsonl(bad, CASES[:2] + [{"query": "x", "expected": "No such question?"}])
     before = read_manifest(index_dir)
     proc = subprocess.run([sys.executable, "-m", "indexer", "calibrate", str(cases), str(bad),
                            "--index-dir", str(index_dir)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
