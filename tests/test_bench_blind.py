@@ -15,6 +15,22 @@ def _scores(mrrs: dict[str, float], refused_answerable: float, refused_oos: floa
             "pooled": {"refused_answerable": refused_answerable, "refused_unanswerable": refused_oos}}
 
 
+def _side(label: str, row: str, threshold: float, pooled: dict) -> dict:
+    """One side of a rendered pair: a single row whose numbers do not matter to what is drawn."""
+    metrics = {"learned": {"mrr": 0.8, "answerable": 10, "unanswerable": 2, "refused_unanswerable": 0.5,
+                           "refused_answerable": 0.1}, "dense-all": {"mrr": 0.7}, "bm25": {"mrr": 0.6}}
+    return {"label": label, "threshold": threshold, "pooled": pooled,
+            "rows": {row: {"metrics": metrics, "against_reference": {"mrr": 0.1, "mrr_high": 0.2}}}}
+
+
+def _per_query(reciprocal: dict, answerable: float, oos: float, **extra) -> dict:
+    """Scores as bench/blind.py keeps them: each row's reciprocal ranks, its MRR and top-1 from them."""
+    return {"rows": {row: {"reciprocal": list(rr), "metrics": {"learned": {
+                "mrr": float(np.mean(rr)), "top1": float(np.mean(np.asarray(rr) == 1))}}}
+                     for row, rr in reciprocal.items()},
+            "pooled": {"refused_answerable": answerable, "refused_unanswerable": oos}, **extra}
+
+
 INCUMBENT = _scores({"a": 0.80, "b": 0.60, "c": 0.90}, refused_answerable=0.04, refused_oos=0.45)
 
 
@@ -83,15 +99,9 @@ def test_the_lift_rule_needs_three_points_more_out_of_scope_refused_at_half_a_po
 def test_a_pair_shown_beside_a_decision_is_drawn_without_a_verdict() -> None:
     from bench.blind import render_pair
 
-    def side(label: str) -> dict:
-        row = {"metrics": {"learned": {"mrr": 0.8, "answerable": 10, "unanswerable": 2, "refused_unanswerable": 0.5,
-                                       "refused_answerable": 0.1},
-                           "dense-all": {"mrr": 0.7}, "bm25": {"mrr": 0.6}},
-               "against_reference": {"mrr": 0.1, "mrr_high": 0.2}}
-        return {"label": label, "threshold": 0.17, "rows": {"x / x-short": row},
-                "pooled": {"refused_answerable": 0.1, "refused_unanswerable": 0.5}}
-
-    pair = {"incumbent": side("shipped"), "challenger": side("refit")}
+    pooled = {"refused_answerable": 0.1, "refused_unanswerable": 0.5}
+    pair = {"incumbent": _side("shipped", "x / x-short", 0.17, pooled),
+            "challenger": _side("refit", "x / x-short", 0.17, pooled)}
     lines = render_pair(pair, None)
     assert any(line.startswith("| x / x-short (10+2)") for line in lines)
     assert not any("Decision:" in line for line in lines)
@@ -126,10 +136,7 @@ def test_the_hidden_rule_reads_row_losses_by_their_interval_and_pages_against_of
     base = {"x": np.r_[np.ones(28), np.zeros(12)], online: np.ones(40), offline: np.full(40, 0.5)}
 
     def scores(reciprocal: dict, answerable: float = 0.04, oos: float = 0.45) -> dict:
-        return {"rows": {row: {"reciprocal": list(rr), "metrics": {"learned": {
-                    "mrr": float(np.mean(rr)), "top1": float(np.mean(np.asarray(rr) == 1))}}}
-                         for row, rr in reciprocal.items()},
-                "pooled": {"refused_answerable": answerable, "refused_unanswerable": oos}}
+        return _per_query(reciprocal, answerable, oos)
 
     incumbent = scores(base)
     one_query_lost = dict(base, x=np.r_[0.0, base["x"][1:]])
@@ -157,13 +164,9 @@ def test_the_hidden_rule_reads_row_losses_by_their_interval_and_pages_against_of
 def render_rule_line(decision: dict, rule) -> list[str]:
     from bench.blind import render_pair
 
-    def side(label: str) -> dict:
-        row = {"metrics": {"learned": {"mrr": 0.8, "answerable": 10, "unanswerable": 2, "refused_unanswerable": 0.5,
-                                       "refused_answerable": 0.1}, "dense-all": {"mrr": 0.7}, "bm25": {"mrr": 0.6}},
-               "against_reference": {"mrr": 0.1, "mrr_high": 0.2}}
-        return {"label": label, "threshold": 0.18, "rows": {"x": row}, "pooled": {"refused_answerable": 0.04}}
-
-    return render_pair({"incumbent": side("shipped"), "challenger": side("hidden"), "decision": decision}, rule)
+    pooled = {"refused_answerable": 0.04}
+    pair = {"incumbent": _side("shipped", "x", 0.18, pooled), "challenger": _side("hidden", "x", 0.18, pooled)}
+    return render_pair({**pair, "decision": decision}, rule)
 
 
 def test_the_curve_rule_compares_the_candidates_refusal_with_the_incumbents_whole_curve() -> None:
@@ -182,9 +185,7 @@ def test_the_curve_rule_compares_the_candidates_refusal_with_the_incumbents_whol
             "shipped / shipped-paraphrases7": np.ones(10)}
 
     def scores(answerable: float, oos: float) -> dict:
-        return {"rows": {row: {"reciprocal": list(rr), "metrics": {"learned": {
-                    "mrr": float(np.mean(rr)), "top1": float(np.mean(rr == 1))}}} for row, rr in rows.items()},
-                "pooled": {"refused_answerable": answerable, "refused_unanswerable": oos}, "curve": curve}
+        return _per_query(rows, answerable, oos, curve=curve)
 
     incumbent = scores(0.054, 0.388)
     answers_more = decide(incumbent, scores(0.040, 0.387), rule)  # the ninth look's trade: fewer of both refused
