@@ -23,7 +23,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-mpnet.txt pyproject
 install: $(STAMP)
 
 # Build data/index when there is none, then calibrate its "no good answer" threshold on the
-# hand-written queries about the shipped FAQ, all eight files of them pooled (skipped with a message
+# hand-written queries about the shipped FAQ, every file of them pooled (skipped with a message
 # if the FAQ was edited so that they no longer match it; the build's fallback threshold is used
 # then). An index that is already there is calibrated again only when its calibration no longer
 # applies (a new version ships another ranker, or the labelled files changed); that check reads the

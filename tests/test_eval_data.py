@@ -84,13 +84,14 @@ QUERY_FILES = {
     "viz_short.jsonl": "bench/eval/viz_faq.jsonl",
     "cloud_paraphrases.jsonl": "bench/eval/cloud_faq.jsonl",
     "cloud_short.jsonl": "bench/eval/cloud_faq.jsonl",
-    # The twelfth look's blind families: checked for form here, in no set until the look has read them.
-    "rust_answers.jsonl": "bench/eval/rust_faq.jsonl",
-    "rust_paraphrases.jsonl": "bench/eval/rust_faq.jsonl",
-    "rust_short.jsonl": "bench/eval/rust_faq.jsonl",
-    "linalg_paraphrases.jsonl": "bench/eval/linalg_faq.jsonl",
-    "linalg_short.jsonl": "bench/eval/linalg_faq.jsonl",
-    "shipped_paraphrases9.jsonl": "data/faq.md",
+    # The twelfth look's blind families, in bench/eval/unread/ until the look has read them (no glob reaches
+    # them there, not even `make app`'s calibration): checked for form here, in no set yet.
+    "unread/rust_answers.jsonl": "bench/eval/unread/rust_faq.jsonl",
+    "unread/rust_paraphrases.jsonl": "bench/eval/unread/rust_faq.jsonl",
+    "unread/rust_short.jsonl": "bench/eval/unread/rust_faq.jsonl",
+    "unread/linalg_paraphrases.jsonl": "bench/eval/unread/linalg_faq.jsonl",
+    "unread/linalg_short.jsonl": "bench/eval/unread/linalg_faq.jsonl",
+    "unread/shipped_paraphrases9.jsonl": "data/faq.md",
 }
 
 
@@ -113,12 +114,12 @@ def test_every_expected_names_an_entry_and_both_kinds_are_there(name: str, tmp_p
 
 
 def test_every_query_file_is_covered() -> None:
-    files = {p.name for p in EVAL.glob("*.jsonl")}
+    files = {p.relative_to(EVAL).as_posix() for p in [*EVAL.glob("*.jsonl"), *EVAL.glob("unread/*.jsonl")]}
     faqs = {"articles_faq.jsonl", "course_faq.jsonl", "dataeng_faq.jsonl", "mlops_faq.jsonl", "llm_faq.jsonl",
             "dl_faq.jsonl", "ab_faq.jsonl", "web_faq.jsonl", "sql_faq.jsonl",
             "ts_faq.jsonl", "rds_faq.jsonl", "net_faq.jsonl", "sh_faq.jsonl", "git_faq.jsonl", "py_faq.jsonl",
             "docker_faq.jsonl", "stats_faq.jsonl", "viz_faq.jsonl", "cloud_faq.jsonl",
-            "rust_faq.jsonl", "linalg_faq.jsonl"}
+            "unread/rust_faq.jsonl", "unread/linalg_faq.jsonl"}
     stackfaq = {p for p in files if p.startswith("stackfaq_")}
     assert files - faqs - stackfaq == set(QUERY_FILES)
 
@@ -130,7 +131,7 @@ def test_every_query_file_is_covered() -> None:
                           ("sql_faq.jsonl", "sq", 50, 5), ("ts_faq.jsonl", "ts", 50, 5),
                           ("rds_faq.jsonl", "rds", 150, 6), ("sh_faq.jsonl", "sh", 60, 6),
                           ("git_faq.jsonl", "git", 60, 6), ("docker_faq.jsonl", "dk", 60, 6),
-                          ("viz_faq.jsonl", "vz", 50, 6), ("rust_faq.jsonl", "rs", 50, 6)])
+                          ("viz_faq.jsonl", "vz", 50, 6), ("unread/rust_faq.jsonl", "rs", 50, 6)])
 def test_course_faqs_have_their_modules_and_near_duplicates(name: str, prefix: str, size: int, modules: int,
                                                             tmp_path: Path) -> None:
     """The course sets exist to tell similar entries apart: five or six modules, several entries each."""
